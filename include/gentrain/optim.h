@@ -1,0 +1,26 @@
+/* Optimizers over one flat parameter buffer and its gradient buffer:
+ * one loop each. Adam follows torch.optim.Adam (bias-corrected, weight decay
+ * added to the gradient as L2); SGD follows torch.optim.SGD with momentum
+ * (dampening 0, no Nesterov). */
+#ifndef GENTRAIN_OPTIM_H
+#define GENTRAIN_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { GT_OPT_ADAM, GT_OPT_SGD } gt_opt_kind;
+
+typedef struct {
+    gt_opt_kind kind;
+    float lr, beta1, beta2, eps, weight_decay; /* SGD uses beta1 as its momentum */
+    size_t n;
+    int64_t t;    /* steps taken */
+    float *m, *v; /* Adam first and second moments; SGD momentum buffer in m; v unused by SGD */
+} gt_optim;
+
+void gt_optim_init(gt_optim *opt, gt_opt_kind kind, size_t n, float lr, float beta1, float beta2, float eps,
+                   float weight_decay);
+void gt_optim_step(gt_optim *opt, float *params, const float *grads);
+void gt_optim_free(gt_optim *opt);
+
+#endif

@@ -1,0 +1,77 @@
+/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
+ * SC'11). A stream is (seed, purpose, step, index); its counter is
+ * {element block, index low, step low, purpose}, with the high halves of
+ * index and step folded into the key's upper word. */
+#include "gentrain/core.h"
+
+#include <math.h>
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+void gt_philox4x32(const uint32_t ctr[4], uint64_t key, uint32_t out[4]) {
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
+        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c0 = n0;
+        c1 = (uint32_t)p1;
+        c2 = n2;
+        c3 = (uint32_t)p0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    out[0] = c0;
+    out[1] = c1;
+    out[2] = c2;
+    out[3] = c3;
+}
+
+static void block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index, uint64_t blk, uint32_t out[4]) {
+    /* Mix the high words into the key so that every (seed, step, index) is its own stream. */
+    uint64_t key = seed ^ ((step >> 32) * 0x9E3779B97F4A7C15ull) ^ ((index >> 32) * 0xC2B2AE3D27D4EB4Full) ^
+                   ((blk >> 32) * 0x165667B19E3779F9ull);
+    uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)index, (uint32_t)step, purpose};
+    gt_philox4x32(ctr, key, out);
+}
+
+static inline float u32_to_open01(uint32_t x) {
+    /* 24 random bits, centred in their interval: never 0, never 1. */
+    return ((float)(x >> 8) + 0.5f) * (1.0f / 16777216.0f);
+}
+
+void gt_rand_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index) {
+    uint32_t r[4];
+    for (size_t i = 0; i < n; i += 4) {
+        block(seed, purpose, step, index, i / 4, r);
+        for (size_t j = 0; j < 4 && i + j < n; j++) out[i + j] = u32_to_open01(r[j]);
+    }
+}
+
+void gt_rand_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index) {
+    /* Box-Muller in double, one block gives four normals. */
+    uint32_t r[4];
+    for (size_t i = 0; i < n; i += 4) {
+        block(seed, purpose, step, index, i / 4, r);
+        double z[4];
+        for (int j = 0; j < 4; j += 2) {
+            double u1 = ((double)r[j] + 0.5) * (1.0 / 4294967296.0);
+            double u2 = ((double)r[j + 1] + 0.5) * (1.0 / 4294967296.0);
+            double rad = sqrt(-2.0 * log(u1));
+            z[j] = rad * cos(2.0 * GT_PI * u2);
+            z[j + 1] = rad * sin(2.0 * GT_PI * u2);
+        }
+        for (size_t j = 0; j < 4 && i + j < n; j++) out[i + j] = (float)z[j];
+    }
+}
+
+uint64_t gt_rand_u64(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index, uint64_t i) {
+    uint32_t r[4];
+    block(seed, purpose, step, index, i / 2, r);
+    return (i & 1) ? ((uint64_t)r[2] << 32 | r[3]) : ((uint64_t)r[0] << 32 | r[1]);
+}
