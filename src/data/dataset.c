@@ -1,0 +1,59 @@
+/* Batches of a dataset as floats, dynamic binarization, freeing. */
+#include "gentrain/core.h"
+#include "gentrain/data.h"
+
+#include <stdlib.h>
+
+/* idx: [B] dataset indices; x: [B, size]; labels: [B] or NULL.
+ * Pixels p become p/127.5 - 1 (SIGNED) or p/255 (UNIT); float values are
+ * copied as they are. Labels of an unlabelled dataset are -1. */
+void gt_dataset_batch(const gt_dataset *ds, const int64_t *idx, int B, gt_pixel_scale scale, float *x, int *labels) {
+    GT_CHECK(ds != NULL && (ds->pixels || ds->values), "gt_dataset_batch: dataset is empty or freed");
+    GT_CHECK(B >= 0, "gt_dataset_batch: negative batch size %d", B);
+    GT_CHECK(scale == GT_SCALE_SIGNED || scale == GT_SCALE_UNIT, "gt_dataset_batch: unknown pixel scale %d",
+             (int)scale);
+    const size_t size = gt_shape_size(ds->shape);
+    float lut[256];
+    if (ds->pixels)
+        for (int p = 0; p < 256; p++) lut[p] = scale == GT_SCALE_SIGNED ? (float)p / 127.5f - 1.0f : (float)p / 255.0f;
+    for (int b = 0; b < B; b++) {
+        int64_t e = idx[b];
+        if (e < 0 || e >= ds->n)
+            gt_fatal("%s: example index %lld (batch position %d) is outside [0, %lld)", ds->source, (long long)e, b,
+                     (long long)ds->n);
+        float *dst = x + (size_t)b * size;
+        if (ds->pixels) {
+            const uint8_t *src = ds->pixels + (size_t)e * size;
+            for (size_t k = 0; k < size; k++) dst[k] = lut[src[k]];
+        } else {
+            const float *src = ds->values + (size_t)e * size;
+            for (size_t k = 0; k < size; k++) dst[k] = src[k];
+        }
+        if (labels) labels[b] = ds->labels ? ds->labels[e] : -1;
+    }
+}
+
+/* x: [B, size] in [0,1], replaced by 0/1 samples; local example i draws
+ * `size` uniforms from (seed, BINARIZE/0, step, example0 + i*stride). */
+void gt_binarize(float *x, int B, size_t size, uint64_t seed, uint64_t step, uint64_t example0, uint64_t stride) {
+    if (B <= 0 || size == 0) return;
+    float *u = gt_alloc_floats(size);
+    const uint32_t purpose = GT_PURPOSE(GT_RNG_BINARIZE, 0);
+    for (int i = 0; i < B; i++) {
+        gt_rand_uniform(u, size, seed, purpose, step, example0 + (uint64_t)i * stride);
+        float *xi = x + (size_t)i * size;
+        for (size_t k = 0; k < size; k++) xi[k] = u[k] < xi[k] ? 1.0f : 0.0f;
+    }
+    gt_free(u);
+}
+
+void gt_dataset_free(gt_dataset *ds) {
+    if (!ds) return;
+    gt_free(ds->pixels);
+    gt_free(ds->values);
+    gt_free(ds->labels);
+    ds->pixels = NULL;
+    ds->values = NULL;
+    ds->labels = NULL;
+    ds->n = 0;
+}

@@ -1,0 +1,495 @@
+/* Data: IDX loading of the real Fashion-MNIST files and rejection of bad
+ * files (in a forked child, since gt_fatal exits), the distributed sampler,
+ * dynamic binarization, 2-D toy mixtures. */
+#include "gentrain/core.h"
+#include "gentrain/data.h"
+
+#include "check.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+static const char *train_images = FMNIST "train-images-idx3-ubyte.gz";
+static const char *train_labels = FMNIST "train-labels-idx1-ubyte.gz";
+static const char *test_images = FMNIST "t10k-images-idx3-ubyte.gz";
+static const char *test_labels = FMNIST "t10k-labels-idx1-ubyte.gz";
+
+/* ---- running code that must fail ---------------------------------------- */
+
+typedef void (*child_fn)(const void *arg);
+
+/* Runs fn(arg) in a child with stderr captured; checks that the child exits
+ * non-zero and that its message contains each of the non-NULL strings. */
+static void expect_fatal(const char *what, child_fn fn, const void *arg, const char *must1, const char *must2) {
+    int fd[2];
+    if (pipe(fd) != 0) {
+        CHECK(0, "%s: pipe: %s", what, strerror(errno));
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        CHECK(0, "%s: fork: %s", what, strerror(errno));
+        close(fd[0]);
+        close(fd[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        if (dup2(fd[1], 2) < 0) _exit(99);
+        close(fd[1]);
+        fn(arg);
+        _exit(0); /* it should not have returned */
+    }
+    close(fd[1]);
+    char msg[8192];
+    size_t len = 0;
+    for (;;) {
+        ssize_t got = read(fd[0], msg + len, sizeof msg - 1 - len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        len += (size_t)got;
+        if (len == sizeof msg - 1) { /* drain the rest */
+            char sink[4096];
+            while (read(fd[0], sink, sizeof sink) > 0) {}
+            break;
+        }
+    }
+    msg[len] = '\0';
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            CHECK(0, "%s: waitpid: %s", what, strerror(errno));
+            return;
+        }
+    }
+    int failed = WIFEXITED(status) ? WEXITSTATUS(status) != 0 : 1;
+    CHECK(failed, "%s: expected the child to fail, it exited with status %d", what,
+          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    CHECK(strstr(msg, "error") != NULL, "%s: no error message; stderr was: %s", what, msg);
+    if (must1) CHECK(strstr(msg, must1) != NULL, "%s: message does not mention \"%s\": %s", what, must1, msg);
+    if (must2) CHECK(strstr(msg, must2) != NULL, "%s: message does not mention \"%s\": %s", what, must2, msg);
+    printf("  %s -> %s", what, len ? msg : "(no message)\n");
+}
+
+typedef struct {
+    const char *images, *labels;
+} load_args;
+
+static void child_load(const void *arg) {
+    const load_args *a = arg;
+    gt_dataset ds;
+    gt_idx_load(&ds, a->images, a->labels, 0);
+    gt_dataset_free(&ds);
+}
+
+typedef struct {
+    int64_t n;
+    int batch, world;
+} sampler_args;
+
+static void child_sampler(const void *arg) {
+    const sampler_args *a = arg;
+    gt_sampler s;
+    gt_sampler_init(&s, a->n, a->batch, 0, a->world, 1);
+    gt_sampler_free(&s);
+}
+
+/* ---- temporary files ----------------------------------------------------- */
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) gt_fatal("%s: cannot open: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) gt_fatal("%s: cannot seek: %s", path, strerror(errno));
+    long size = ftell(f);
+    if (size < 0) gt_fatal("%s: cannot tell size: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_SET) != 0) gt_fatal("%s: cannot seek: %s", path, strerror(errno));
+    unsigned char *buf = gt_alloc((size_t)size);
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) gt_fatal("%s: short read", path);
+    if (fclose(f) != 0) gt_fatal("%s: close: %s", path, strerror(errno));
+    *len = (size_t)size;
+    return buf;
+}
+
+/* Writes bytes to a new mkstemp file; returns its path in `path`. */
+static void write_temp(char *path, size_t cap, const char *tag, const void *data, size_t len) {
+    snprintf(path, cap, "/tmp/gentrain-test-%s-XXXXXX", tag);
+    int fd = mkstemp(path);
+    if (fd < 0) gt_fatal("mkstemp %s: %s", path, strerror(errno));
+    const unsigned char *p = data;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) gt_fatal("%s: write: %s", path, strerror(errno));
+        done += (size_t)w;
+    }
+    if (close(fd) != 0) gt_fatal("%s: close: %s", path, strerror(errno));
+}
+
+static void put_be32(unsigned char *b, uint32_t v) {
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+}
+
+/* ---- IDX ----------------------------------------------------------------- */
+
+static void test_idx(void) {
+    if (access(train_images, R_OK) != 0 || access(train_labels, R_OK) != 0 || access(test_images, R_OK) != 0 ||
+        access(test_labels, R_OK) != 0) {
+        CHECK(0, "Fashion-MNIST is missing from " FMNIST ": install dataset-fashion-mnist "
+                 "(apt-get install -y dataset-fashion-mnist)");
+        return;
+    }
+    gt_dataset tr, te;
+    gt_idx_load(&tr, train_images, train_labels, 0);
+    gt_idx_load(&te, test_images, test_labels, 0);
+    CHECK(tr.n == 60000, "train set has %lld examples, expected 60000", (long long)tr.n);
+    CHECK(te.n == 10000, "test set has %lld examples, expected 10000", (long long)te.n);
+    CHECK(tr.shape.c == 1 && tr.shape.h == 28 && tr.shape.w == 28, "train shape %dx%dx%d, expected 1x28x28",
+          tr.shape.c, tr.shape.h, tr.shape.w);
+    CHECK(te.shape.c == 1 && te.shape.h == 28 && te.shape.w == 28, "test shape %dx%dx%d", te.shape.c, te.shape.h,
+          te.shape.w);
+    CHECK(tr.n_classes == 10 && te.n_classes == 10, "n_classes %d / %d, expected 10", tr.n_classes, te.n_classes);
+    CHECK(tr.pixels && !tr.values && tr.labels, "train set holds pixels and labels");
+    CHECK(strstr(tr.source, "train-images") != NULL, "source names the file: %s", tr.source);
+    long counts[10] = {0}, bad = 0;
+    for (int64_t i = 0; i < tr.n; i++) {
+        if (tr.labels[i] < 0 || tr.labels[i] > 9) bad++;
+        else counts[tr.labels[i]]++;
+    }
+    CHECK(bad == 0, "%ld train labels outside 0..9", bad);
+    for (int k = 0; k < 10; k++) CHECK(counts[k] == 6000, "class %d has %ld train examples, expected 6000", k, counts[k]);
+    bad = 0;
+    for (int64_t i = 0; i < te.n; i++) bad += te.labels[i] < 0 || te.labels[i] > 9;
+    CHECK(bad == 0, "%ld test labels outside 0..9", bad);
+
+    const size_t size = 28 * 28;
+    double sum = 0;
+    int mx = 0;
+    for (size_t i = 0; i < (size_t)tr.n * size; i++) {
+        sum += tr.pixels[i];
+        if (tr.pixels[i] > mx) mx = tr.pixels[i];
+    }
+    double mean = sum / ((double)tr.n * size);
+    CHECK(fabs(mean - 72.94) < 0.5, "mean train pixel %.3f, expected about 72.94 (= 0.286 * 255)", mean);
+    CHECK(mx == 255, "max train pixel %d, expected 255", mx);
+    printf("  train: %lld x %dx%dx%d, mean pixel %.3f; test: %lld\n", (long long)tr.n, tr.shape.c, tr.shape.h,
+           tr.shape.w, mean, (long long)te.n);
+
+    /* limit keeps the first examples */
+    gt_dataset lim;
+    gt_idx_load(&lim, train_images, train_labels, 100);
+    CHECK(lim.n == 100, "limit 100 gives %lld examples", (long long)lim.n);
+    CHECK(memcmp(lim.pixels, tr.pixels, 100 * size) == 0, "limited load has the same first pixels");
+    CHECK(memcmp(lim.labels, tr.labels, 100 * sizeof(int)) == 0, "limited load has the same first labels");
+    gt_dataset_free(&lim);
+    gt_idx_load(&lim, test_images, NULL, 20000); /* limit above n: all, no labels */
+    CHECK(lim.n == 10000 && lim.labels == NULL && lim.n_classes == 0, "no labels file: n %lld, labels %p, classes %d",
+          (long long)lim.n, (void *)lim.labels, lim.n_classes);
+    gt_dataset_free(&lim);
+    CHECK(lim.pixels == NULL && lim.labels == NULL, "gt_dataset_free clears the pointers");
+
+    /* batches: scaling and labels */
+    int64_t idx[3] = {0, 59999, 12345};
+    float *x = gt_alloc_floats(3 * size);
+    int lab[3];
+    gt_dataset_batch(&tr, idx, 3, GT_SCALE_UNIT, x, lab);
+    int ok = 1;
+    for (int b = 0; b < 3; b++) {
+        ok &= lab[b] == tr.labels[idx[b]];
+        for (size_t k = 0; k < size; k++) ok &= fabsf(x[b * size + k] - tr.pixels[idx[b] * size + k] / 255.0f) < 1e-7f;
+    }
+    CHECK(ok, "UNIT batch is p/255 with matching labels");
+    gt_dataset_batch(&tr, idx, 3, GT_SCALE_SIGNED, x, NULL);
+    ok = 1;
+    float lo = 1, hi = -1;
+    for (int b = 0; b < 3; b++)
+        for (size_t k = 0; k < size; k++) {
+            float v = x[b * size + k];
+            ok &= fabsf(v - (tr.pixels[idx[b] * size + k] / 127.5f - 1.0f)) < 1e-6f;
+            lo = fminf(lo, v);
+            hi = fmaxf(hi, v);
+        }
+    CHECK(ok && lo >= -1.0f && hi <= 1.0f, "SIGNED batch is p/127.5 - 1 in [-1, 1] (%g..%g)", (double)lo, (double)hi);
+    gt_free(x);
+
+    /* ---- bad files */
+    char path[128], path2[128];
+    load_args a;
+    size_t len;
+    unsigned char *gz = read_all(test_images, &len);
+    write_temp(path, sizeof path, "truncated-gz", gz, len * 6 / 10);
+    a.images = path;
+    a.labels = NULL;
+    expect_fatal("truncated .gz", child_load, &a, path, "truncated");
+    write_temp(path2, sizeof path2, "stub-gz", gz, 20);
+    a.images = path2;
+    expect_fatal("gz stub of 20 bytes", child_load, &a, path2, NULL);
+    gt_free(gz);
+    if (unlink(path) != 0 || unlink(path2) != 0) CHECK(0, "unlink temp files: %s", strerror(errno));
+
+    /* plain IDX claiming 5 images of 28x28 with 3 present */
+    size_t plen = 16 + 3 * size;
+    unsigned char *plain = gt_alloc(plen);
+    put_be32(plain, 0x803);
+    put_be32(plain + 4, 5);
+    put_be32(plain + 8, 28);
+    put_be32(plain + 12, 28);
+    write_temp(path, sizeof path, "truncated-idx", plain, plen);
+    a.images = path;
+    expect_fatal("truncated plain IDX", child_load, &a, path, "truncated");
+    if (unlink(path) != 0) CHECK(0, "unlink: %s", strerror(errno));
+    /* the same, complete, loads (plain, uncompressed) */
+    gt_free(plain);
+    plen = 16 + 5 * size;
+    plain = gt_alloc(plen);
+    put_be32(plain, 0x803);
+    put_be32(plain + 4, 5);
+    put_be32(plain + 8, 28);
+    put_be32(plain + 12, 28);
+    plain[16 + 4 * size + 7] = 200;
+    write_temp(path, sizeof path, "plain-idx", plain, plen);
+    gt_dataset pl;
+    gt_idx_load(&pl, path, NULL, 0);
+    CHECK(pl.n == 5 && pl.pixels[4 * size + 7] == 200, "uncompressed IDX loads (n %lld)", (long long)pl.n);
+    gt_dataset_free(&pl);
+    if (unlink(path) != 0) CHECK(0, "unlink: %s", strerror(errno));
+    /* wrong magic: a labels file given as images */
+    put_be32(plain, 0x801);
+    write_temp(path, sizeof path, "wrong-magic", plain, plen);
+    a.images = path;
+    expect_fatal("wrong magic", child_load, &a, path, "not an IDX image file (magic 0x00000801, expected 0x00000803)");
+    if (unlink(path) != 0) CHECK(0, "unlink: %s", strerror(errno));
+    gt_free(plain);
+    /* images and labels of different sets */
+    a.images = test_images;
+    a.labels = train_labels;
+    expect_fatal("label count mismatch", child_load, &a, train_labels, "60000 labels");
+    /* labels file given as images */
+    a.images = test_labels;
+    a.labels = NULL;
+    expect_fatal("labels as images", child_load, &a, test_labels, "magic 0x00000801");
+    a.images = "/nonexistent/images.gz";
+    expect_fatal("missing file", child_load, &a, "/nonexistent/images.gz", "cannot open");
+
+    gt_dataset_free(&tr);
+    gt_dataset_free(&te);
+}
+
+/* ---- sampler ------------------------------------------------------------- */
+
+#define SN 100
+#define SW 3
+#define SB 7
+
+/* One epoch of all ranks: out[step][rank*SB + j]. Returns 1 if the indices
+ * are distinct, in range, and as many as steps*world*batch. */
+static int run_epoch(gt_sampler *s, int64_t (*out)[SW * SB], int64_t spe) {
+    int seen[SN] = {0}, ok = 1;
+    for (int64_t k = 0; k < spe; k++)
+        for (int r = 0; r < SW; r++) {
+            gt_sampler_next(&s[r], &out[k][r * SB]);
+            for (int j = 0; j < SB; j++) {
+                int64_t e = out[k][r * SB + j];
+                if (e < 0 || e >= SN || seen[e]++) ok = 0;
+            }
+        }
+    int distinct = 0;
+    for (int i = 0; i < SN; i++) distinct += seen[i] > 0;
+    return ok && distinct == spe * SW * SB;
+}
+
+static void test_sampler(void) {
+    gt_sampler s[SW], t[SW];
+    for (int r = 0; r < SW; r++) gt_sampler_init(&s[r], SN, SB, r, SW, 42);
+    const int64_t spe = s[0].steps_per_epoch;
+    CHECK(spe == SN / (SW * SB) && spe == 4, "steps_per_epoch = %lld, expected 4", (long long)spe);
+    int perm_ok = 1, seen[SN] = {0};
+    for (int i = 0; i < SN; i++)
+        if (s[0].perm[i] < 0 || s[0].perm[i] >= SN || seen[s[0].perm[i]]++) perm_ok = 0;
+    CHECK(perm_ok, "epoch 0 order is a permutation of [0, %d)", SN);
+
+    int64_t e0[4][SW * SB], e1[4][SW * SB], again[4][SW * SB];
+    CHECK(run_epoch(s, e0, spe), "epoch 0: all ranks' indices cover %lld distinct examples, no duplicates",
+          (long long)(spe * SW * SB));
+    /* rank r takes entries r, r+world, ... of each step's world*batch slice */
+    int slice_ok = 1;
+    for (int k = 0; k < spe; k++)
+        for (int r = 0; r < SW; r++)
+            for (int j = 0; j < SB; j++) slice_ok &= e0[k][r * SB + j] == s[r].perm[k * SW * SB + r + j * SW];
+    CHECK(slice_ok, "rank r's batch is the strided slice perm[k*world*batch + r + j*world]");
+    CHECK(s[0].epoch == 0 && s[0].cursor == spe, "after one epoch: (epoch %lld, cursor %lld), expected (0, %lld)",
+          (long long)s[0].epoch, (long long)s[0].cursor, (long long)spe);
+    CHECK(run_epoch(s, e1, spe), "epoch 1: distinct and complete");
+    CHECK(s[0].epoch == 1, "second epoch is epoch %lld", (long long)s[0].epoch);
+    CHECK(memcmp(e0, e1, sizeof e0) != 0, "epochs 0 and 1 give different orders");
+
+    /* same seed: same order; another seed: another order */
+    for (int r = 0; r < SW; r++) gt_sampler_init(&t[r], SN, SB, r, SW, 42);
+    run_epoch(t, again, spe);
+    CHECK(memcmp(e0, again, sizeof e0) == 0, "the same seed gives the same order");
+    for (int r = 0; r < SW; r++) {
+        gt_sampler_free(&t[r]);
+        gt_sampler_init(&t[r], SN, SB, r, SW, 43);
+    }
+    run_epoch(t, again, spe);
+    CHECK(memcmp(e0, again, sizeof e0) != 0, "another seed gives another order");
+    for (int r = 0; r < SW; r++) gt_sampler_free(&t[r]);
+
+    /* seek(epoch, cursor) reproduces next(), including at epoch ends */
+    gt_sampler a, b;
+    gt_sampler_init(&a, SN, SB, 1, SW, 7);
+    gt_sampler_init(&b, SN, SB, 1, SW, 7);
+    int seek_ok = 1;
+    for (int step = 0; step < 23; step++) {
+        int64_t ep = a.epoch, cur = a.cursor, ia[SB], ib[SB];
+        gt_sampler_next(&a, ia);
+        gt_sampler_seek(&b, ep, cur);
+        gt_sampler_next(&b, ib);
+        if (memcmp(ia, ib, sizeof ia) != 0 || a.epoch != b.epoch || a.cursor != b.cursor) {
+            seek_ok = 0;
+            fprintf(stderr, "  seek(%lld, %lld) differs at step %d\n", (long long)ep, (long long)cur, step);
+        }
+    }
+    CHECK(seek_ok, "seek(epoch, cursor) then next() reproduces next()");
+    CHECK(a.epoch == 5 && a.cursor == 3, "23 steps of 4 per epoch end at (epoch 5, cursor 3), got (%lld, %lld)",
+          (long long)a.epoch, (long long)a.cursor);
+    gt_sampler_free(&a);
+    gt_sampler_free(&b);
+
+    /* the shuffle is unbiased enough: first element over many epochs */
+    gt_sampler_init(&a, 4, 1, 0, 1, 3);
+    int first[4] = {0};
+    for (int e = 0; e < 8000; e++) {
+        gt_sampler_seek(&a, e, 0);
+        first[a.perm[0]]++;
+    }
+    for (int k = 0; k < 4; k++) CHECK(abs(first[k] - 2000) < 200, "perm[0] == %d in %d of 8000 epochs", k, first[k]);
+    gt_sampler_free(&a);
+
+    for (int r = 0; r < SW; r++) gt_sampler_free(&s[r]);
+
+    sampler_args sa = {20, 7, 3};
+    expect_fatal("dataset smaller than a global batch", child_sampler, &sa, "20 examples", "world 3 x batch 7");
+}
+
+/* ---- binarization -------------------------------------------------------- */
+
+static void test_binarize(void) {
+    enum { D = 37 };
+    float x[4 * D], one[4 * D], r0[2 * D], r1[2 * D];
+    gt_rand_uniform(x, 4 * D, 5, GT_PURPOSE(GT_RNG_TEST, 20), 0, 0);
+    memcpy(one, x, sizeof x);
+    gt_binarize(one, 4, D, 11, 3, 0, 1);
+    /* two ranks: rank r holds global examples r, r+2 */
+    for (int i = 0; i < 2; i++) {
+        memcpy(r0 + i * D, x + (2 * i) * D, D * sizeof(float));
+        memcpy(r1 + i * D, x + (2 * i + 1) * D, D * sizeof(float));
+    }
+    gt_binarize(r0, 2, D, 11, 3, 0, 2);
+    gt_binarize(r1, 2, D, 11, 3, 1, 2);
+    int same = 1, binary = 1;
+    for (int i = 0; i < 2; i++) {
+        same &= memcmp(r0 + i * D, one + (2 * i) * D, D * sizeof(float)) == 0;
+        same &= memcmp(r1 + i * D, one + (2 * i + 1) * D, D * sizeof(float)) == 0;
+    }
+    for (int i = 0; i < 4 * D; i++) binary &= one[i] == 0.0f || one[i] == 1.0f;
+    CHECK(same, "binarize: 1 rank x 4 == 2 ranks x 2 (example0 0/1, stride 2)");
+    CHECK(binary, "binarize gives 0/1 values");
+    float other[4 * D];
+    memcpy(other, x, sizeof x);
+    gt_binarize(other, 4, D, 11, 4, 0, 1);
+    CHECK(memcmp(other, one, sizeof one) != 0, "another step gives other draws");
+
+    /* probability: x = 0.3 gives about 30% ones; 0 and 1 stay */
+    enum { M = 20000 };
+    float *p = gt_alloc_floats(M);
+    for (int i = 0; i < M; i++) p[i] = i < 2 ? (float)i : 0.3f;
+    gt_binarize(p, 1, M, 1, 0, 0, 1);
+    double s = 0;
+    for (int i = 2; i < M; i++) s += p[i];
+    s /= M - 2;
+    CHECK(p[0] == 0.0f && p[1] == 1.0f, "binarize keeps 0 and 1 (%g %g)", (double)p[0], (double)p[1]);
+    CHECK(fabs(s - 0.3) < 0.015, "binarize of 0.3 gives %.4f ones", s);
+    gt_free(p);
+}
+
+/* ---- toy mixtures -------------------------------------------------------- */
+
+static void test_toy_kind(gt_toy_kind kind, const char *name, int expect_count, float std) {
+    float c[2 * 25];
+    int count = gt_toy_centres(kind, c, 25);
+    CHECK(count == expect_count, "%s has %d centres, expected %d", name, count, expect_count);
+    const int64_t n = 10000;
+    gt_dataset ds;
+    gt_toy_make(&ds, kind, n, std, 17);
+    CHECK(ds.n == n && ds.shape.c == 2 && ds.shape.h == 1 && ds.shape.w == 1 && ds.values && !ds.pixels,
+          "%s: n %lld shape %dx%dx%d", name, (long long)ds.n, ds.shape.c, ds.shape.h, ds.shape.w);
+    CHECK(ds.labels && ds.n_classes == count, "%s: labels are centre indices (%d classes)", name, ds.n_classes);
+    int used[25] = {0}, far = 0, wrong = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float x = ds.values[2 * i], y = ds.values[2 * i + 1];
+        int best = 0;
+        double bd = 1e30;
+        for (int k = 0; k < count; k++) {
+            double d = hypot(x - c[2 * k], y - c[2 * k + 1]);
+            if (d < bd) {
+                bd = d;
+                best = k;
+            }
+        }
+        if (bd > 6 * std) far++;
+        used[best]++;
+        if (ds.labels[i] != best) wrong++;
+    }
+    CHECK(far == 0, "%s: %d points farther than 6 std from every centre", name, far);
+    CHECK(wrong == 0, "%s: %d points nearest to a centre other than their label", name, wrong);
+    for (int k = 0; k < count; k++)
+        CHECK(abs(used[k] - (int)(n / count)) < (int)(n / count) / 4, "%s: centre %d has %d points (expected ~%lld)",
+              name, k, used[k], (long long)(n / count));
+    /* deterministic from the seed */
+    gt_dataset again;
+    gt_toy_make(&again, kind, n, std, 17);
+    CHECK(memcmp(again.values, ds.values, (size_t)n * 2 * sizeof(float)) == 0, "%s: same seed, same points", name);
+    gt_dataset_free(&again);
+    /* batches copy values as they are */
+    int64_t idx[2] = {5, 9999};
+    float xb[4];
+    int lb[2];
+    gt_dataset_batch(&ds, idx, 2, GT_SCALE_SIGNED, xb, lb);
+    CHECK(xb[0] == ds.values[10] && xb[3] == ds.values[2 * 9999 + 1] && lb[1] == ds.labels[9999],
+          "%s: batch copies float values and labels", name);
+    gt_dataset_free(&ds);
+}
+
+static void test_toy(void) {
+    float c[2 * 25];
+    gt_toy_centres(GT_TOY_RING8, c, 25);
+    CHECK(check_close(c[0], 1, 0, 1e-7) && check_close(c[1], 0, 0, 1e-7) && check_close(c[4], 0, 0, 1e-7) &&
+              check_close(c[5], 1, 0, 1e-7) && check_close(c[2], sqrt(0.5), 1e-6, 0),
+          "ring8 centres on the unit circle at 2*pi*k/8");
+    gt_toy_centres(GT_TOY_GRID25, c, 25);
+    CHECK(c[0] == -4 && c[1] == -4 && c[48] == 4 && c[49] == 4 && c[2] == -4 && c[3] == -2,
+          "grid25 centres (2i-4, 2j-4)");
+    float small[4] = {99, 99, 99, 99};
+    CHECK(gt_toy_centres(GT_TOY_GRID25, small, 1) == 25 && small[2] == 99, "gt_toy_centres honours cap");
+    test_toy_kind(GT_TOY_RING8, "ring8", 8, 0.02f);
+    test_toy_kind(GT_TOY_GRID25, "grid25", 25, 0.05f);
+}
+
+int main(void) {
+    test_idx();
+    test_sampler();
+    test_binarize();
+    test_toy();
+    return check_report("test_data");
+}
