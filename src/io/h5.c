@@ -1,0 +1,544 @@
+/* A small HDF5 layer: opaque file handles, float32/int64 datasets with the
+ * Fletcher32 checksum, scalar attributes, dataset listing. See io.h.
+ *
+ * Every HDF5 call's return value is checked; a failure gt_fatal()s with one
+ * line: the HDF5 file, the dataset or attribute, what was being done, and the
+ * innermost reason found on HDF5's error stack (whose automatic printing is
+ * turned off once, the first time a file is created or opened). */
+#include "gentrain/io.h"
+
+#include "gentrain/core.h"
+
+#include <hdf5.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct gt_h5 {
+    hid_t fid;
+    int writable;
+    char *path;
+};
+
+/* Chunks are at most this many bytes (a small dataset is one chunk). */
+#define CHUNK_BYTES ((size_t)4 << 20)
+
+/* ---- errors ------------------------------------------------------------ */
+
+static herr_t innermost_cb(unsigned n, const H5E_error2_t *err, void *data) {
+    char *buf = data;
+    if (n == 0) {
+        /* Walking upward, entry 0 is where HDF5 detected the error. */
+        snprintf(buf, 256, "%s (%s)", err->desc ? err->desc : "?", err->func_name ? err->func_name : "?");
+    }
+    return 0;
+}
+
+/* HDF5's reason for the last failure, then the stack is cleared. */
+static void h5_reason(char *buf) {
+    buf[0] = '\0';
+    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cb, buf) < 0 || buf[0] == '\0')
+        snprintf(buf, 256, "no reason on HDF5's error stack");
+    H5Eclear2(H5E_DEFAULT);
+}
+
+/* One line: the HDF5 file, what was being done, and (with_reason) HDF5's reason. */
+__attribute__((format(printf, 5, 6))) static _Noreturn void h5_fail(const char *src, int line, const char *path,
+                                                                    int with_reason, const char *fmt, ...) {
+    char what[512], reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (!with_reason) gt_fatal_at(src, line, "HDF5 file '%s': %s", path, what);
+    h5_reason(reason);
+    gt_fatal_at(src, line, "HDF5 file '%s': %s: %s", path, what, reason);
+}
+
+/* Failure of an HDF5 call (the reason comes from HDF5's error stack). */
+#define FAIL(f, ...) h5_fail(__FILE__, __LINE__, (f)->path, 1, __VA_ARGS__)
+#define CHECK(ok, f, ...)                                                                                   \
+    do {                                                                                                    \
+        if (!(ok)) FAIL(f, __VA_ARGS__);                                                                    \
+    } while (0)
+/* A failure that is ours (wrong shape, wrong type): no HDF5 reason. */
+#define BAD(f, ...) h5_fail(__FILE__, __LINE__, (f)->path, 0, __VA_ARGS__)
+
+static void h5_init(void) {
+    static int done;
+    if (done) return;
+    if (H5open() < 0) gt_fatal("cannot initialize the HDF5 library");
+    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) gt_fatal("cannot turn off HDF5's error printing");
+    done = 1;
+}
+
+static const char *obj_name(const char *obj) { return (!obj || !obj[0]) ? "/" : obj; }
+
+/* "[2,3,4]", "[]" for a scalar. */
+static void shape_str(char *buf, size_t cap, int rank, const hsize_t *dims) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < rank && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? "," : "", (unsigned long long)dims[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static gt_h5 *handle(hid_t fid, const char *path, int writable) {
+    gt_h5 *f = gt_alloc(sizeof *f);
+    f->fid = fid;
+    f->writable = writable;
+    f->path = gt_strdup(path);
+    return f;
+}
+
+gt_h5 *gt_h5_create(const char *path) {
+    h5_init();
+    hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (fid < 0) h5_fail(__FILE__, __LINE__, path, 1, "cannot create the file");
+    return handle(fid, path, 1);
+}
+
+int gt_h5_is_hdf5(const char *path) {
+    h5_init();
+    if (access(path, R_OK) != 0) return 0;
+    htri_t r = H5Fis_hdf5(path);
+    H5Eclear2(H5E_DEFAULT);
+    return r > 0;
+}
+
+gt_h5 *gt_h5_open(const char *path, int writable) {
+    h5_init();
+    if (access(path, writable ? R_OK | W_OK : R_OK) != 0)
+        gt_fatal("HDF5 file '%s': cannot open for %s: %s", path, writable ? "writing" : "reading", strerror(errno));
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        gt_fatal("'%s' is not an HDF5 file (or its header is damaged)", path);
+    }
+    hid_t fid = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) h5_fail(__FILE__, __LINE__, path, 1, "cannot open the file");
+    return handle(fid, path, writable);
+}
+
+void gt_h5_flush(gt_h5 *f) { CHECK(H5Fflush(f->fid, H5F_SCOPE_LOCAL) >= 0, f, "flushing"); }
+
+void gt_h5_close(gt_h5 *f) {
+    if (!f) return;
+    CHECK(H5Fclose(f->fid) >= 0, f, "closing (data may not have been written)");
+    gt_free(f->path);
+    gt_free(f);
+}
+
+const char *gt_h5_path(const gt_h5 *f) { return f->path; }
+
+/* ---- objects ----------------------------------------------------------- */
+
+/* Object type at a path that exists, H5I_BADID if it is neither group nor dataset. */
+static H5I_type_t obj_type(gt_h5 *f, const char *name) {
+    hid_t o = H5Oopen(f->fid, name, H5P_DEFAULT);
+    CHECK(o >= 0, f, "opening object '%s'", name);
+    H5I_type_t t = H5Iget_type(o);
+    CHECK(H5Oclose(o) >= 0, f, "closing object '%s'", name);
+    return t;
+}
+
+/* Walks the path one component at a time: H5Lexists fails (rather than
+ * saying no) when a group on the way is missing. */
+int gt_h5_exists(gt_h5 *f, const char *name) {
+    char path[1024];
+    size_t len = strlen(name);
+    if (len >= sizeof path) BAD(f, "object name too long: '%s'", name);
+    size_t i = 0;
+    while (i < len && name[i] == '/') i++;
+    if (i == len) return 1; /* the root */
+    while (i < len) {
+        size_t j = i;
+        while (j < len && name[j] != '/') j++;
+        memcpy(path, name, j);
+        path[j] = '\0';
+        htri_t e = H5Lexists(f->fid, path, H5P_DEFAULT);
+        CHECK(e >= 0, f, "looking up '%s'", path);
+        if (!e) return 0;
+        htri_t o = H5Oexists_by_name(f->fid, path, H5P_DEFAULT);
+        CHECK(o >= 0, f, "looking up '%s'", path);
+        if (!o) return 0; /* a dangling soft link */
+        while (j < len && name[j] == '/') j++;
+        if (j < len && obj_type(f, path) != H5I_GROUP) return 0;
+        i = j;
+    }
+    return 1;
+}
+
+int gt_h5_is_dataset(gt_h5 *f, const char *name) {
+    return gt_h5_exists(f, name) && obj_type(f, name) == H5I_DATASET;
+}
+
+void gt_h5_make_group(gt_h5 *f, const char *name) {
+    if (gt_h5_exists(f, name)) {
+        if (obj_type(f, name) != H5I_GROUP) BAD(f, "'%s' exists and is not a group", name);
+        return;
+    }
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    CHECK(lcpl >= 0, f, "creating group '%s'", name);
+    CHECK(H5Pset_create_intermediate_group(lcpl, 1) >= 0, f, "creating group '%s'", name);
+    hid_t g = H5Gcreate2(f->fid, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(g >= 0, f, "creating group '%s'", name);
+    CHECK(H5Gclose(g) >= 0, f, "closing group '%s'", name);
+    CHECK(H5Pclose(lcpl) >= 0, f, "creating group '%s'", name);
+}
+
+/* ---- datasets ---------------------------------------------------------- */
+
+static hid_t open_dataset(gt_h5 *f, const char *name) {
+    if (!gt_h5_exists(f, name)) BAD(f, "no dataset '%s'", name);
+    if (obj_type(f, name) != H5I_DATASET) BAD(f, "'%s' is not a dataset", name);
+    hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    CHECK(d >= 0, f, "opening dataset '%s'", name);
+    return d;
+}
+
+/* Rank and dims of an open dataset. */
+static int dataset_shape(gt_h5 *f, hid_t d, const char *name, hsize_t *dims) {
+    hid_t s = H5Dget_space(d);
+    CHECK(s >= 0, f, "reading the shape of dataset '%s'", name);
+    int rank = H5Sget_simple_extent_ndims(s);
+    CHECK(rank >= 0, f, "reading the shape of dataset '%s'", name);
+    if (rank > GT_H5_MAX_RANK) BAD(f, "dataset '%s' has rank %d, more than %d", name, rank, GT_H5_MAX_RANK);
+    CHECK(H5Sget_simple_extent_dims(s, dims, NULL) >= 0, f, "reading the shape of dataset '%s'", name);
+    CHECK(H5Sclose(s) >= 0, f, "reading the shape of dataset '%s'", name);
+    return rank;
+}
+
+int gt_h5_shape(gt_h5 *f, const char *name, int *dims) {
+    hsize_t hd[GT_H5_MAX_RANK];
+    hid_t d = open_dataset(f, name);
+    int rank = dataset_shape(f, d, name, hd);
+    CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+    for (int i = 0; i < rank && dims; i++) {
+        if (hd[i] > (hsize_t)0x7fffffff) BAD(f, "dataset '%s': dimension %d is too large (%llu)", name, i, (unsigned long long)hd[i]);
+        dims[i] = (int)hd[i];
+    }
+    return rank;
+}
+
+int64_t gt_h5_numel(gt_h5 *f, const char *name) {
+    hsize_t hd[GT_H5_MAX_RANK];
+    hid_t d = open_dataset(f, name);
+    int rank = dataset_shape(f, d, name, hd);
+    CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (int64_t)hd[i];
+    return n;
+}
+
+int gt_h5_checksummed(gt_h5 *f, const char *name) {
+    hid_t d = open_dataset(f, name);
+    hid_t p = H5Dget_create_plist(d);
+    CHECK(p >= 0, f, "reading the filters of dataset '%s'", name);
+    int n = H5Pget_nfilters(p);
+    CHECK(n >= 0, f, "reading the filters of dataset '%s'", name);
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned flags, cd[8];
+        size_t ncd = 8;
+        char fname[64];
+        H5Z_filter_t id = H5Pget_filter2(p, (unsigned)i, &flags, &ncd, cd, sizeof fname, fname, NULL);
+        CHECK(id >= 0, f, "reading the filters of dataset '%s'", name);
+        if (id == H5Z_FILTER_FLETCHER32) found = 1;
+    }
+    CHECK(H5Pclose(p) >= 0, f, "reading the filters of dataset '%s'", name);
+    CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+    return found;
+}
+
+static void write_dataset(gt_h5 *f, const char *name, hid_t ftype, hid_t mtype, size_t esize, const void *data,
+                          int rank, const int *dims) {
+    if (!f->writable) BAD(f, "writing dataset '%s': the file is open read-only", name);
+    if (rank < 0 || rank > GT_H5_MAX_RANK) BAD(f, "writing dataset '%s': rank %d is not in 0..%d", name, rank, GT_H5_MAX_RANK);
+    hsize_t hd[GT_H5_MAX_RANK], chunk[GT_H5_MAX_RANK];
+    size_t numel = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0) BAD(f, "writing dataset '%s': dimension %d is negative (%d)", name, i, dims[i]);
+        hd[i] = chunk[i] = (hsize_t)dims[i];
+        numel *= (size_t)dims[i];
+    }
+    if (numel > 0 && !data) BAD(f, "writing dataset '%s': no data", name);
+    if (gt_h5_exists(f, name)) {
+        if (obj_type(f, name) != H5I_DATASET) BAD(f, "writing dataset '%s': a group of that name exists", name);
+        CHECK(H5Ldelete(f->fid, name, H5P_DEFAULT) >= 0, f, "replacing dataset '%s'", name);
+    }
+    hid_t space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, hd, NULL);
+    CHECK(space >= 0, f, "writing dataset '%s': making its dataspace", name);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    CHECK(dcpl >= 0, f, "writing dataset '%s'", name);
+    /* Scalar and empty datasets cannot be chunked, and the checksum filter needs chunks. */
+    if (rank > 0 && numel > 0) {
+        size_t bytes = numel * esize;
+        for (int i = 0; i < rank && bytes > CHUNK_BYTES; i++) {
+            /* Split the outermost dimensions first, so that chunks are contiguous runs of rows. */
+            size_t per = bytes / (size_t)chunk[i]; /* bytes per index of this dim */
+            size_t keep = CHUNK_BYTES / per;
+            if (keep < 1) keep = 1;
+            chunk[i] = (hsize_t)keep;
+            bytes = per * keep;
+        }
+        CHECK(H5Pset_chunk(dcpl, rank, chunk) >= 0, f, "writing dataset '%s': setting chunks", name);
+        CHECK(H5Pset_fletcher32(dcpl) >= 0, f, "writing dataset '%s': adding the checksum filter", name);
+    }
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    CHECK(lcpl >= 0, f, "writing dataset '%s'", name);
+    CHECK(H5Pset_create_intermediate_group(lcpl, 1) >= 0, f, "writing dataset '%s'", name);
+    hid_t d = H5Dcreate2(f->fid, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+    CHECK(d >= 0, f, "creating dataset '%s'", name);
+    if (numel > 0) CHECK(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, f, "writing dataset '%s'", name);
+    CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+    CHECK(H5Pclose(lcpl) >= 0 && H5Pclose(dcpl) >= 0 && H5Sclose(space) >= 0, f, "writing dataset '%s'", name);
+}
+
+static void read_dataset(gt_h5 *f, const char *name, H5T_class_t want, const char *want_name, hid_t mtype, void *data,
+                         int rank, const int *dims) {
+    if (rank < 0 || rank > GT_H5_MAX_RANK) BAD(f, "reading dataset '%s': rank %d is not in 0..%d", name, rank, GT_H5_MAX_RANK);
+    hid_t d = open_dataset(f, name);
+    hid_t t = H5Dget_type(d);
+    CHECK(t >= 0, f, "reading the type of dataset '%s'", name);
+    H5T_class_t cls = H5Tget_class(t);
+    CHECK(cls != H5T_NO_CLASS, f, "reading the type of dataset '%s'", name);
+    CHECK(H5Tclose(t) >= 0, f, "reading the type of dataset '%s'", name);
+    if (cls != want) BAD(f, "dataset '%s' does not hold %s values", name, want_name);
+    hsize_t have[GT_H5_MAX_RANK], expect[GT_H5_MAX_RANK];
+    int have_rank = dataset_shape(f, d, name, have);
+    int same = have_rank == rank;
+    size_t numel = 1;
+    for (int i = 0; i < rank; i++) {
+        expect[i] = dims[i] < 0 ? 0 : (hsize_t)dims[i];
+        numel *= (size_t)expect[i];
+        if (same && have[i] != expect[i]) same = 0;
+    }
+    if (!same) {
+        char a[160], b[160];
+        shape_str(a, sizeof a, have_rank, have);
+        shape_str(b, sizeof b, rank, expect);
+        BAD(f, "dataset '%s' has shape %s but %s was expected", name, a, b);
+    }
+    if (numel > 0)
+        CHECK(H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, f,
+              "reading dataset '%s' (checksum mismatch or damaged file?)", name);
+    CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+}
+
+void gt_h5_write_floats(gt_h5 *f, const char *name, const float *data, int rank, const int *dims) {
+    write_dataset(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float), data, rank, dims);
+}
+
+void gt_h5_write_int64(gt_h5 *f, const char *name, const int64_t *data, int rank, const int *dims) {
+    write_dataset(f, name, H5T_STD_I64LE, H5T_NATIVE_INT64, sizeof(int64_t), data, rank, dims);
+}
+
+void gt_h5_read_floats(gt_h5 *f, const char *name, float *data, int rank, const int *dims) {
+    read_dataset(f, name, H5T_FLOAT, "floating-point", H5T_NATIVE_FLOAT, data, rank, dims);
+}
+
+void gt_h5_read_int64(gt_h5 *f, const char *name, int64_t *data, int rank, const int *dims) {
+    read_dataset(f, name, H5T_INTEGER, "integer", H5T_NATIVE_INT64, data, rank, dims);
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+static hid_t open_obj(gt_h5 *f, const char *obj, const char *key) {
+    const char *o = obj_name(obj);
+    if (!gt_h5_exists(f, o)) BAD(f, "attribute '%s' of '%s': no such object", key, o);
+    hid_t id = H5Oopen(f->fid, o, H5P_DEFAULT);
+    CHECK(id >= 0, f, "opening '%s' for attribute '%s'", o, key);
+    return id;
+}
+
+int gt_h5_has_attr(gt_h5 *f, const char *obj, const char *key) {
+    if (!gt_h5_exists(f, obj_name(obj))) return 0;
+    hid_t o = open_obj(f, obj, key);
+    htri_t e = H5Aexists(o, key);
+    CHECK(e >= 0, f, "looking up attribute '%s' of '%s'", key, obj_name(obj));
+    CHECK(H5Oclose(o) >= 0, f, "closing '%s'", obj_name(obj));
+    return e > 0;
+}
+
+static void set_attr(gt_h5 *f, const char *obj, const char *key, hid_t ftype, hid_t mtype, const void *value) {
+    const char *on = obj_name(obj);
+    if (!f->writable) BAD(f, "setting attribute '%s' of '%s': the file is open read-only", key, on);
+    hid_t o = open_obj(f, obj, key);
+    htri_t e = H5Aexists(o, key);
+    CHECK(e >= 0, f, "looking up attribute '%s' of '%s'", key, on);
+    if (e) CHECK(H5Adelete(o, key) >= 0, f, "replacing attribute '%s' of '%s'", key, on);
+    hid_t s = H5Screate(H5S_SCALAR);
+    CHECK(s >= 0, f, "setting attribute '%s' of '%s'", key, on);
+    hid_t a = H5Acreate2(o, key, ftype, s, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(a >= 0, f, "creating attribute '%s' of '%s'", key, on);
+    CHECK(H5Awrite(a, mtype, value) >= 0, f, "writing attribute '%s' of '%s'", key, on);
+    CHECK(H5Aclose(a) >= 0 && H5Sclose(s) >= 0 && H5Oclose(o) >= 0, f, "setting attribute '%s' of '%s'", key, on);
+}
+
+static hid_t vlen_string_type(gt_h5 *f) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    CHECK(t >= 0 && H5Tset_size(t, H5T_VARIABLE) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0, f,
+          "making a string type");
+    return t;
+}
+
+void gt_h5_set_attr_str(gt_h5 *f, const char *obj, const char *key, const char *value) {
+    hid_t t = vlen_string_type(f);
+    set_attr(f, obj, key, t, t, &value);
+    CHECK(H5Tclose(t) >= 0, f, "setting attribute '%s'", key);
+}
+
+void gt_h5_set_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t value) {
+    set_attr(f, obj, key, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+void gt_h5_set_attr_double(gt_h5 *f, const char *obj, const char *key, double value) {
+    set_attr(f, obj, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+/* Opens attribute key of obj, checks that it is a single value of class `want`;
+ * returns it and its file type (close both). */
+static hid_t open_attr(gt_h5 *f, const char *obj, const char *key, H5T_class_t want, const char *want_name,
+                       hid_t *type, hid_t *o) {
+    const char *on = obj_name(obj);
+    *o = open_obj(f, obj, key);
+    htri_t e = H5Aexists(*o, key);
+    CHECK(e >= 0, f, "looking up attribute '%s' of '%s'", key, on);
+    if (!e) BAD(f, "'%s' has no attribute '%s'", on, key);
+    hid_t a = H5Aopen(*o, key, H5P_DEFAULT);
+    CHECK(a >= 0, f, "opening attribute '%s' of '%s'", key, on);
+    hid_t s = H5Aget_space(a);
+    CHECK(s >= 0, f, "reading attribute '%s' of '%s'", key, on);
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    CHECK(n >= 0 && H5Sclose(s) >= 0, f, "reading attribute '%s' of '%s'", key, on);
+    if (n != 1) BAD(f, "attribute '%s' of '%s' holds %lld values, not one", key, on, (long long)n);
+    *type = H5Aget_type(a);
+    CHECK(*type >= 0, f, "reading the type of attribute '%s' of '%s'", key, on);
+    H5T_class_t cls = H5Tget_class(*type);
+    CHECK(cls != H5T_NO_CLASS, f, "reading the type of attribute '%s' of '%s'", key, on);
+    int ok = cls == want || (want == H5T_FLOAT && cls == H5T_INTEGER);
+    if (!ok) BAD(f, "attribute '%s' of '%s' is not %s", key, on, want_name);
+    return a;
+}
+
+static void close_attr(gt_h5 *f, hid_t a, hid_t t, hid_t o, const char *key) {
+    CHECK(H5Tclose(t) >= 0 && H5Aclose(a) >= 0 && H5Oclose(o) >= 0, f, "closing attribute '%s'", key);
+}
+
+char *gt_h5_get_attr_str(gt_h5 *f, const char *obj, const char *key) {
+    hid_t t, o;
+    hid_t a = open_attr(f, obj, key, H5T_STRING, "a string", &t, &o);
+    const char *on = obj_name(obj);
+    char *out;
+    htri_t vlen = H5Tis_variable_str(t);
+    CHECK(vlen >= 0, f, "reading attribute '%s' of '%s'", key, on);
+    if (vlen) {
+        hid_t m = vlen_string_type(f);
+        char *p = NULL;
+        CHECK(H5Aread(a, m, &p) >= 0, f, "reading attribute '%s' of '%s'", key, on);
+        out = gt_strdup(p ? p : "");
+        if (p) CHECK(H5free_memory(p) >= 0, f, "reading attribute '%s' of '%s'", key, on);
+        CHECK(H5Tclose(m) >= 0, f, "reading attribute '%s' of '%s'", key, on);
+    } else {
+        /* Fixed-length: read the raw bytes (NUL- or space-padded) and terminate them. */
+        size_t n = H5Tget_size(t);
+        CHECK(n > 0, f, "reading attribute '%s' of '%s'", key, on);
+        out = gt_alloc(n + 1);
+        CHECK(H5Aread(a, t, out) >= 0, f, "reading attribute '%s' of '%s'", key, on);
+        out[n] = '\0';
+    }
+    close_attr(f, a, t, o, key);
+    return out;
+}
+
+int64_t gt_h5_get_attr_int64(gt_h5 *f, const char *obj, const char *key) {
+    hid_t t, o;
+    hid_t a = open_attr(f, obj, key, H5T_INTEGER, "an integer", &t, &o);
+    int64_t v = 0;
+    CHECK(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0, f, "reading attribute '%s' of '%s'", key, obj_name(obj));
+    close_attr(f, a, t, o, key);
+    return v;
+}
+
+double gt_h5_get_attr_double(gt_h5 *f, const char *obj, const char *key) {
+    hid_t t, o;
+    hid_t a = open_attr(f, obj, key, H5T_FLOAT, "a number", &t, &o);
+    double v = 0;
+    CHECK(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0, f, "reading attribute '%s' of '%s'", key, obj_name(obj));
+    close_attr(f, a, t, o, key);
+    return v;
+}
+
+/* ---- listing ----------------------------------------------------------- */
+
+typedef struct {
+    gt_h5 *f;
+    int recursive;
+    char prefix[1024];
+    char **names;
+    int n, cap;
+} list_ctx;
+
+static void list_group(list_ctx *c, hid_t group, const char *where);
+
+static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    list_ctx *c = data;
+    htri_t e = H5Oexists_by_name(group, name, H5P_DEFAULT);
+    CHECK(e >= 0, c->f, "listing '%s%s'", c->prefix, name);
+    if (!e) return 0; /* dangling link */
+    hid_t o = H5Oopen(group, name, H5P_DEFAULT);
+    CHECK(o >= 0, c->f, "listing '%s%s'", c->prefix, name);
+    H5I_type_t t = H5Iget_type(o);
+    size_t plen = strlen(c->prefix);
+    if (t == H5I_DATASET) {
+        if (c->n == c->cap) {
+            int cap = c->cap ? 2 * c->cap : 16;
+            char **grown = gt_alloc(sizeof(char *) * (size_t)cap);
+            if (c->n) memcpy(grown, c->names, sizeof(char *) * (size_t)c->n);
+            gt_free(c->names);
+            c->names = grown;
+            c->cap = cap;
+        }
+        size_t len = plen + strlen(name) + 1;
+        char *s = gt_alloc(len);
+        snprintf(s, len, "%s%s", c->prefix, name);
+        c->names[c->n++] = s;
+    } else if (t == H5I_GROUP && c->recursive) {
+        if (plen + strlen(name) + 2 > sizeof c->prefix) BAD(c->f, "listing: path too long under '%s'", c->prefix);
+        snprintf(c->prefix + plen, sizeof c->prefix - plen, "%s/", name);
+        list_group(c, o, c->prefix);
+        c->prefix[plen] = '\0';
+    }
+    CHECK(H5Oclose(o) >= 0, c->f, "listing '%s%s'", c->prefix, name);
+    return 0;
+}
+
+static void list_group(list_ctx *c, hid_t group, const char *where) {
+    hsize_t idx = 0;
+    CHECK(H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, list_cb, c) >= 0, c->f, "listing group '%s'",
+          where[0] ? where : "/");
+}
+
+int gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names) {
+    const char *g = obj_name(group);
+    if (!gt_h5_exists(f, g)) BAD(f, "listing: no group '%s'", g);
+    if (obj_type(f, g) != H5I_GROUP) BAD(f, "listing: '%s' is not a group", g);
+    hid_t gid = H5Gopen2(f->fid, g, H5P_DEFAULT);
+    CHECK(gid >= 0, f, "opening group '%s'", g);
+    list_ctx c = {.f = f, .recursive = recursive};
+    list_group(&c, gid, g);
+    CHECK(H5Gclose(gid) >= 0, f, "closing group '%s'", g);
+    *names = c.names;
+    return c.n;
+}
+
+void gt_h5_free_names(char **names, int n) {
+    for (int i = 0; i < n; i++) gt_free(names[i]);
+    gt_free(names);
+}

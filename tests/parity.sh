@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# PyTorch parity of one training step of the reference dcgan and vae:
+#   bash tests/parity.sh BUILD_DIR SOURCE_DIR
+# tool_parity (tests/tool_parity.c) runs the gentrain step and dumps it to HDF5;
+# tests/parity.py redoes it in PyTorch 1.13 (Debian's /usr/bin/python3) and
+# compares. Exit status non-zero if anything fails.
+set -uo pipefail
+
+build=${1:?usage: parity.sh BUILD_DIR SOURCE_DIR}
+src=${2:?usage: parity.sh BUILD_DIR SOURCE_DIR}
+py=/usr/bin/python3
+images=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+fail() { echo "parity.sh: $*" >&2; exit 1; }
+
+[ -x "$build/tool_parity" ] || fail "$build/tool_parity not found: build the project first"
+[ -r "$images" ] || fail "$images is missing: install the dataset (apt-get install -y dataset-fashion-mnist)"
+[ -x "$py" ] || fail "$py not found: install python3-torch python3-h5py (apt-get install -y python3-torch python3-h5py)"
+"$py" -c 'import torch, h5py' 2>/dev/null ||
+    fail "PyTorch or h5py missing for $py: install python3-torch python3-h5py (apt-get install -y python3-torch python3-h5py)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gentrain-parity.XXXXXX") || fail "cannot make a temporary directory"
+trap 'rm -rf "$tmp"' EXIT
+
+status=0
+for model in dcgan vae; do
+    echo "== $model"
+    if ! OPENBLAS_NUM_THREADS=1 "$build/tool_parity" "$src/configs/$model.ini" "$tmp/$model.h5"; then
+        echo "parity.sh: tool_parity failed for $model" >&2
+        status=1
+        continue
+    fi
+    if ! OMP_NUM_THREADS=1 "$py" "$src/tests/parity.py" "$tmp/$model.h5"; then
+        echo "parity.sh: $model differs from PyTorch" >&2
+        status=1
+    fi
+done
+exit $status
