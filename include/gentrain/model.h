@@ -59,7 +59,17 @@ const char *gt_model_kind_name(gt_model_kind kind);
 /* The pixel range the model trains on: GAN [-1,1], VAE and classifier [0,1]. */
 gt_pixel_scale gt_model_pixel_scale(const gt_model *m);
 
-/* One optimization step on the local batch x [B, data] (labels for the classifier). */
+/* One optimization step on the local batch x [B, data] (labels for the classifier).
+ * Randomness of local example i, with g = example0 + i*stride:
+ *   GAN latent z: gt_rand_normal(z_dim values, seed, GT_PURPOSE(GT_RNG_LATENT, 0), step, g);
+ *   D's dropout: rng call 0 = D(x real), 1 = D(G(z)) in the D phase, 2 = D(G(z)) in the G phase;
+ *   G's dropout (if any): call 3;
+ *   VAE noise eps: gt_rand_normal(z_dim values, seed, GT_PURPOSE(GT_RNG_REPARAM, 0), step, g);
+ *   VAE binarization: gt_binarize(..., seed, step, example0, stride); encoder call 0, decoder call 1.
+ * GAN step (as PyTorch's DCGAN example): fake = G(z) once (train mode);
+ * D phase: D(x) and D(fake) -> D loss, D grads reduced, D optimizer step;
+ * G phase: D(fake) with the updated D -> G loss, G grads reduced, G optimizer
+ * step (D's parameter gradients are not computed in the G phase). */
 void gt_model_train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
                          gt_stats *stats);
 /* Losses in eval mode, no update (VAE: ELBO terms; classifier: loss, accuracy; GAN: D and G losses). */

@@ -1,0 +1,93 @@
+/* The MPI side of gentrain: init, abort, reductions. The only file with <mpi.h>. */
+#include "gentrain/dist.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gentrain/core.h"
+
+static int rank, size = 1, initialized;
+
+#define MPI_CHECK(call)                                                                          \
+    do {                                                                                         \
+        int rc_ = (call);                                                                        \
+        if (rc_ != MPI_SUCCESS) {                                                                \
+            char msg_[MPI_MAX_ERROR_STRING];                                                     \
+            int len_ = 0;                                                                        \
+            MPI_Error_string(rc_, msg_, &len_);                                                  \
+            gt_fatal_at(__FILE__, __LINE__, "MPI call %s failed: %s", #call, msg_);              \
+        }                                                                                        \
+    } while (0)
+
+static _Noreturn void abort_all(int code) {
+    if (initialized) MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
+}
+
+void gt_dist_init(int *argc, char ***argv) {
+    int rc = MPI_Init(argc, argv);
+    if (rc != MPI_SUCCESS) {
+        fprintf(stderr, "gentrain: error: MPI_Init failed (code %d) [%s:%d]\n", rc, __FILE__, __LINE__);
+        exit(GT_EXIT_ERROR);
+    }
+    initialized = 1;
+    /* Errors come back to us as codes, so they are reported with file and line. */
+    MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    gt_set_abort_hook(abort_all);
+    gt_set_log_rank(rank, size);
+}
+
+void gt_dist_finalize(void) {
+    if (!initialized) return;
+    MPI_CHECK(MPI_Finalize());
+    initialized = 0;
+}
+
+int gt_dist_rank(void) { return rank; }
+int gt_dist_size(void) { return size; }
+
+void gt_dist_allreduce_sum(float *buf, size_t n) {
+    if (size == 1) return;
+    for (size_t off = 0; off < n; off += INT_MAX / 2) {
+        size_t len = n - off < INT_MAX / 2 ? n - off : INT_MAX / 2;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    }
+}
+
+void gt_dist_allreduce_mean(float *buf, size_t n) {
+    if (size == 1) return;
+    gt_dist_allreduce_sum(buf, n);
+    float inv = 1.0f / (float)size;
+    for (size_t i = 0; i < n; i++) buf[i] *= inv;
+}
+
+void gt_dist_allreduce_mean_f64(double *buf, int n) {
+    if (size == 1) return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    for (int i = 0; i < n; i++) buf[i] /= size;
+}
+
+void gt_dist_bcast(void *buf, size_t bytes) {
+    if (size == 1) return;
+    char *p = buf;
+    for (size_t off = 0; off < bytes; off += INT_MAX / 2) {
+        size_t len = bytes - off < INT_MAX / 2 ? bytes - off : INT_MAX / 2;
+        MPI_CHECK(MPI_Bcast(p + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD));
+    }
+}
+
+int gt_dist_any(int flag) {
+    if (size == 1) return flag;
+    int out = 0;
+    MPI_CHECK(MPI_Allreduce(&flag, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD));
+    return out;
+}
+
+void gt_dist_barrier(void) {
+    if (size == 1) return;
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+}

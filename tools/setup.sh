@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian package gentrain, its tests and its benchmarks need,
+# then configures and builds into build/ (and build-asan/ with --asan).
+# Idempotent and non-interactive; run as root (or with sudo available).
+#   tools/setup.sh            packages + release build
+#   tools/setup.sh --asan     also the AddressSanitizer/UBSan build used by the tests
+#   tools/setup.sh --no-build packages only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config
+  libopenmpi-dev openmpi-bin          # MPI
+  libopenblas-dev                     # sgemm
+  libhdf5-dev hdf5-tools              # checkpoints, samples, metrics
+  zlib1g-dev libpng-dev libinih-dev   # gzip IDX files, PNG grids, INI configs
+  dataset-fashion-mnist               # the real data
+  python3 python3-torch python3-h5py python3-numpy  # parity reference (tests, benchmarks)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+build() {  # build DIR [cmake options]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
+case "${1:-}" in
+  --no-build) ;;
+  --asan) build build; build build-asan -DGENTRAIN_SANITIZE=ON ;;
+  *) build build ;;
+esac
