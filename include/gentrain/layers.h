@@ -1,0 +1,105 @@
+/* layers: the per-layer forward/backward functions behind nn.h's network.
+ *
+ * Plain functions over pointers and sizes; shapes in the comments, NCHW,
+ * PyTorch weight layouts. Conventions for every backward:
+ *   - dx is OVERWRITTEN (dx may be NULL: input delta not needed);
+ *   - parameter gradients are ADDED into dW/db (dW/db may be NULL: skipped);
+ *   - dy is never written.
+ * Buffers must not overlap unless stated. src/nn/net.c dispatches to these. */
+#ifndef GENTRAIN_LAYERS_H
+#define GENTRAIN_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gentrain/nn.h"
+
+/* ---- dense (src/nn/dense.c) --------------------------------------------- */
+
+/* x [B,in], W [out,in], b [out] or NULL -> y [B,out] */
+void gt_dense_forward(float *y, const float *x, const float *W, const float *b, int B, int in, int out);
+/* dy [B,out] -> dx [B,in]; dW [out,in] += dy^T x; db [out] += sum_B dy */
+void gt_dense_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
+                       int B, int in, int out);
+
+/* ---- conv2d (src/nn/conv2d.c) ------------------------------------------- */
+
+/* Output size of a convolution along one axis: (n + 2P - K)/S + 1. */
+int gt_conv_out_size(int n, int K, int S, int P);
+/* Floats of scratch the conv2d forward/backward need for batch B. */
+size_t gt_conv2d_scratch(int B, int C, int OC, int K, int OH, int OW);
+/* x [B,C,H,W], weight [OC,C,K,K], bias [OC] or NULL -> y [B,OC,OH,OW],
+ * OH = (H+2P-K)/S+1 (zero padding). One GEMM over the whole batch. */
+void gt_conv2d_forward(float *y, const float *x, const float *weight, const float *bias, int B, int C, int H,
+                       int W, int OC, int K, int S, int P, float *scratch);
+/* dy [B,OC,OH,OW] -> dx [B,C,H,W]; dweight [OC,C,K,K] +=; dbias [OC] += */
+void gt_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                        const float *weight, int B, int C, int H, int W, int OC, int K, int S, int P,
+                        float *scratch);
+
+/* Batched lowering used by conv2d and convt2d:
+ * x [B,C,H,W] -> col [C*K*K, B*OH*OW], column b*OH*OW + oh*OW + ow (overwrites col). */
+void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
+                        float *col);
+/* col [C*K*K, B*OH*OW] ADDED into x [B,C,H,W] (the caller zeroes x first). */
+void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
+                        float *x);
+/* x [B,C,L] -> t [C, B*L] */
+void gt_nn_nchw_to_cbl(float *t, const float *x, int B, int C, size_t L);
+/* t [C, B*L] (+ bias [C] or NULL) -> y [B,C,L] */
+void gt_nn_cbl_to_nchw(float *y, const float *t, const float *bias, int B, int C, size_t L);
+/* db [C] += sum over b, l of dy [B,C,L] */
+void gt_nn_bias_grad_nchw(float *db, const float *dy, int B, int C, size_t L);
+
+/* ---- convt2d, ConvTranspose2d (src/nn/convt2d.c) ------------------------ */
+
+/* OH = (H-1)*S - 2P + K + output_pad (requires output_pad < S). */
+int gt_convt_out_size(int n, int K, int S, int P, int output_pad);
+size_t gt_convt2d_scratch(int B, int IC, int OC, int K, int H, int W);
+/* x [B,IC,H,W], weight [IC,OC,K,K], bias [OC] or NULL -> y [B,OC,OH,OW] */
+void gt_convt2d_forward(float *y, const float *x, const float *weight, const float *bias, int B, int IC, int H,
+                        int W, int OC, int K, int S, int P, int output_pad, float *scratch);
+/* dy [B,OC,OH,OW] -> dx [B,IC,H,W]; dweight [IC,OC,K,K] +=; dbias [OC] += */
+void gt_convt2d_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                         const float *weight, int B, int IC, int H, int W, int OC, int K, int S, int P,
+                         int output_pad, float *scratch);
+
+/* ---- batchnorm (src/nn/batchnorm.c) ------------------------------------- */
+
+/* Floats of aux one batch-norm call keeps: x-hat [B,C,HW], mean [C], invstd [C], sums [2C]. */
+size_t gt_batchnorm_aux_size(int B, int C, int HW);
+/* x [B,C,HW], gamma/beta [C] -> y [B,C,HW]; aux as above (written).
+ * train = 1: batch statistics (biased variance), running_mean/var [C] updated with
+ * momentum (running_var with the unbiased variance); sync != NULL && sync->sum:
+ * statistics over all replicas (count B*HW*world). train = 0: running statistics. */
+void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *running_var, const float *x,
+                          const float *gamma, const float *beta, int B, int C, int HW, float eps,
+                          float momentum, int train, const gt_bn_sync *sync);
+/* dy [B,C,HW] -> dx [B,C,HW]; dgamma/dbeta [C] += (local sums). aux from the
+ * forward (its sums part is used as scratch). train/sync as in the forward. */
+void gt_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, float *aux,
+                           const float *gamma, int B, int C, int HW, int train, const gt_bn_sync *sync);
+
+/* ---- activations, elementwise over n floats (src/nn/activations.c) ------ */
+
+void gt_relu_forward(float *y, const float *x, size_t n);
+void gt_relu_backward(float *dx, const float *dy, const float *y, size_t n);
+void gt_leakyrelu_forward(float *y, const float *x, size_t n, float slope);
+void gt_leakyrelu_backward(float *dx, const float *dy, const float *x, size_t n, float slope);
+void gt_tanh_forward(float *y, const float *x, size_t n);
+void gt_tanh_backward(float *dx, const float *dy, const float *y, size_t n);
+void gt_sigmoid_forward(float *y, const float *x, size_t n);
+void gt_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n);
+
+/* ---- dropout (src/nn/dropout.c) ----------------------------------------- */
+
+/* x [B,n] -> y [B,n]. train = 1: mask [B,n] (written) holds 0 or 1/(1-p); example i
+ * draws n uniforms u from (rng->seed, GT_PURPOSE(GT_RNG_DROPOUT, rng->call << 8 | layer),
+ * rng->step, rng->example0 + i*rng->stride) and keeps element j when u[j] >= p.
+ * A stride of 0 is taken as 1. train = 0: y = x (mask untouched). */
+void gt_dropout_forward(float *y, float *mask, const float *x, int B, size_t n, float p, int train,
+                        const gt_rng_ctx *rng, int layer);
+/* dy [B,n] -> dx = dy * mask (train) or dy (eval); total = B*n */
+void gt_dropout_backward(float *dx, const float *dy, const float *mask, size_t total, int train);
+
+#endif

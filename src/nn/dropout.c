@@ -1,0 +1,33 @@
+/* Dropout (nn.Dropout): per-example masks from the counter-based RNG keyed by
+ * the example's global position, so a batch split over ranks or calls draws
+ * the same masks as the whole batch. x, y, mask [B,n]. */
+#include "gentrain/core.h"
+#include "gentrain/layers.h"
+
+#include <string.h>
+
+void gt_dropout_forward(float *y, float *mask, const float *x, int B, size_t n, float p, int train,
+                        const gt_rng_ctx *rng, int layer) {
+    size_t total = (size_t)B * n;
+    if (!train) {
+        if (y != x) memcpy(y, x, sizeof(float) * total);
+        return;
+    }
+    uint32_t purpose = GT_PURPOSE(GT_RNG_DROPOUT, ((uint32_t)rng->call << 8) | ((uint32_t)layer & 0xffu));
+    uint64_t stride = rng->stride ? rng->stride : 1;
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    for (int i = 0; i < B; i++) {
+        float *m = mask + (size_t)i * n;
+        gt_rand_uniform(m, n, rng->seed, purpose, rng->step, rng->example0 + (uint64_t)i * stride);
+        for (size_t j = 0; j < n; j++) m[j] = m[j] >= p ? scale : 0.0f;
+    }
+    for (size_t k = 0; k < total; k++) y[k] = x[k] * mask[k];
+}
+
+void gt_dropout_backward(float *dx, const float *dy, const float *mask, size_t total, int train) {
+    if (!train) {
+        if (dx != dy) memcpy(dx, dy, sizeof(float) * total);
+        return;
+    }
+    for (size_t k = 0; k < total; k++) dx[k] = dy[k] * mask[k];
+}

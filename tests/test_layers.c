@@ -1,0 +1,814 @@
+/* Unit tests of src/nn: every layer kind against finite differences (input
+ * and parameter gradients), conv2d/convt2d forward against direct loops,
+ * batch-norm running statistics and eval mode, dropout mask determinism
+ * across batch splits, synchronized batch norm over two simulated replicas
+ * (threads), a whole-network gradient check, and the network bookkeeping
+ * (shape errors, tensor names, init). */
+#include "gentrain/core.h"
+#include "gentrain/layers.h"
+#include "gentrain/nn.h"
+
+#include "check.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t test_stream;
+
+/* uniform in [-a, a] */
+static void fill_uniform(float *p, size_t n, float a) {
+    gt_rand_uniform(p, n, 1234, GT_PURPOSE(GT_RNG_TEST, 1), 0, test_stream++);
+    for (size_t i = 0; i < n; i++) p[i] = (2.0f * p[i] - 1.0f) * a;
+}
+static void fill_normal(float *p, size_t n) { gt_rand_normal(p, n, 1234, GT_PURPOSE(GT_RNG_TEST, 2), 0, test_stream++); }
+/* uniform with |x| in [lo, hi], random sign: keeps activations off their kinks */
+static void fill_away_from_zero(float *p, size_t n, float lo, float hi) {
+    fill_uniform(p, n, 1.0f);
+    for (size_t i = 0; i < n; i++) {
+        float m = lo + (hi - lo) * fabsf(p[i]);
+        p[i] = p[i] < 0 ? -m : m;
+    }
+}
+
+static gt_rng_ctx rng_ctx(uint64_t seed, uint64_t step, uint64_t example0, uint64_t stride, uint32_t call) {
+    gt_rng_ctx r = {seed, step, example0, stride, call};
+    return r;
+}
+
+static double net_loss(gt_net *net, const float *x, int B, int train, gt_rng_ctx rng, const float *r) {
+    const float *y = gt_net_forward(net, x, B, train, rng);
+    size_t n = (size_t)B * gt_shape_size(net->out);
+    double L = 0.0;
+    for (size_t i = 0; i < n; i++) L += (double)y[i] * r[i];
+    return L;
+}
+
+typedef struct {
+    double h;            /* finite-difference step */
+    double rtol, atol;   /* atol relative to the group's largest analytic gradient */
+    double allow_fail;   /* fraction of entries allowed to miss */
+    int max_checks;      /* per group; entries are sampled evenly beyond that */
+    int skip_kinks;      /* 1: skip entries whose one-sided differences disagree (a ReLU kink was crossed) */
+} fd_opts;
+
+static const fd_opts FD_STRICT = {1e-2, 1e-2, 2e-3, 0.0, 600, 0};
+static double fd_scale; /* largest analytic gradient of the network under test */
+
+/* Compares one group of analytic gradients with central differences of L
+ * with respect to the floats at p (inputs or parameters). */
+static void fd_group(gt_net *net, float *x, int B, int train, gt_rng_ctx rng, const float *r, float *p,
+                     const float *an, size_t n, fd_opts o, const char *label, const char *group) {
+    if (n == 0) return;
+    double amax = 0.0;
+    for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs(an[i]));
+    double atol = o.atol * fmax(fmax(amax, 0.05 * fd_scale), 1e-3);
+    size_t step = n > (size_t)o.max_checks ? (n + o.max_checks - 1) / o.max_checks : 1;
+    int checked = 0, failed = 0, skipped = 0;
+    double worst = 0.0;
+    size_t worst_i = 0;
+    double worst_fd = 0, worst_an = 0;
+    for (size_t i = 0; i < n; i += step) {
+        float v = p[i];
+        float vp = (float)(v + o.h), vm = (float)(v - o.h);
+        p[i] = vp;
+        double Lp = net_loss(net, x, B, train, rng, r);
+        p[i] = vm;
+        double Lm = net_loss(net, x, B, train, rng, r);
+        p[i] = v;
+        double fd = (Lp - Lm) / ((double)vp - (double)vm);
+        if (o.skip_kinks) {
+            double L0 = net_loss(net, x, B, train, rng, r);
+            double f1 = (Lp - L0) / ((double)vp - v), f2 = (L0 - Lm) / ((double)v - vm);
+            if (fabs(f1 - f2) > atol + o.rtol * fmax(fabs(f1), fabs(f2))) {
+                skipped++;
+                continue;
+            }
+        }
+        double err = fabs(fd - an[i]) / (atol + o.rtol * fmax(fabs(fd), fabs(an[i])));
+        checked++;
+        if (err > 1.0) failed++;
+        if (err > worst) {
+            worst = err;
+            worst_i = i;
+            worst_fd = fd;
+            worst_an = an[i];
+        }
+    }
+    if (skipped || failed)
+        printf("  %s: %s: %d checked, %d off, %d skipped at kinks\n", label, group, checked, failed, skipped);
+    int ok = failed <= (int)(o.allow_fail * checked) && skipped <= (checked + skipped) / 4;
+    CHECK(ok, "%s: %s gradient: %d of %d entries off, %d skipped at kinks (worst [%zu] fd %.6g analytic %.6g, %.2f x tolerance)",
+          label, group, failed, checked, skipped, worst_i, worst_fd, worst_an, worst);
+}
+
+/* Full check of a network: input gradient and every parameter tensor. */
+static void fd_net(gt_net *net, float *x, int B, int train, gt_rng_ctx rng, fd_opts o, const char *label) {
+    size_t ny = (size_t)B * gt_shape_size(net->out), nx = (size_t)B * gt_shape_size(net->in);
+    float *r = gt_alloc_floats(ny), *dxa = gt_alloc_floats(nx), *ga = gt_alloc_floats(net->n_params + 1);
+    fill_normal(r, ny);
+    gt_net_forward(net, x, B, train, rng);
+    gt_net_zero_grads(net);
+    const float *dx = gt_net_backward(net, r);
+    memcpy(dxa, dx, sizeof(float) * nx);
+    memcpy(ga, net->grads, sizeof(float) * net->n_params);
+    fd_scale = 0.0;
+    for (size_t i = 0; i < nx; i++) fd_scale = fmax(fd_scale, fabs(dxa[i]));
+    for (size_t i = 0; i < net->n_params; i++) fd_scale = fmax(fd_scale, fabs(ga[i]));
+    fd_group(net, x, B, train, rng, r, x, dxa, nx, o, label, "input");
+    gt_tensor_ref refs[64];
+    int nt = gt_net_tensors(net, refs, 64);
+    for (int t = 0; t < nt && t < 64; t++) {
+        if (!refs[t].trainable) continue;
+        size_t cnt = 1;
+        for (int d = 0; d < refs[t].rank; d++) cnt *= (size_t)refs[t].dims[d];
+        size_t off = (size_t)(refs[t].data - net->params);
+        fd_group(net, x, B, train, rng, r, refs[t].data, ga + off, cnt, o, label, refs[t].name);
+    }
+    gt_free(r);
+    gt_free(dxa);
+    gt_free(ga);
+}
+
+static void add_ok(gt_net *net, gt_layer_spec s) {
+    const char *err = gt_net_add(net, s);
+    if (err) gt_fatal("unexpected gt_net_add failure: %s", err);
+}
+
+/* Perturb all parameters a little so biases and BN affine params are not trivial. */
+static void jitter_params(gt_net *net, float a) {
+    float *j = gt_alloc_floats(net->n_params + 1);
+    fill_uniform(j, net->n_params, a);
+    for (size_t i = 0; i < net->n_params; i++) net->params[i] += j[i];
+    gt_free(j);
+}
+
+/* ---- naive references ------------------------------------------------- */
+
+static void naive_conv2d(float *y, const float *x, const float *w, const float *b, int B, int C, int H, int W,
+                         int OC, int K, int S, int P) {
+    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    for (int n = 0; n < B; n++)
+        for (int o = 0; o < OC; o++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double s = b ? b[o] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int ki = 0; ki < K; ki++)
+                            for (int kj = 0; kj < K; kj++) {
+                                int ih = oh * S - P + ki, iw = ow * S - P + kj;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                s += (double)x[((n * C + c) * H + ih) * W + iw] * w[((o * C + c) * K + ki) * K + kj];
+                            }
+                    y[((n * OC + o) * OH + oh) * OW + ow] = (float)s;
+                }
+}
+
+static void naive_convt2d(float *y, const float *x, const float *w, const float *b, int B, int IC, int H, int W,
+                          int OC, int K, int S, int P, int OP) {
+    int OH = (H - 1) * S - 2 * P + K + OP, OW = (W - 1) * S - 2 * P + K + OP;
+    double *acc = calloc((size_t)B * OC * OH * OW, sizeof(double));
+    for (int n = 0; n < B; n++)
+        for (int i = 0; i < IC; i++)
+            for (int ih = 0; ih < H; ih++)
+                for (int iw = 0; iw < W; iw++)
+                    for (int o = 0; o < OC; o++)
+                        for (int ki = 0; ki < K; ki++)
+                            for (int kj = 0; kj < K; kj++) {
+                                int oh = ih * S - P + ki, ow = iw * S - P + kj;
+                                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+                                acc[((n * OC + o) * OH + oh) * OW + ow] +=
+                                    (double)x[((n * IC + i) * H + ih) * W + iw] * w[((i * OC + o) * K + ki) * K + kj];
+                            }
+    for (int n = 0; n < B; n++)
+        for (int o = 0; o < OC; o++)
+            for (int k = 0; k < OH * OW; k++) {
+                size_t idx = ((size_t)n * OC + o) * OH * OW + k;
+                y[idx] = (float)(acc[idx] + (b ? b[o] : 0.0));
+            }
+    free(acc);
+}
+
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+    double m = 0.0, s = 1e-6;
+    for (size_t i = 0; i < n; i++) s = fmax(s, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m / s;
+}
+
+/* ---- conv2d / convt2d ---------------------------------------------------- */
+
+typedef struct {
+    int C, H, W, OC, K, S, P, OP, bias, B;
+} conv_cfg;
+
+static const conv_cfg conv_cfgs[] = {
+    {2, 5, 7, 3, 1, 1, 0, 0, 1, 2}, {2, 6, 5, 3, 3, 1, 1, 0, 1, 2}, {3, 7, 9, 2, 3, 2, 1, 0, 0, 3},
+    {1, 8, 6, 4, 4, 2, 1, 0, 1, 2}, {2, 9, 7, 3, 5, 1, 2, 0, 1, 2}, {2, 10, 8, 2, 5, 3, 2, 0, 1, 2},
+    {3, 7, 8, 2, 4, 3, 0, 0, 1, 2}, {2, 6, 9, 3, 3, 3, 2, 0, 1, 2}, {1, 5, 5, 2, 5, 2, 0, 0, 1, 3},
+    {2, 4, 6, 2, 1, 2, 1, 0, 1, 2}, {2, 3, 4, 2, 4, 1, 2, 0, 1, 2},
+};
+static const conv_cfg convt_cfgs[] = {
+    {2, 3, 4, 3, 1, 1, 0, 0, 1, 2}, {2, 3, 5, 3, 3, 1, 1, 0, 1, 2}, {3, 4, 3, 2, 4, 2, 1, 0, 0, 2},
+    {2, 3, 4, 2, 4, 2, 1, 1, 1, 2}, {2, 3, 2, 3, 5, 3, 2, 2, 1, 2}, {1, 4, 3, 2, 3, 2, 0, 1, 1, 3},
+    {2, 2, 3, 2, 5, 1, 2, 0, 1, 2}, {2, 3, 3, 2, 3, 3, 1, 2, 1, 2}, {2, 4, 5, 2, 1, 2, 0, 1, 1, 2},
+    {2, 3, 4, 2, 4, 3, 0, 1, 1, 2},
+};
+
+static void test_conv_direct(void) {
+    for (size_t t = 0; t < sizeof conv_cfgs / sizeof conv_cfgs[0]; t++) {
+        conv_cfg c = conv_cfgs[t];
+        int OH = gt_conv_out_size(c.H, c.K, c.S, c.P), OW = gt_conv_out_size(c.W, c.K, c.S, c.P);
+        size_t nx = (size_t)c.B * c.C * c.H * c.W, ny = (size_t)c.B * c.OC * OH * OW, nw = (size_t)c.OC * c.C * c.K * c.K;
+        float *x = gt_alloc_floats(nx), *w = gt_alloc_floats(nw), *b = gt_alloc_floats(c.OC);
+        float *y = gt_alloc_floats(ny), *yr = gt_alloc_floats(ny);
+        float *scr = gt_alloc_floats(gt_conv2d_scratch(c.B, c.C, c.OC, c.K, OH, OW));
+        fill_uniform(x, nx, 1.0f);
+        fill_uniform(w, nw, 1.0f);
+        fill_uniform(b, c.OC, 1.0f);
+        gt_conv2d_forward(y, x, w, c.bias ? b : NULL, c.B, c.C, c.H, c.W, c.OC, c.K, c.S, c.P, scr);
+        naive_conv2d(yr, x, w, c.bias ? b : NULL, c.B, c.C, c.H, c.W, c.OC, c.K, c.S, c.P);
+        double d = max_rel_diff(y, yr, ny);
+        CHECK(d < 1e-5, "conv2d direct cfg %zu (C%d %dx%d OC%d K%d S%d P%d): max rel diff %g", t, c.C, c.H, c.W,
+              c.OC, c.K, c.S, c.P, d);
+        gt_free(x), gt_free(w), gt_free(b), gt_free(y), gt_free(yr), gt_free(scr);
+    }
+    for (size_t t = 0; t < sizeof convt_cfgs / sizeof convt_cfgs[0]; t++) {
+        conv_cfg c = convt_cfgs[t];
+        int OH = gt_convt_out_size(c.H, c.K, c.S, c.P, c.OP), OW = gt_convt_out_size(c.W, c.K, c.S, c.P, c.OP);
+        size_t nx = (size_t)c.B * c.C * c.H * c.W, ny = (size_t)c.B * c.OC * OH * OW, nw = (size_t)c.OC * c.C * c.K * c.K;
+        float *x = gt_alloc_floats(nx), *w = gt_alloc_floats(nw), *b = gt_alloc_floats(c.OC);
+        float *y = gt_alloc_floats(ny), *yr = gt_alloc_floats(ny);
+        float *scr = gt_alloc_floats(gt_convt2d_scratch(c.B, c.C, c.OC, c.K, c.H, c.W));
+        fill_uniform(x, nx, 1.0f);
+        fill_uniform(w, nw, 1.0f);
+        fill_uniform(b, c.OC, 1.0f);
+        gt_convt2d_forward(y, x, w, c.bias ? b : NULL, c.B, c.C, c.H, c.W, c.OC, c.K, c.S, c.P, c.OP, scr);
+        naive_convt2d(yr, x, w, c.bias ? b : NULL, c.B, c.C, c.H, c.W, c.OC, c.K, c.S, c.P, c.OP);
+        double d = max_rel_diff(y, yr, ny);
+        CHECK(d < 1e-5, "convt2d direct cfg %zu (IC%d %dx%d OC%d K%d S%d P%d OP%d): max rel diff %g", t, c.C, c.H,
+              c.W, c.OC, c.K, c.S, c.P, c.OP, d);
+        gt_free(x), gt_free(w), gt_free(b), gt_free(y), gt_free(yr), gt_free(scr);
+    }
+}
+
+static void test_conv_fd(void) {
+    char label[128];
+    for (int kind = 0; kind < 2; kind++) {
+        const conv_cfg *cfgs = kind ? convt_cfgs : conv_cfgs;
+        size_t n = kind ? sizeof convt_cfgs / sizeof convt_cfgs[0] : sizeof conv_cfgs / sizeof conv_cfgs[0];
+        for (size_t t = 0; t < n; t++) {
+            conv_cfg c = cfgs[t];
+            gt_net net;
+            gt_net_init(&net, "conv", (gt_shape){c.C, c.H, c.W});
+            gt_layer_spec s = gt_layer_spec_default(kind ? GT_CONVT2D : GT_CONV2D);
+            s.out = c.OC, s.kernel = c.K, s.stride = c.S, s.pad = c.P, s.output_pad = c.OP, s.bias = c.bias;
+            add_ok(&net, s);
+            gt_net_finalize(&net, c.B, 7, 1);
+            jitter_params(&net, 0.3f);
+            size_t nx = (size_t)c.B * gt_shape_size(net.in);
+            float *x = gt_alloc_floats(nx);
+            fill_uniform(x, nx, 1.0f);
+            snprintf(label, sizeof label, "%s cfg %zu (C%d %dx%d OC%d K%d S%d P%d OP%d bias%d B%d)",
+                     kind ? "convt2d" : "conv2d", t, c.C, c.H, c.W, c.OC, c.K, c.S, c.P, c.OP, c.bias, c.B);
+            fd_opts o = FD_STRICT;
+            o.h = 0.1; /* linear: no truncation error, larger steps mean less rounding noise */
+            fd_net(&net, x, c.B, 1, rng_ctx(1, 0, 0, 1, 0), o, label);
+            gt_free(x);
+            gt_net_free(&net);
+        }
+    }
+}
+
+/* ---- dense ---------------------------------------------------------------- */
+
+static void test_dense(void) {
+    for (int bias = 0; bias < 2; bias++) {
+        gt_net net;
+        gt_net_init(&net, "dense", (gt_shape){7, 1, 1});
+        gt_layer_spec s = gt_layer_spec_default(GT_DENSE);
+        s.out = 5, s.bias = bias;
+        add_ok(&net, s);
+        gt_net_finalize(&net, 4, 3, 2);
+        jitter_params(&net, 0.2f);
+        float x[28];
+        fill_uniform(x, 28, 1.0f);
+        /* forward against the definition y = x W^T + b */
+        const float *y = gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
+        double md = 0.0;
+        for (int b = 0; b < 4; b++)
+            for (int o = 0; o < 5; o++) {
+                double s2 = bias ? net.params[net.layers[0].bias + o] : 0.0;
+                for (int i = 0; i < 7; i++) s2 += (double)x[b * 7 + i] * net.params[o * 7 + i];
+                md = fmax(md, fabs(s2 - y[b * 5 + o]));
+            }
+        CHECK(md < 1e-5, "dense forward (bias %d) off by %g", bias, md);
+        fd_opts o = FD_STRICT;
+        o.h = 0.1;
+        fd_net(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0), o, bias ? "dense bias" : "dense nobias");
+        gt_net_free(&net);
+    }
+}
+
+/* ---- batchnorm ------------------------------------------------------------ */
+
+static void test_batchnorm(void) {
+    gt_shape shapes[2] = {{4, 1, 1}, {3, 3, 4}};
+    int Bs[2] = {5, 3};
+    for (int k = 0; k < 2; k++) {
+        gt_shape sh = shapes[k];
+        int B = Bs[k], C = sh.c, HW = sh.h * sh.w;
+        gt_net net;
+        gt_net_init(&net, "bn", sh);
+        gt_layer_spec s = gt_layer_spec_default(GT_BATCHNORM);
+        s.momentum = 0.25f;
+        add_ok(&net, s);
+        gt_net_finalize(&net, B, 5, 3);
+        size_t nx = (size_t)B * gt_shape_size(sh);
+        float *x = gt_alloc_floats(nx);
+        fill_uniform(x, nx, 2.0f);
+        for (size_t i = 0; i < nx; i++) x[i] += 0.5f;
+        gt_layer *L = &net.layers[0];
+        for (int c = 0; c < C; c++) {
+            CHECK(net.params[L->weight + c] == 1.0f && net.params[L->bias + c] == 0.0f, "bn init gamma 1 beta 0");
+            CHECK(net.state[L->running_mean + c] == 0.0f && net.state[L->running_var + c] == 1.0f,
+                  "bn init running mean 0 var 1");
+        }
+        jitter_params(&net, 0.5f);
+        /* one train step: y by hand and the running statistics by hand */
+        const float *y = gt_net_forward(&net, x, B, 1, rng_ctx(1, 0, 0, 1, 0));
+        double n = (double)B * HW, maxd = 0.0, maxr = 0.0;
+        for (int c = 0; c < C; c++) {
+            double m = 0.0, v = 0.0;
+            for (int b = 0; b < B; b++)
+                for (int l = 0; l < HW; l++) m += x[(b * C + c) * HW + l];
+            m /= n;
+            for (int b = 0; b < B; b++)
+                for (int l = 0; l < HW; l++) v += pow(x[(b * C + c) * HW + l] - m, 2);
+            double vb = v / n, vu = v / (n - 1);
+            for (int b = 0; b < B; b++)
+                for (int l = 0; l < HW; l++) {
+                    size_t i = (size_t)(b * C + c) * HW + l;
+                    double e = net.params[L->weight + c] * (x[i] - m) / sqrt(vb + 1e-5) + net.params[L->bias + c];
+                    maxd = fmax(maxd, fabs(e - y[i]));
+                }
+            maxr = fmax(maxr, fabs(net.state[L->running_mean + c] - 0.25 * m));
+            maxr = fmax(maxr, fabs(net.state[L->running_var + c] - (0.75 + 0.25 * vu)));
+        }
+        CHECK(maxd < 1e-5, "bn %s train forward off by %g", k ? "2d" : "1d", maxd);
+        CHECK(maxr < 1e-6, "bn %s running statistics off by %g", k ? "2d" : "1d", maxr);
+        /* eval forward uses the running statistics */
+        y = gt_net_forward(&net, x, B, 0, rng_ctx(1, 0, 0, 1, 0));
+        maxd = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < C; c++)
+                for (int l = 0; l < HW; l++) {
+                    size_t i = (size_t)(b * C + c) * HW + l;
+                    double e = net.params[L->weight + c] * (x[i] - net.state[L->running_mean + c]) /
+                                   sqrt(net.state[L->running_var + c] + 1e-5) +
+                               net.params[L->bias + c];
+                    maxd = fmax(maxd, fabs(e - y[i]));
+                }
+        CHECK(maxd < 1e-5, "bn %s eval forward off by %g", k ? "2d" : "1d", maxd);
+        fd_net(&net, x, B, 1, rng_ctx(1, 0, 0, 1, 0), FD_STRICT, k ? "bn2d train" : "bn1d train");
+        fd_net(&net, x, B, 0, rng_ctx(1, 0, 0, 1, 0), FD_STRICT, k ? "bn2d eval" : "bn1d eval");
+        gt_free(x);
+        gt_net_free(&net);
+    }
+}
+
+/* ---- activations ---------------------------------------------------------- */
+
+static void test_activations(void) {
+    gt_layer_kind kinds[4] = {GT_RELU, GT_LEAKYRELU, GT_TANH, GT_SIGMOID};
+    for (int k = 0; k < 4; k++) {
+        gt_net net;
+        gt_net_init(&net, "act", (gt_shape){2, 3, 4});
+        gt_layer_spec s = gt_layer_spec_default(kinds[k]);
+        s.slope = 0.2f;
+        add_ok(&net, s);
+        gt_net_finalize(&net, 3, 1, 1);
+        float x[72];
+        fill_away_from_zero(x, 72, 0.05f, 2.5f);
+        const float *y = gt_net_forward(&net, x, 3, 1, rng_ctx(1, 0, 0, 1, 0));
+        double md = 0.0;
+        for (int i = 0; i < 72; i++) {
+            double e = kinds[k] == GT_RELU ? fmax(x[i], 0.0)
+                     : kinds[k] == GT_LEAKYRELU ? (x[i] > 0 ? x[i] : 0.2 * x[i])
+                     : kinds[k] == GT_TANH ? tanh(x[i])
+                                            : 1.0 / (1.0 + exp(-x[i]));
+            md = fmax(md, fabs(e - y[i]));
+        }
+        CHECK(md < 1e-6, "%s forward off by %g", gt_layer_kind_name(kinds[k]), md);
+        fd_net(&net, x, 3, 1, rng_ctx(1, 0, 0, 1, 0), FD_STRICT, gt_layer_kind_name(kinds[k]));
+        gt_net_free(&net);
+    }
+}
+
+/* ---- dropout -------------------------------------------------------------- */
+
+static void test_dropout(void) {
+    gt_shape sh = {3, 4, 5};
+    int n = 60;
+    gt_net net;
+    gt_net_init(&net, "drop", sh);
+    gt_layer_spec s = gt_layer_spec_default(GT_DROPOUT);
+    s.p = 0.3f;
+    add_ok(&net, s);
+    add_ok(&net, gt_layer_spec_default(GT_TANH)); /* so that the loss is not linear in the mask alone */
+    gt_net_finalize(&net, 4, 1, 1);
+    float x[240], y4[240];
+    fill_uniform(x, 240, 1.5f);
+    gt_rng_ctx r = rng_ctx(99, 17, 0, 1, 2);
+    /* values are 0 or x/(1-p); the kept fraction is near 1-p */
+    gt_net_forward(&net, x, 4, 1, r);
+    const float *m = net.layers[0].y;
+    int kept = 0, bad = 0;
+    for (int i = 0; i < 240; i++) {
+        if (m[i] != 0.0f) {
+            kept++;
+            if (fabsf(m[i] - x[i] / 0.7f) > 1e-6f * (1 + fabsf(x[i]))) bad++;
+        }
+    }
+    CHECK(bad == 0, "dropout kept values must be x/(1-p) (%d bad)", bad);
+    CHECK(kept > 0.55 * 240 && kept < 0.85 * 240, "dropout kept %d of 240 with p 0.3", kept);
+    memcpy(y4, m, sizeof y4);
+    /* the same masks when the batch is split into two strided halves (as over two ranks) */
+    float xa[120], xb[120];
+    for (int i = 0; i < 2; i++) {
+        memcpy(xa + i * n, x + (2 * i) * n, sizeof(float) * n);     /* positions 0, 2 */
+        memcpy(xb + i * n, x + (2 * i + 1) * n, sizeof(float) * n); /* positions 1, 3 */
+    }
+    gt_net_forward(&net, xa, 2, 1, rng_ctx(99, 17, 0, 2, 2));
+    int diff = 0;
+    for (int i = 0; i < 2; i++) diff += memcmp(net.layers[0].y + i * n, y4 + (2 * i) * n, sizeof(float) * n) != 0;
+    gt_net_forward(&net, xb, 2, 1, rng_ctx(99, 17, 1, 2, 2));
+    for (int i = 0; i < 2; i++) diff += memcmp(net.layers[0].y + i * n, y4 + (2 * i + 1) * n, sizeof(float) * n) != 0;
+    CHECK(diff == 0, "dropout masks differ between one B=4 call and two strided B=2 calls (%d rows)", diff);
+    /* another step, call or seed gives another mask */
+    gt_rng_ctx others[3] = {rng_ctx(99, 18, 0, 1, 2), rng_ctx(99, 17, 0, 1, 3), rng_ctx(98, 17, 0, 1, 2)};
+    for (int k = 0; k < 3; k++) {
+        gt_net_forward(&net, x, 4, 1, others[k]);
+        CHECK(memcmp(net.layers[0].y, y4, sizeof y4) != 0, "dropout mask did not change with rng variant %d", k);
+    }
+    /* eval: identity (and backward passes dy through) */
+    const float *ye = gt_net_forward(&net, x, 4, 0, r);
+    int same = 1;
+    for (int i = 0; i < 240; i++) same &= net.layers[0].y[i] == x[i] && fabsf(ye[i] - tanhf(x[i])) < 1e-6f;
+    CHECK(same, "dropout in eval mode must be the identity");
+    fd_net(&net, x, 4, 1, r, FD_STRICT, "dropout train");
+    fd_net(&net, x, 4, 0, r, FD_STRICT, "dropout eval");
+    gt_net_free(&net);
+
+    /* p = 0 keeps everything, p = 1 drops everything (as PyTorch) */
+    for (int k = 0; k < 2; k++) {
+        gt_net d;
+        gt_net_init(&d, "drop01", (gt_shape){10, 1, 1});
+        gt_layer_spec sp = gt_layer_spec_default(GT_DROPOUT);
+        sp.p = (float)k;
+        add_ok(&d, sp);
+        gt_net_finalize(&d, 2, 1, 1);
+        const float *yy = gt_net_forward(&d, x, 2, 1, r);
+        int ok = 1;
+        for (int i = 0; i < 20; i++) ok &= k ? yy[i] == 0.0f : yy[i] == x[i];
+        CHECK(ok, "dropout p=%d", k);
+        gt_net_free(&d);
+    }
+}
+
+/* ---- reshape ---------------------------------------------------------------- */
+
+static void test_reshape(void) {
+    gt_net net;
+    gt_net_init(&net, "reshape", (gt_shape){2, 4, 3});
+    gt_layer_spec c = gt_layer_spec_default(GT_CONV2D);
+    c.out = 3, c.kernel = 3, c.pad = 1;
+    add_ok(&net, c);
+    add_ok(&net, gt_layer_spec_default(GT_RESHAPE)); /* flatten: 36 */
+    CHECK(net.out.c == 36 && net.out.h == 1 && net.out.w == 1, "flatten gives 36x1x1");
+    gt_layer_spec d = gt_layer_spec_default(GT_DENSE);
+    d.out = 12;
+    add_ok(&net, d);
+    gt_layer_spec r = gt_layer_spec_default(GT_RESHAPE);
+    r.reshape = (gt_shape){3, 2, 2};
+    add_ok(&net, r);
+    add_ok(&net, gt_layer_spec_default(GT_SIGMOID));
+    gt_net_finalize(&net, 3, 11, 4);
+    float x[72];
+    fill_uniform(x, 72, 1.0f);
+    fd_net(&net, x, 3, 1, rng_ctx(1, 0, 0, 1, 0), FD_STRICT, "conv-flatten-dense-reshape-sigmoid");
+    gt_net_free(&net);
+
+    /* a reshape as the very first layer (aliases the caller's input) */
+    gt_net_init(&net, "reshape0", (gt_shape){12, 1, 1});
+    r.reshape = (gt_shape){3, 2, 2};
+    add_ok(&net, r);
+    gt_layer_spec ct = gt_layer_spec_default(GT_CONVT2D);
+    ct.out = 2, ct.kernel = 3, ct.stride = 2, ct.pad = 1, ct.output_pad = 1;
+    add_ok(&net, ct);
+    CHECK(net.out.c == 2 && net.out.h == 4 && net.out.w == 4, "convt 2x2 k3 s2 p1 op1 gives 4x4");
+    gt_net_finalize(&net, 2, 11, 5);
+    fill_uniform(x, 24, 1.0f);
+    fd_net(&net, x, 2, 1, rng_ctx(1, 0, 0, 1, 0), FD_STRICT, "reshape-first");
+    gt_net_free(&net);
+}
+
+/* ---- whole network ----------------------------------------------------------- */
+
+static void build_whole(gt_net *net, int max_batch) {
+    gt_net_init(net, "whole", (gt_shape){6, 1, 1});
+    gt_layer_spec s = gt_layer_spec_default(GT_DENSE);
+    s.out = 18;
+    add_ok(net, s);
+    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
+    s = gt_layer_spec_default(GT_LEAKYRELU);
+    s.slope = 0.2f;
+    add_ok(net, s);
+    s = gt_layer_spec_default(GT_RESHAPE);
+    s.reshape = (gt_shape){2, 3, 3};
+    add_ok(net, s);
+    s = gt_layer_spec_default(GT_CONVT2D);
+    s.out = 3, s.kernel = 4, s.stride = 2, s.pad = 1, s.bias = 0;
+    add_ok(net, s);
+    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
+    add_ok(net, gt_layer_spec_default(GT_RELU));
+    s = gt_layer_spec_default(GT_CONV2D);
+    s.out = 2, s.kernel = 3, s.pad = 1;
+    add_ok(net, s);
+    add_ok(net, gt_layer_spec_default(GT_TANH));
+    gt_net_finalize(net, max_batch, 21, 6);
+}
+
+static void test_whole_net(void) {
+    gt_net net;
+    build_whole(&net, 4);
+    CHECK(net.out.c == 2 && net.out.h == 6 && net.out.w == 6, "whole net output 2x6x6 (got %dx%dx%d)", net.out.c,
+          net.out.h, net.out.w);
+    jitter_params(&net, 0.1f);
+    float x[24];
+    fill_uniform(x, 24, 1.0f);
+    fd_opts o = {2e-3, 1e-2, 2e-3, 0.02, 600, 1};
+    fd_net(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0), o, "whole net train");
+    fd_net(&net, x, 4, 0, rng_ctx(1, 0, 0, 1, 0), o, "whole net eval");
+
+    /* skip_param_grads: same dx, grads untouched */
+    float dy[288], dx1[24];
+    fill_normal(dy, 288);
+    gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
+    gt_net_zero_grads(&net);
+    memcpy(dx1, gt_net_backward(&net, dy), sizeof dx1);
+    net.skip_param_grads = 1;
+    gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
+    float *g = gt_alloc_floats(net.n_params);
+    memcpy(g, net.grads, sizeof(float) * net.n_params);
+    const float *dx2 = gt_net_backward(&net, dy);
+    CHECK(memcmp(dx1, dx2, sizeof dx1) == 0, "skip_param_grads changes dx");
+    CHECK(memcmp(g, net.grads, sizeof(float) * net.n_params) == 0, "skip_param_grads touched the gradients");
+    /* grads accumulate: a second backward doubles them */
+    net.skip_param_grads = 0;
+    gt_net_zero_grads(&net);
+    gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
+    gt_net_backward(&net, dy);
+    memcpy(g, net.grads, sizeof(float) * net.n_params);
+    gt_net_backward(&net, dy);
+    double md = 0.0;
+    for (size_t i = 0; i < net.n_params; i++) md = fmax(md, fabs(net.grads[i] - 2.0 * g[i]));
+    CHECK(md < 1e-5, "gradients must accumulate over backward calls (off by %g)", md);
+    gt_free(g);
+    gt_net_free(&net);
+
+    /* a dropout network too */
+    gt_net_init(&net, "dropnet", (gt_shape){5, 1, 1});
+    gt_layer_spec s = gt_layer_spec_default(GT_DENSE);
+    s.out = 8;
+    add_ok(&net, s);
+    s = gt_layer_spec_default(GT_DROPOUT);
+    s.p = 0.4f;
+    add_ok(&net, s);
+    add_ok(&net, gt_layer_spec_default(GT_SIGMOID));
+    s = gt_layer_spec_default(GT_DENSE);
+    s.out = 3;
+    add_ok(&net, s);
+    gt_net_finalize(&net, 3, 2, 2);
+    fill_uniform(x, 15, 1.0f);
+    fd_net(&net, x, 3, 1, rng_ctx(5, 6, 7, 3, 1), FD_STRICT, "dense-dropout-sigmoid-dense");
+    gt_net_free(&net);
+}
+
+/* ---- synchronized batch norm -------------------------------------------------- */
+
+static void double_hook(float *buf, int n, void *arg) {
+    (void)arg;
+    for (int i = 0; i < n; i++) buf[i] *= 2.0f;
+}
+
+typedef struct {
+    pthread_barrier_t bar;
+    float *slot[2];
+} sync_shared;
+typedef struct {
+    sync_shared *sh;
+    int id;
+    gt_net *net;
+    const float *x, *dy, *dx;
+    int B;
+} replica;
+
+/* An allreduce between two threads: both post their buffer, both read the sum
+ * (in the same order, so both get identical floats), then both write. */
+static void thread_sum_hook(float *buf, int n, void *arg) {
+    replica *r = arg;
+    r->sh->slot[r->id] = buf;
+    pthread_barrier_wait(&r->sh->bar);
+    float *tmp = malloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i++) tmp[i] = r->sh->slot[0][i] + r->sh->slot[1][i];
+    pthread_barrier_wait(&r->sh->bar);
+    memcpy(buf, tmp, sizeof(float) * (size_t)n);
+    free(tmp);
+}
+
+static void *replica_main(void *arg) {
+    replica *r = arg;
+    gt_net_forward(r->net, r->x, r->B, 1, rng_ctx(1, 0, (uint64_t)r->id * r->B, 1, 0));
+    gt_net_zero_grads(r->net);
+    r->dx = gt_net_backward(r->net, r->dy);
+    return NULL;
+}
+
+static void build_bn_net(gt_net *net, int max_batch) {
+    gt_net_init(net, "sync", (gt_shape){2, 4, 5});
+    gt_layer_spec s = gt_layer_spec_default(GT_CONV2D);
+    s.out = 3, s.kernel = 3, s.pad = 1;
+    add_ok(net, s);
+    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
+    add_ok(net, gt_layer_spec_default(GT_TANH));
+    s = gt_layer_spec_default(GT_RESHAPE);
+    add_ok(net, s);
+    s = gt_layer_spec_default(GT_DENSE);
+    s.out = 4;
+    add_ok(net, s);
+    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
+    gt_net_finalize(net, max_batch, 77, 1);
+}
+
+static void test_sync_bn(void) {
+    enum { B = 4, NX = 40, NY = 4 };
+    float x[B * NX], dy[B * NY];
+    fill_uniform(x, B * NX, 1.0f);
+    fill_normal(dy, B * NY);
+
+    /* world = 2 with identical replicas equals local batch norm */
+    gt_net loc, dbl;
+    build_bn_net(&loc, B);
+    build_bn_net(&dbl, B);
+    dbl.bn_sync = (gt_bn_sync){double_hook, NULL, 2};
+    const float *y1 = gt_net_forward(&loc, x, B, 1, rng_ctx(1, 0, 0, 1, 0));
+    const float *y2 = gt_net_forward(&dbl, x, B, 1, rng_ctx(1, 0, 0, 1, 0));
+    CHECK(max_rel_diff(y2, y1, B * NY) < 1e-5, "sync BN with a doubling hook differs from local BN (forward)");
+    gt_net_zero_grads(&loc), gt_net_zero_grads(&dbl);
+    const float *d1 = gt_net_backward(&loc, dy), *d2 = gt_net_backward(&dbl, dy);
+    CHECK(max_rel_diff(d2, d1, B * NX) < 1e-4, "sync BN with a doubling hook differs from local BN (dx)");
+    CHECK(max_rel_diff(dbl.grads, loc.grads, loc.n_params) < 1e-4, "sync BN doubling hook: param grads differ");
+    /* eval mode never calls the hook */
+    dbl.bn_sync.sum = NULL;
+
+    /* two replicas of B/2 each (threads) equal one net with the whole batch */
+    gt_net rep[2];
+    build_bn_net(&rep[0], B / 2);
+    build_bn_net(&rep[1], B / 2);
+    sync_shared sh;
+    pthread_barrier_init(&sh.bar, NULL, 2);
+    replica ra[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        ra[i] = (replica){&sh, i, &rep[i], x + i * (B / 2) * NX, dy + i * (B / 2) * NY, NULL, B / 2};
+        rep[i].bn_sync = (gt_bn_sync){thread_sum_hook, &ra[i], 2};
+        pthread_create(&th[i], NULL, replica_main, &ra[i]);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&sh.bar);
+    gt_net glob;
+    build_bn_net(&glob, B);
+    gt_net_forward(&glob, x, B, 1, rng_ctx(1, 0, 0, 1, 0));
+    gt_net_zero_grads(&glob);
+    const float *dg = gt_net_backward(&glob, dy);
+    const float *yg = glob.layers[glob.n_layers - 1].y;
+    for (int i = 0; i < 2; i++) {
+        const float *yr = rep[i].layers[rep[i].n_layers - 1].y;
+        CHECK(max_rel_diff(yr, yg + i * (B / 2) * NY, (B / 2) * NY) < 1e-5, "sync BN replica %d forward", i);
+        CHECK(max_rel_diff(ra[i].dx, dg + i * (B / 2) * NX, (B / 2) * NX) < 1e-4, "sync BN replica %d dx", i);
+        CHECK(max_rel_diff(rep[i].state, glob.state, glob.n_state) < 1e-5, "sync BN replica %d running stats", i);
+    }
+    float *gs = gt_alloc_floats(glob.n_params);
+    for (size_t i = 0; i < glob.n_params; i++) gs[i] = rep[0].grads[i] + rep[1].grads[i];
+    CHECK(max_rel_diff(gs, glob.grads, glob.n_params) < 1e-4, "sync BN: replica grads do not sum to the global grads");
+    gt_free(gs);
+    gt_net_free(&glob);
+    gt_net_free(&loc);
+    gt_net_free(&dbl);
+    gt_net_free(&rep[0]);
+    gt_net_free(&rep[1]);
+}
+
+/* ---- network bookkeeping ------------------------------------------------------ */
+
+static void test_bookkeeping(void) {
+    for (int k = 0; k < GT_LAYER_KINDS; k++)
+        CHECK(gt_layer_kind_from_name(gt_layer_kind_name((gt_layer_kind)k)) == k, "kind name round trip %d", k);
+    CHECK(gt_layer_kind_from_name("nonsense") == -1, "unknown kind name");
+    CHECK(strcmp(gt_layer_kind_name(GT_CONVT2D), "convt2d") == 0, "convt2d name");
+
+    gt_net net;
+    gt_net_init(&net, "errs", (gt_shape){2, 5, 6});
+    gt_layer_spec d = gt_layer_spec_default(GT_DENSE);
+    d.out = 3;
+    const char *e = gt_net_add(&net, d);
+    CHECK(e && strstr(e, "flat"), "dense after a non-flat input must fail (got %s)", e ? e : "NULL");
+    gt_layer_spec c = gt_layer_spec_default(GT_CONV2D);
+    c.out = 2, c.kernel = 6;
+    e = gt_net_add(&net, c);
+    CHECK(e && strstr(e, "kernel"), "kernel larger than the input must fail (got %s)", e ? e : "NULL");
+    c.pad = 1;
+    CHECK(gt_net_add(&net, c) == NULL, "kernel 6 on padded 7x8 fits");
+    CHECK(net.out.c == 2 && net.out.h == 2 && net.out.w == 3, "conv k6 p1 on 5x6 gives 2x3");
+    gt_layer_spec r = gt_layer_spec_default(GT_RESHAPE);
+    r.reshape = (gt_shape){5, 1, 1};
+    e = gt_net_add(&net, r);
+    CHECK(e && strstr(e, "reshape"), "reshape of 12 to 5 must fail (got %s)", e ? e : "NULL");
+    gt_layer_spec t = gt_layer_spec_default(GT_CONVT2D);
+    t.out = 2, t.kernel = 3, t.stride = 2, t.output_pad = 2;
+    e = gt_net_add(&net, t);
+    CHECK(e && strstr(e, "output_pad"), "output_pad >= stride must fail (got %s)", e ? e : "NULL");
+    gt_layer_spec dp = gt_layer_spec_default(GT_DROPOUT);
+    dp.p = 1.5f;
+    CHECK(gt_net_add(&net, dp) != NULL, "dropout p 1.5 must fail");
+    CHECK(net.n_layers == 1, "failed adds must not add layers (have %d)", net.n_layers);
+    gt_net_free(&net);
+
+    /* tensors, layout, init */
+    gt_net a, b;
+    build_whole(&a, 2);
+    build_whole(&b, 2);
+    gt_tensor_ref refs[32];
+    int n = gt_net_tensors(&a, refs, 32);
+    const char *names[] = {"00_dense/weight",        "00_dense/bias",          "01_batchnorm/weight",
+                           "01_batchnorm/bias",      "01_batchnorm/running_mean", "01_batchnorm/running_var",
+                           "04_convt2d/weight",      "05_batchnorm/weight",    "05_batchnorm/bias",
+                           "05_batchnorm/running_mean", "05_batchnorm/running_var", "07_conv2d/weight",
+                           "07_conv2d/bias"};
+    CHECK(n == 13, "whole net has 13 tensors (got %d)", n);
+    for (int i = 0; i < n && i < 13; i++) CHECK(strcmp(refs[i].name, names[i]) == 0, "tensor %d named %s", i, refs[i].name);
+    CHECK(refs[0].rank == 2 && refs[0].dims[0] == 18 && refs[0].dims[1] == 6, "dense weight dims [18,6]");
+    CHECK(refs[6].rank == 4 && refs[6].dims[0] == 2 && refs[6].dims[1] == 3 && refs[6].dims[2] == 4 &&
+              refs[6].dims[3] == 4, "convt weight dims [in 2, out 3, 4, 4]");
+    CHECK(refs[11].dims[0] == 2 && refs[11].dims[1] == 3 && refs[11].dims[2] == 3, "conv weight dims [2,3,3,3]");
+    CHECK(!refs[4].trainable && refs[4].data == a.state, "running_mean is state");
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        size_t cnt = 1;
+        for (int k = 0; k < refs[i].rank; k++) cnt *= (size_t)refs[i].dims[k];
+        if (refs[i].trainable) {
+            CHECK(refs[i].data == a.params + total, "tensor %s not contiguous in params", refs[i].name);
+            total += cnt;
+        }
+    }
+    CHECK(total == a.n_params, "tensors cover all %zu params (got %zu)", a.n_params, total);
+    CHECK(gt_net_tensors(&a, NULL, 0) == 13, "count without refs");
+    CHECK(memcmp(a.params, b.params, sizeof(float) * a.n_params) == 0, "init is deterministic");
+    /* bounds: dense 1/sqrt(6), convt 1/sqrt(out*K*K = 48), conv 1/sqrt(3*9) */
+    struct { int t; double bound; } bd[] = {{0, 1 / sqrt(6.0)}, {1, 1 / sqrt(6.0)}, {6, 1 / sqrt(48.0)},
+                                            {11, 1 / sqrt(27.0)}, {12, 1 / sqrt(27.0)}};
+    for (size_t k = 0; k < sizeof bd / sizeof bd[0]; k++) {
+        gt_tensor_ref *tr = &refs[bd[k].t];
+        size_t cnt = 1;
+        for (int q = 0; q < tr->rank; q++) cnt *= (size_t)tr->dims[q];
+        double mx = 0;
+        for (size_t i = 0; i < cnt; i++) mx = fmax(mx, fabs(tr->data[i]));
+        CHECK(mx <= bd[k].bound && (cnt < 50 || mx > 0.9 * bd[k].bound), "%s init max %g, bound %g", tr->name, mx, bd[k].bound);
+    }
+    /* weight stream is (seed, INIT, net_id << 8 | layer, step 0, index 0) */
+    float u[3];
+    gt_rand_uniform(u, 3, 21, GT_PURPOSE(GT_RNG_INIT, 6u << 8 | 7u), 0, 0);
+    double bnd = 1 / sqrt(27.0);
+    CHECK(fabs(refs[11].data[2] - (2 * u[2] - 1) * bnd) < 1e-6, "conv weight init from the documented stream");
+    gt_net_print(&a);
+    gt_net_free(&a);
+    gt_net_free(&b);
+}
+
+int main(void) {
+    gt_blas_set_threads(1);
+    test_conv_direct();
+    test_conv_fd();
+    test_dense();
+    test_batchnorm();
+    test_activations();
+    test_dropout();
+    test_reshape();
+    test_whole_net();
+    test_sync_bn();
+    test_bookkeeping();
+    return check_report("test_layers");
+}
