@@ -1,0 +1,28 @@
+/* The OpenBLAS sgemm rate on this machine, for tools/bench: times
+ * C[N,N] = A[N,N] B[N,N] (one BLAS thread) and prints GFLOP/s. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gentrain/core.h"
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 1024;
+    GT_CHECK(n > 0 && n <= 8192, "matrix size %d out of range 1..8192", n);
+    gt_blas_set_threads(1);
+    float *a = gt_alloc_floats((size_t)n * n), *b = gt_alloc_floats((size_t)n * n), *c = gt_alloc_floats((size_t)n * n);
+    gt_rand_uniform(a, (size_t)n * n, 1, GT_PURPOSE(GT_RNG_TEST, 0), 0, 0);
+    gt_rand_uniform(b, (size_t)n * n, 1, GT_PURPOSE(GT_RNG_TEST, 1), 0, 0);
+    gt_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
+    int reps = 0;
+    double t0 = gt_now(), t;
+    do {
+        gt_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        reps++;
+        t = gt_now() - t0;
+    } while (t < 2.0);
+    printf("%.1f\n", 2.0 * n * n * (double)n * reps / t / 1e9);
+    gt_free(a);
+    gt_free(b);
+    gt_free(c);
+    return 0;
+}
