@@ -101,6 +101,12 @@ typedef struct {
     gt_rng_ctx rng;
     gt_bn_sync bn_sync;
     int skip_param_grads;  /* 1: backward computes only the input delta (e.g. D in the G phase) */
+    /* Called during backward (when parameter gradients are computed) each time
+     * grads[offset, n_params) have become final, in decreasing offset order
+     * (layers run in reverse): lets the gradient allreduce of finished buckets
+     * overlap the rest of backward. NULL = not called. */
+    void (*grads_ready)(size_t offset, void *arg);
+    void *grads_ready_arg;
 } gt_net;
 
 /* Build: init with the input shape, add layers (shapes are inferred; a layer

@@ -327,6 +327,7 @@ const float *gt_net_backward(gt_net *net, const float *dy) {
         case GT_RESHAPE: dx = (float *)cur; break; /* alias: the delta passes through unchanged */
         default: gt_fatal("net %s: layer %d has unknown kind %d", net->name, i, (int)s->kind);
         }
+        if (pg && net->grads_ready && L->n_weight + L->n_bias) net->grads_ready(L->weight, net->grads_ready_arg);
         cur = dx;
     }
     return cur;
