@@ -21,8 +21,10 @@ _Noreturn void gt_fatal_at(const char *file, int line, const char *fmt, ...)
 
 /* Called by gt_fatal after the message is printed; default: exit(code). */
 void gt_set_abort_hook(void (*hook)(int code)); /* must not return */
-/* The exit code gt_fatal uses (1). */
-#define GT_EXIT_ERROR 1
+/* Exit codes of the gentrain program. */
+#define GT_EXIT_ERROR 1    /* gt_fatal: something is wrong, a message says what */
+#define GT_EXIT_USAGE 2    /* bad command line */
+#define GT_EXIT_REQUEUE 75 /* stopped on SIGTERM/SIGUSR1 after writing a checkpoint: requeue me (EX_TEMPFAIL) */
 
 /* Only the process whose log rank is 0 prints info lines; warnings and
  * errors print on every rank, prefixed with the rank when there are several. */
