@@ -29,13 +29,17 @@ int gt_conv_out_size(int n, int K, int S, int P);
 /* Floats of scratch the conv2d forward/backward need for batch B. */
 size_t gt_conv2d_scratch(int B, int C, int OC, int K, int OH, int OW);
 /* x [B,C,H,W], weight [OC,C,K,K], bias [OC] or NULL -> y [B,OC,OH,OW],
- * OH = (H+2P-K)/S+1 (zero padding). One GEMM over the whole batch. */
+ * OH = (H+2P-K)/S+1 (zero padding). GEMMs over chunks of the batch. The
+ * forward leaves the im2col columns of x in scratch, for the backward. */
 void gt_conv2d_forward(float *y, const float *x, const float *weight, const float *bias, int B, int C, int H,
                        int W, int OC, int K, int S, int P, float *scratch);
-/* dy [B,OC,OH,OW] -> dx [B,C,H,W]; dweight [OC,C,K,K] +=; dbias [OC] += */
+/* dy [B,OC,OH,OW] -> dx [B,C,H,W]; dweight [OC,C,K,K] +=; dbias [OC] +=.
+ * cols_ready = 1: scratch is the forward's, untouched since the forward of
+ * this x, so its columns are reused instead of recomputed (they are
+ * overwritten here). */
 void gt_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
                         const float *weight, int B, int C, int H, int W, int OC, int K, int S, int P,
-                        float *scratch);
+                        float *scratch, int cols_ready);
 
 /* Batched lowering used by conv2d and convt2d:
  * x [B,C,H,W] -> col [C*K*K, B*OH*OW], column b*OH*OW + oh*OW + ow (overwrites col). */
@@ -44,6 +48,11 @@ void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S
 /* col [C*K*K, B*OH*OW] ADDED into x [B,C,H,W] (the caller zeroes x first). */
 void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
                         float *x);
+/* Conv layers lower the batch in chunks of gt_nn_batch_chunk(B, col floats per
+ * example) examples, so that a chunk's columns (about GT_NN_CHUNK_FLOATS) stay
+ * in cache; parameter gradients accumulate over the chunks. */
+#define GT_NN_CHUNK_FLOATS ((size_t)1 << 21)
+int gt_nn_batch_chunk(int B, size_t col_per_example);
 /* x [B,C,L] -> t [C, B*L] */
 void gt_nn_nchw_to_cbl(float *t, const float *x, int B, int C, size_t L);
 /* t [C, B*L] (+ bias [C] or NULL) -> y [B,C,L] */

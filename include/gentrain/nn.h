@@ -63,7 +63,8 @@ typedef struct {
     size_t weight, n_weight, bias, n_bias;
     size_t running_mean, running_var, n_state;
     float *y;   /* output of the last forward, [batch, out] */
-    float *aux; /* what backward needs besides x and y: BN x-hat, mean, inverse std; dropout mask */
+    float *aux; /* what backward needs besides x and y: BN x-hat, mean, inverse std; dropout mask;
+                 * conv2d: its scratch, which keeps the forward's im2col columns */
 } gt_layer;
 
 /* Synchronized batch norm: a hook that sums n floats over all replicas and
@@ -101,6 +102,8 @@ typedef struct {
     gt_rng_ctx rng;
     gt_bn_sync bn_sync;
     int skip_param_grads;  /* 1: backward computes only the input delta (e.g. D in the G phase) */
+    int need_input_grad;   /* 1 (the default): backward returns dx; 0: it stops at the first layer
+                            * with parameters and returns NULL (e.g. G, an encoder, D in the D phase) */
     /* Called during backward (when parameter gradients are computed) each time
      * grads[offset, n_params) have become final, in decreasing offset order
      * (layers run in reverse): lets the gradient allreduce of finished buckets
@@ -123,7 +126,8 @@ void gt_net_free(gt_net *net);
  * train = 1: batch statistics for BN (and running averages updated), dropout on. */
 const float *gt_net_forward(gt_net *net, const float *x, int B, int train, gt_rng_ctx rng);
 /* dy [B, out] of the last forward -> adds parameter gradients into net->grads
- * (unless skip_param_grads) and returns dx [B, in] (owned by the net). */
+ * (unless skip_param_grads) and returns dx [B, in] (owned by the net), or
+ * NULL when need_input_grad is 0. */
 const float *gt_net_backward(gt_net *net, const float *dy);
 void gt_net_zero_grads(gt_net *net);
 

@@ -101,6 +101,9 @@ gt_model *gt_model_build(gt_config *cfg, gt_shape data_shape, int n_classes, int
         gt_net_finalize(&m->net[k], max_batch, seed, (uint32_t)k);
         build_optimizer(&m->opt[k], cfg, m->net[k].n_params, names[k]);
     }
+    /* Nobody needs the input delta of G, the encoder or the classifier; the
+     * VAE decoder's is dz. D's is set per phase in gan_step. */
+    m->net[0].need_input_grad = 0;
     m->work = gt_alloc_floats(m->n_work);
     return m;
 }
@@ -132,9 +135,14 @@ static double mean_sigmoid(const float *logits, int B) {
 }
 
 static double l2_norm(const float *v, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)v[i] * v[i];
-    return sqrt(s);
+    double s[8] = {0}; /* independent partial sums, so that the loop vectorizes */
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += (double)v[i + j] * v[i + j];
+    for (; i < n; i++) s[0] += (double)v[i] * v[i];
+    double t = 0;
+    for (int j = 0; j < 8; j++) t += s[j];
+    return sqrt(t);
 }
 
 /* Reduce a net's gradients over replicas, then one optimizer step. */
@@ -158,10 +166,17 @@ static void gan_step(gt_model *m, const float *x, int B, const gt_step_ctx *ctx,
      * sum of the two parts, so each part's gradient needs only its own logits. */
     gt_net_zero_grads(D);
     D->skip_param_grads = 0;
+    D->need_input_grad = 0;
     memcpy(real, gt_net_forward(D, x, B, 1, rng_for(ctx, 0)), sizeof(float) * B);
     memset(fake, 0, sizeof(float) * B);
     gt_gan_d_loss(m->gan_loss, real, fake, B, dreal, NULL);
-    gt_net_backward(D, dreal);
+    {   /* D's gradients are final only after the second backward: no grads_ready
+         * (which may start their allreduce) during the first one */
+        void (*ready)(size_t, void *) = D->grads_ready;
+        D->grads_ready = NULL;
+        gt_net_backward(D, dreal);
+        D->grads_ready = ready;
+    }
     memcpy(fake, gt_net_forward(D, images, B, 1, rng_for(ctx, 1)), sizeof(float) * B);
     double d_loss = gt_gan_d_loss(m->gan_loss, real, fake, B, NULL, dfake);
     gt_net_backward(D, dfake);
@@ -170,6 +185,7 @@ static void gan_step(gt_model *m, const float *x, int B, const gt_step_ctx *ctx,
 
     /* G phase: the updated D on the same G(z); only D's input gradient is needed. */
     D->skip_param_grads = 1;
+    D->need_input_grad = 1;
     const float *logits = gt_net_forward(D, images, B, 1, rng_for(ctx, 2));
     double g_loss = gt_gan_g_loss(m->gan_loss, logits, B, dfake);
     const float *dimages = gt_net_backward(D, dfake);

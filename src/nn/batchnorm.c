@@ -2,26 +2,92 @@
  * synchronized over replicas through a sum hook (gt_bn_sync).
  *
  * aux layout, gt_batchnorm_aux_size(B,C,HW) floats:
- *   xhat [B,C,HW] | mean [C] | invstd [C] | sums [2C] (scratch for the hook)
+ *   xhat [B,C,HW] | mean [C] | invstd [C] | sums [2C] (scratch for the hook) | coef [3C] | acc: 2C doubles
  * Statistics are two-pass (mean, then the centered sum of squares); with a
  * sync hook each pass's per-channel sums go through the hook (two calls of C
  * floats in the forward, one call of 2C floats [sum dy, sum dy*xhat] in the
- * backward), so every replica must run the same layers in the same order. */
+ * backward), so every replica must run the same layers in the same order.
+ *
+ * Every pass walks the tensors in memory order: per-channel sums go into
+ * double accumulators acc[c]; a row of HW values is first summed in float over
+ * 8 independent lanes (so that the loops vectorize), and HW = 1 (BatchNorm1d)
+ * loops over the channels instead. */
 #include "gentrain/core.h"
 #include "gentrain/layers.h"
 
 #include <math.h>
 
-size_t gt_batchnorm_aux_size(int B, int C, int HW) { return (size_t)B * C * HW + 4 * (size_t)C; }
+/* offset in floats of the double accumulators (kept 8-byte aligned) */
+static size_t acc_offset(int B, int C, int HW) {
+    size_t o = (size_t)B * C * HW + 7 * (size_t)C;
+    return o + (o & 1);
+}
+
+size_t gt_batchnorm_aux_size(int B, int C, int HW) { return acc_offset(B, C, HW) + 4 * (size_t)C; }
 
 static int sync_on(const gt_bn_sync *sync) { return sync && sync->sum; }
+
+#define LANES 8
+
+/* sum of p[0..n) */
+static inline double row_sum(const float *p, int n) {
+    float a[LANES] = {0};
+    int l = 0;
+    for (; l + LANES <= n; l += LANES)
+        for (int j = 0; j < LANES; j++) a[j] += p[l + j];
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += a[j];
+    for (; l < n; l++) s += p[l];
+    return s;
+}
+
+/* sum of (p[i] - m)^2 over [0, n) */
+static inline double row_sq(const float *p, int n, float m) {
+    float a[LANES] = {0};
+    int l = 0;
+    for (; l + LANES <= n; l += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = p[l + j] - m;
+            a[j] += d * d;
+        }
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += a[j];
+    for (; l < n; l++) {
+        float d = p[l] - m;
+        s += d * d;
+    }
+    return s;
+}
+
+/* *s += sum of dy, *sx += sum of dy*xh over [0, n) */
+static inline void row_dot2(const float *dy, const float *xh, int n, double *s, double *sx) {
+    float a[LANES] = {0}, ax[LANES] = {0};
+    int l = 0;
+    for (; l + LANES <= n; l += LANES)
+        for (int j = 0; j < LANES; j++) {
+            a[j] += dy[l + j];
+            ax[j] += dy[l + j] * xh[l + j];
+        }
+    double t = 0.0, tx = 0.0;
+    for (int j = 0; j < LANES; j++) {
+        t += a[j];
+        tx += ax[j];
+    }
+    for (; l < n; l++) {
+        t += dy[l];
+        tx += dy[l] * xh[l];
+    }
+    *s += t;
+    *sx += tx;
+}
 
 /* x [B,C,HW] -> y [B,C,HW] */
 void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *running_var, const float *x,
                           const float *gamma, const float *beta, int B, int C, int HW, float eps,
                           float momentum, int train, const gt_bn_sync *sync) {
-    size_t total = (size_t)B * C * HW;
+    size_t total = (size_t)B * C * HW, CHW = (size_t)C * HW;
     float *xhat = aux, *mean = aux + total, *invstd = mean + C, *sums = invstd + C;
+    double *acc = (double *)(aux + acc_offset(B, C, HW)); /* [2C] */
     if (train) {
         int world = 1;
         if (sync_on(sync)) {
@@ -30,27 +96,28 @@ void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *runn
         }
         double n = (double)B * HW * world;
         GT_CHECK(n > 1, "batchnorm in train mode needs more than one value per channel (got %.0f)", n);
-        for (int c = 0; c < C; c++) {
-            double s = 0.0;
-            for (int b = 0; b < B; b++) {
-                const float *p = x + ((size_t)b * C + c) * HW;
-                for (int l = 0; l < HW; l++) s += p[l];
-            }
-            sums[c] = (float)s;
+        for (int c = 0; c < 2 * C; c++) acc[c] = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *xb = x + b * CHW;
+            if (HW == 1)
+                for (int c = 0; c < C; c++) acc[c] += xb[c];
+            else
+                for (int c = 0; c < C; c++) acc[c] += row_sum(xb + (size_t)c * HW, HW);
         }
+        for (int c = 0; c < C; c++) sums[c] = (float)acc[c];
         if (sync_on(sync)) sync->sum(sums, C, sync->arg);
         for (int c = 0; c < C; c++) mean[c] = (float)(sums[c] / n);
-        for (int c = 0; c < C; c++) {
-            double q = 0.0, m = mean[c];
-            for (int b = 0; b < B; b++) {
-                const float *p = x + ((size_t)b * C + c) * HW;
-                for (int l = 0; l < HW; l++) {
-                    double d = p[l] - m;
-                    q += d * d;
+        for (int b = 0; b < B; b++) {
+            const float *xb = x + b * CHW;
+            if (HW == 1)
+                for (int c = 0; c < C; c++) {
+                    float d = xb[c] - mean[c];
+                    acc[C + c] += d * d;
                 }
-            }
-            sums[C + c] = (float)q;
+            else
+                for (int c = 0; c < C; c++) acc[C + c] += row_sq(xb + (size_t)c * HW, HW, mean[c]);
         }
+        for (int c = 0; c < C; c++) sums[C + c] = (float)acc[C + c];
         if (sync_on(sync)) sync->sum(sums + C, C, sync->arg);
         for (int c = 0; c < C; c++) {
             double var = sums[C + c] / n;
@@ -64,58 +131,79 @@ void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *runn
             invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
         }
     }
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + b * CHW;
+        float *hb = xhat + b * CHW, *yb = y + b * CHW;
+        if (HW == 1) {
+            for (int c = 0; c < C; c++) {
+                float h = (xb[c] - mean[c]) * invstd[c];
+                hb[c] = h;
+                yb[c] = gamma[c] * h + beta[c];
+            }
+            continue;
+        }
         for (int c = 0; c < C; c++) {
-            size_t o = ((size_t)b * C + c) * HW;
+            size_t o = (size_t)c * HW;
             float m = mean[c], is = invstd[c], g = gamma[c], be = beta[c];
             for (int l = 0; l < HW; l++) {
-                float h = (x[o + l] - m) * is;
-                xhat[o + l] = h;
-                y[o + l] = g * h + be;
+                float h = (xb[o + l] - m) * is;
+                hb[o + l] = h;
+                yb[o + l] = g * h + be;
             }
         }
+    }
 }
 
 /* dy [B,C,HW] -> dx [B,C,HW]; dgamma [C] += sum dy*xhat, dbeta [C] += sum dy (local) */
 void gt_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, float *aux,
                            const float *gamma, int B, int C, int HW, int train, const gt_bn_sync *sync) {
-    size_t total = (size_t)B * C * HW;
+    size_t total = (size_t)B * C * HW, CHW = (size_t)C * HW;
     const float *xhat = aux, *invstd = aux + total + C;
     float *sums = aux + total + 2 * (size_t)C; /* [sum dy (C), sum dy*xhat (C)] */
-    for (int c = 0; c < C; c++) {
-        double s = 0.0, sx = 0.0;
-        for (int b = 0; b < B; b++) {
-            size_t o = ((size_t)b * C + c) * HW;
-            for (int l = 0; l < HW; l++) {
-                s += dy[o + l];
-                sx += (double)dy[o + l] * xhat[o + l];
+    double *acc = (double *)(aux + acc_offset(B, C, HW)); /* [2C] */
+    for (int c = 0; c < 2 * C; c++) acc[c] = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *dyb = dy + b * CHW, *hb = xhat + b * CHW;
+        if (HW == 1)
+            for (int c = 0; c < C; c++) {
+                acc[c] += dyb[c];
+                acc[C + c] += dyb[c] * hb[c];
             }
-        }
-        sums[c] = (float)s;
-        sums[C + c] = (float)sx;
-        if (dbeta) dbeta[c] += (float)s;
-        if (dgamma) dgamma[c] += (float)sx;
+        else
+            for (int c = 0; c < C; c++) row_dot2(dyb + (size_t)c * HW, hb + (size_t)c * HW, HW, &acc[c], &acc[C + c]);
+    }
+    for (int c = 0; c < C; c++) {
+        sums[c] = (float)acc[c];
+        sums[C + c] = (float)acc[C + c];
+        if (dbeta) dbeta[c] += sums[c];
+        if (dgamma) dgamma[c] += sums[C + c];
     }
     if (!dx) return;
-    if (!train) {
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < C; c++) {
-                size_t o = ((size_t)b * C + c) * HW;
-                float k = gamma[c] * invstd[c];
-                for (int l = 0; l < HW; l++) dx[o + l] = dy[o + l] * k;
-            }
-        return;
-    }
     int world = 1;
-    if (sync_on(sync)) {
+    if (train && sync_on(sync)) {
         sync->sum(sums, 2 * C, sync->arg);
         world = sync->world;
     }
     float n = (float)((double)B * HW * world);
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            size_t o = ((size_t)b * C + c) * HW;
-            float k = gamma[c] * invstd[c], mdy = sums[c] / n, mdyx = sums[C + c] / n;
-            for (int l = 0; l < HW; l++) dx[o + l] = k * (dy[o + l] - mdy - xhat[o + l] * mdyx);
+    /* dx = k (dy - mdy - xhat mdyx) per channel; eval mode: dx = k dy */
+    float *k = sums + 2 * (size_t)C, *mdy = k + C, *mdyx = mdy + C; /* coef [3C] */
+    for (int c = 0; c < C; c++) {
+        float kc = gamma[c] * invstd[c], s = sums[c], sx = sums[C + c];
+        k[c] = kc;
+        mdy[c] = train ? s / n : 0.0f;
+        mdyx[c] = train ? sx / n : 0.0f;
+    }
+    for (int b = 0; b < B; b++) {
+        const float *dyb = dy + b * CHW, *hb = xhat + b * CHW;
+        float *dxb = dx + b * CHW;
+        if (HW == 1) {
+            for (int c = 0; c < C; c++) dxb[c] = k[c] * (dyb[c] - mdy[c] - hb[c] * mdyx[c]);
+            continue;
         }
+        for (int c = 0; c < C; c++) {
+            size_t o = (size_t)c * HW;
+            float kc = k[c], m1 = mdy[c], m2 = mdyx[c];
+            for (int l = 0; l < HW; l++) dxb[o + l] = kc * (dyb[o + l] - m1 - hb[o + l] * m2);
+        }
+    }
 }

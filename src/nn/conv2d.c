@@ -1,5 +1,9 @@
-/* Conv2d (nn.Conv2d, square kernel, zero padding): im2col over the whole
- * batch into one [C*K*K, B*OH*OW] matrix, one GEMM, then a scatter to NCHW.
+/* Conv2d (nn.Conv2d, square kernel, zero padding), lowered to GEMMs in one
+ * of two ways, whichever has the smaller column buffer:
+ *   im2col: x -> col [C*K*K, B*OH*OW], one GEMM weight col, then a scatter to NCHW;
+ *   taps (stride 1 only, e.g. few output channels): per tap (ki,kj) a GEMM over
+ *     the channels first, T [OC*K*K, B*H*W] = weight^T x, then y = the sum of
+ *     the K*K shifted planes of T. Its columns hold OC*K*K rows instead of C*K*K.
  * Also the batched lowering helpers that convt2d shares. */
 #include "gentrain/core.h"
 #include "gentrain/layers.h"
@@ -82,6 +86,14 @@ void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int
             }
 }
 
+/* Examples per chunk of a batched lowering whose column buffer holds
+ * col_per_example floats per example: chunks keep the columns in cache
+ * between the GEMM that writes them and the pass that reads them. */
+int gt_nn_batch_chunk(int B, size_t col_per_example) {
+    size_t n = GT_NN_CHUNK_FLOATS / (col_per_example ? col_per_example : 1);
+    return n < 1 ? 1 : n > (size_t)B ? B : (int)n;
+}
+
 /* x [B,C,L] -> t [C, B*L] */
 void gt_nn_nchw_to_cbl(float *t, const float *x, int B, int C, size_t L) {
     for (int b = 0; b < B; b++)
@@ -110,15 +122,115 @@ void gt_nn_bias_grad_nchw(float *db, const float *dy, int B, int C, size_t L) {
         double s = 0.0;
         for (int b = 0; b < B; b++) {
             const float *p = dy + ((size_t)b * C + c) * L;
+            float a[8] = {0}; /* independent partial sums, so that the loop vectorizes */
+            size_t l = 0;
+            for (; l + 8 <= L; l += 8)
+                for (int j = 0; j < 8; j++) a[j] += p[l + j];
             float sb = 0.0f;
-            for (size_t l = 0; l < L; l++) sb += p[l];
+            for (int j = 0; j < 8; j++) sb += a[j];
+            for (; l < L; l++) sb += p[l];
             s += sb;
         }
         db[c] += (float)s;
     }
 }
 
-/* scratch: col [C*K*K, B*L] then t [OC, B*L] */
+/* ---- the taps lowering (stride 1) ---------------------------------------- */
+
+/* 1: use the taps lowering: stride 1 and T [OC*K*K, B*H*W] no larger than col
+ * [C*K*K, B*OH*OW] (so gt_conv2d_scratch covers it). */
+static int use_taps(int C, int H, int W, int OC, int S, int OH, int OW) {
+    return S == 1 && (size_t)OC * H * W <= (size_t)C * OH * OW;
+}
+
+/* T [OC*K*K, B*H*W] -> y [B,OC,OH,OW] = bias + sum over (ki,kj) of
+ * T[(oc,ki,kj), b, oh-P+ki, ow-P+kj] (zero outside the input). */
+static void taps_sum(float *y, const float *T, const float *bias, int B, int OC, int H, int W, int K, int P, int OH,
+                     int OW) {
+    size_t L = (size_t)H * W, BL = (size_t)B * L, OL = (size_t)OH * OW;
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++) {
+            float *yp = y + ((size_t)b * OC + oc) * OL, bc = bias ? bias[oc] : 0.0f;
+            for (size_t l = 0; l < OL; l++) yp[l] = bc;
+            for (int ki = 0; ki < K; ki++)
+                for (int kj = 0; kj < K; kj++) {
+                    const float *tp = T + ((size_t)(oc * K + ki) * K + kj) * BL + (size_t)b * L;
+                    int lo, hi, off = kj - P;
+                    valid_range(kj, 1, P, W, OW, &lo, &hi);
+                    for (int oh = 0; oh < OH; oh++) {
+                        int ih = oh - P + ki;
+                        if (ih < 0 || ih >= H) continue;
+                        float *d = yp + (size_t)oh * OW;
+                        const float *src = tp + (size_t)ih * W + off;
+                        for (int ow = lo; ow < hi; ow++) d[ow] += src[ow];
+                    }
+                }
+        }
+}
+
+/* The adjoint of taps_sum: dy [B,OC,OH,OW] -> dT [OC*K*K, B*H*W],
+ * dT[(oc,ki,kj), b, ih, iw] = dy[b, oc, ih+P-ki, iw+P-kj] (zero outside dy). */
+static void taps_spread(float *dT, const float *dy, int B, int OC, int H, int W, int K, int P, int OH, int OW) {
+    size_t L = (size_t)H * W, BL = (size_t)B * L, OL = (size_t)OH * OW;
+    for (int oc = 0; oc < OC; oc++)
+        for (int ki = 0; ki < K; ki++)
+            for (int kj = 0; kj < K; kj++) {
+                int lo = kj - P, hi = OW + kj - P; /* iw with 0 <= iw+P-kj < OW */
+                if (lo < 0) lo = 0;
+                if (hi > W) hi = W;
+                if (hi < lo) hi = lo;
+                for (int b = 0; b < B; b++) {
+                    float *tp = dT + ((size_t)(oc * K + ki) * K + kj) * BL + (size_t)b * L;
+                    const float *yp = dy + ((size_t)b * OC + oc) * OL;
+                    for (int ih = 0; ih < H; ih++) {
+                        int oh = ih + P - ki;
+                        float *d = tp + (size_t)ih * W;
+                        if (oh < 0 || oh >= OH) {
+                            memset(d, 0, sizeof(float) * (size_t)W);
+                            continue;
+                        }
+                        const float *src = yp + (size_t)oh * OW + P - kj;
+                        for (int iw = 0; iw < lo; iw++) d[iw] = 0.0f;
+                        memcpy(d + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                        for (int iw = hi; iw < W; iw++) d[iw] = 0.0f;
+                    }
+                }
+            }
+}
+
+/* Taps forward: T_oc [K*K, H*W] = weight_oc^T [K*K, C] x_b [C, H*W] per output
+ * channel and image (weight_oc [C, K*K] is weight[oc]), then taps_sum. */
+static void conv2d_taps_forward(float *y, const float *x, const float *weight, const float *bias, int B, int C,
+                                int H, int W, int OC, int K, int P, int OH, int OW, float *T) {
+    int KK = K * K, L = H * W, BL = B * L;
+    for (int oc = 0; oc < OC; oc++)
+        for (int b = 0; b < B; b++)
+            gt_sgemm(1, 0, KK, L, C, 1.0f, weight + (size_t)oc * C * KK, KK, x + (size_t)b * C * L, L, 0.0f,
+                     T + (size_t)oc * KK * BL + (size_t)b * L, BL);
+    taps_sum(y, T, bias, B, OC, H, W, K, P, OH, OW);
+}
+
+/* Taps backward: dT = taps_spread(dy); dweight_oc [C, K*K] += x_b dT_oc,b^T;
+ * dx_b [C, H*W] = sum over oc of weight_oc [C, K*K] dT_oc,b [K*K, H*W]. */
+static void conv2d_taps_backward(float *dx, float *dweight, const float *dy, const float *x, const float *weight,
+                                 int B, int C, int H, int W, int OC, int K, int P, int OH, int OW, float *dT) {
+    int KK = K * K, L = H * W, BL = B * L;
+    taps_spread(dT, dy, B, OC, H, W, K, P, OH, OW);
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++) {
+            const float *dTb = dT + (size_t)oc * KK * BL + (size_t)b * L;
+            if (dweight)
+                gt_sgemm(0, 1, C, KK, L, 1.0f, x + (size_t)b * C * L, L, dTb, BL, 1.0f, dweight + (size_t)oc * C * KK,
+                         KK);
+            if (dx)
+                gt_sgemm(0, 0, C, L, KK, 1.0f, weight + (size_t)oc * C * KK, KK, dTb, BL, oc ? 1.0f : 0.0f,
+                         dx + (size_t)b * C * L, L);
+        }
+}
+
+/* ---- conv2d ------------------------------------------------------------- */
+
+/* scratch: col [C*K*K, B*L] then t [OC, B*L]; the taps lowering needs less */
 size_t gt_conv2d_scratch(int B, int C, int OC, int K, int OH, int OW) {
     size_t BL = (size_t)B * OH * OW;
     return (size_t)C * K * K * BL + (size_t)OC * BL;
@@ -128,34 +240,53 @@ size_t gt_conv2d_scratch(int B, int C, int OC, int K, int OH, int OW) {
 void gt_conv2d_forward(float *y, const float *x, const float *weight, const float *bias, int B, int C, int H,
                        int W, int OC, int K, int S, int P, float *scratch) {
     int OH = gt_conv_out_size(H, K, S, P), OW = gt_conv_out_size(W, K, S, P);
-    size_t L = (size_t)OH * OW, BL = (size_t)B * L;
+    size_t L = (size_t)OH * OW, CHW = (size_t)C * H * W;
     int CKK = C * K * K;
-    float *col = scratch, *t = scratch + (size_t)CKK * BL;
-    gt_nn_im2col_batch(x, B, C, H, W, K, S, P, OH, OW, col);
-    /* t [OC, B*L] = weight [OC, CKK] col [CKK, B*L] */
-    gt_sgemm(0, 0, OC, (int)BL, CKK, 1.0f, weight, CKK, col, (int)BL, 0.0f, t, (int)BL);
-    gt_nn_cbl_to_nchw(y, t, bias, B, OC, L);
+    float *col = scratch, *t = scratch + (size_t)CKK * B * L;
+    if (use_taps(C, H, W, OC, S, OH, OW)) {
+        conv2d_taps_forward(y, x, weight, bias, B, C, H, W, OC, K, P, OH, OW, scratch);
+        return;
+    }
+    /* chunk by chunk; chunk b0's columns [CKK, n*L] stay at col + b0*CKK*L for the backward */
+    int nb = gt_nn_batch_chunk(B, (size_t)CKK * L);
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = B - b0 < nb ? B - b0 : nb, NL = n * (int)L;
+        float *colc = col + b0 * CKK * L;
+        gt_nn_im2col_batch(x + b0 * CHW, n, C, H, W, K, S, P, OH, OW, colc);
+        /* t [OC, n*L] = weight [OC, CKK] col [CKK, n*L] */
+        gt_sgemm(0, 0, OC, NL, CKK, 1.0f, weight, CKK, colc, NL, 0.0f, t, NL);
+        gt_nn_cbl_to_nchw(y + b0 * OC * L, t, bias, n, OC, L);
+    }
 }
 
 /* dy [B,OC,OH,OW] -> dx [B,C,H,W]; dweight [OC,C,K,K] += dt col^T; dbias [OC] += */
 void gt_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
                         const float *weight, int B, int C, int H, int W, int OC, int K, int S, int P,
-                        float *scratch) {
+                        float *scratch, int cols_ready) {
     int OH = gt_conv_out_size(H, K, S, P), OW = gt_conv_out_size(W, K, S, P);
-    size_t L = (size_t)OH * OW, BL = (size_t)B * L;
+    size_t L = (size_t)OH * OW, CHW = (size_t)C * H * W;
     int CKK = C * K * K;
-    float *col = scratch, *t = scratch + (size_t)CKK * BL;
+    float *col = scratch, *t = scratch + (size_t)CKK * B * L;
     if (dbias) gt_nn_bias_grad_nchw(dbias, dy, B, OC, L);
     if (!dweight && !dx) return;
-    gt_nn_nchw_to_cbl(t, dy, B, OC, L);
-    if (dweight) {
-        gt_nn_im2col_batch(x, B, C, H, W, K, S, P, OH, OW, col);
-        gt_sgemm(0, 1, OC, CKK, (int)BL, 1.0f, t, (int)BL, col, (int)BL, 1.0f, dweight, CKK);
+    if (use_taps(C, H, W, OC, S, OH, OW)) {
+        conv2d_taps_backward(dx, dweight, dy, x, weight, B, C, H, W, OC, K, P, OH, OW, scratch);
+        return;
     }
-    if (dx) {
-        /* dcol [CKK, B*L] = weight^T [CKK, OC] dt [OC, B*L] */
-        gt_sgemm(1, 0, CKK, (int)BL, OC, 1.0f, weight, CKK, t, (int)BL, 0.0f, col, (int)BL);
-        memset(dx, 0, sizeof(float) * (size_t)B * C * H * W);
-        gt_nn_col2im_batch(col, B, C, H, W, K, S, P, OH, OW, dx);
+    int nb = gt_nn_batch_chunk(B, (size_t)CKK * L); /* the forward's chunks */
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = B - b0 < nb ? B - b0 : nb, NL = n * (int)L;
+        float *colc = col + b0 * CKK * L;
+        gt_nn_nchw_to_cbl(t, dy + b0 * OC * L, n, OC, L);
+        if (dweight) {
+            if (!cols_ready) gt_nn_im2col_batch(x + b0 * CHW, n, C, H, W, K, S, P, OH, OW, colc);
+            gt_sgemm(0, 1, OC, CKK, NL, 1.0f, t, NL, colc, NL, 1.0f, dweight, CKK);
+        }
+        if (dx) {
+            /* dcol [CKK, n*L] = weight^T [CKK, OC] dt [OC, n*L] */
+            gt_sgemm(1, 0, CKK, NL, OC, 1.0f, weight, CKK, t, NL, 0.0f, colc, NL);
+            memset(dx + b0 * CHW, 0, sizeof(float) * n * CHW);
+            gt_nn_col2im_batch(colc, n, C, H, W, K, S, P, OH, OW, dx + b0 * CHW);
+        }
     }
 }

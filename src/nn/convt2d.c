@@ -18,20 +18,25 @@ size_t gt_convt2d_scratch(int B, int IC, int OC, int K, int H, int W) {
 void gt_convt2d_forward(float *y, const float *x, const float *weight, const float *bias, int B, int IC, int H,
                         int W, int OC, int K, int S, int P, int output_pad, float *scratch) {
     int OH = gt_convt_out_size(H, K, S, P, output_pad), OW = gt_convt_out_size(W, K, S, P, output_pad);
-    size_t L = (size_t)H * W, BL = (size_t)B * L, OL = (size_t)OH * OW;
+    size_t L = (size_t)H * W, OL = (size_t)OH * OW;
     int OKK = OC * K * K;
-    float *col = scratch, *t = scratch + (size_t)OKK * BL;
-    gt_nn_nchw_to_cbl(t, x, B, IC, L);
-    /* col [OKK, B*L] = weight^T [OKK, IC] t [IC, B*L] */
-    gt_sgemm(1, 0, OKK, (int)BL, IC, 1.0f, weight, OKK, t, (int)BL, 0.0f, col, (int)BL);
-    memset(y, 0, sizeof(float) * (size_t)B * OC * OL);
-    gt_nn_col2im_batch(col, B, OC, OH, OW, K, S, P, H, W, y);
-    if (bias)
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < OC; c++) {
-                float *p = y + ((size_t)b * OC + c) * OL, bc = bias[c];
-                for (size_t l = 0; l < OL; l++) p[l] += bc;
-            }
+    float *col = scratch, *t = scratch + (size_t)OKK * B * L;
+    int nb = gt_nn_batch_chunk(B, (size_t)OKK * L);
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = B - b0 < nb ? B - b0 : nb, NL = n * (int)L;
+        float *yc = y + b0 * OC * OL;
+        gt_nn_nchw_to_cbl(t, x + b0 * IC * L, n, IC, L);
+        /* col [OKK, n*L] = weight^T [OKK, IC] t [IC, n*L] */
+        gt_sgemm(1, 0, OKK, NL, IC, 1.0f, weight, OKK, t, NL, 0.0f, col, NL);
+        memset(yc, 0, sizeof(float) * n * OC * OL);
+        gt_nn_col2im_batch(col, n, OC, OH, OW, K, S, P, H, W, yc);
+        if (bias)
+            for (int b = 0; b < n; b++)
+                for (int c = 0; c < OC; c++) {
+                    float *p = yc + ((size_t)b * OC + c) * OL, bc = bias[c];
+                    for (size_t l = 0; l < OL; l++) p[l] += bc;
+                }
+    }
 }
 
 /* dy [B,OC,OH,OW] -> dx [B,IC,H,W]; dweight [IC,OC,K,K] +=; dbias [OC] += */
@@ -39,19 +44,23 @@ void gt_convt2d_backward(float *dx, float *dweight, float *dbias, const float *d
                          const float *weight, int B, int IC, int H, int W, int OC, int K, int S, int P,
                          int output_pad, float *scratch) {
     int OH = gt_convt_out_size(H, K, S, P, output_pad), OW = gt_convt_out_size(W, K, S, P, output_pad);
-    size_t L = (size_t)H * W, BL = (size_t)B * L, OL = (size_t)OH * OW;
+    size_t L = (size_t)H * W, OL = (size_t)OH * OW;
     int OKK = OC * K * K;
-    float *col = scratch, *t = scratch + (size_t)OKK * BL;
+    float *col = scratch, *t = scratch + (size_t)OKK * B * L;
     if (dbias) gt_nn_bias_grad_nchw(dbias, dy, B, OC, OL);
     if (!dweight && !dx) return;
-    /* dcol [OKK, B*L] = im2col(dy) with the conv geometry that maps OHxOW to HxW */
-    gt_nn_im2col_batch(dy, B, OC, OH, OW, K, S, P, H, W, col);
-    if (dweight) {
-        gt_nn_nchw_to_cbl(t, x, B, IC, L);
-        gt_sgemm(0, 1, IC, OKK, (int)BL, 1.0f, t, (int)BL, col, (int)BL, 1.0f, dweight, OKK);
-    }
-    if (dx) {
-        gt_sgemm(0, 0, IC, (int)BL, OKK, 1.0f, weight, OKK, col, (int)BL, 0.0f, t, (int)BL);
-        gt_nn_cbl_to_nchw(dx, t, NULL, B, IC, L);
+    int nb = gt_nn_batch_chunk(B, (size_t)OKK * L);
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = B - b0 < nb ? B - b0 : nb, NL = n * (int)L;
+        /* dcol [OKK, n*L] = im2col(dy) with the conv geometry that maps OHxOW to HxW */
+        gt_nn_im2col_batch(dy + b0 * OC * OL, n, OC, OH, OW, K, S, P, H, W, col);
+        if (dweight) {
+            gt_nn_nchw_to_cbl(t, x + b0 * IC * L, n, IC, L);
+            gt_sgemm(0, 1, IC, OKK, NL, 1.0f, t, NL, col, NL, 1.0f, dweight, OKK);
+        }
+        if (dx) {
+            gt_sgemm(0, 0, IC, NL, OKK, 1.0f, weight, OKK, col, NL, 0.0f, t, NL);
+            gt_nn_cbl_to_nchw(dx + b0 * IC * L, t, NULL, n, IC, L);
+        }
     }
 }

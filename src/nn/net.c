@@ -54,6 +54,7 @@ void gt_net_init(gt_net *net, const char *name, gt_shape in) {
              in.w);
     net->in = in;
     net->out = in;
+    net->need_input_grad = 1;
 }
 
 static _Thread_local char add_msg[256];
@@ -192,8 +193,9 @@ void gt_net_finalize(gt_net *net, int max_batch, uint64_t seed, uint32_t net_id)
         if (nin > dxn) dxn = nin;
         if (L->spec.kind != GT_RESHAPE) L->y = gt_alloc_floats((size_t)max_batch * nout);
         size_t s = 0;
-        if (L->spec.kind == GT_CONV2D)
-            s = gt_conv2d_scratch(max_batch, L->in.c, L->out.c, L->spec.kernel, L->out.h, L->out.w);
+        if (L->spec.kind == GT_CONV2D) /* its own scratch: it keeps the forward's columns for the backward */
+            L->aux = gt_alloc_floats(
+                gt_conv2d_scratch(max_batch, L->in.c, L->out.c, L->spec.kernel, L->out.h, L->out.w));
         else if (L->spec.kind == GT_CONVT2D)
             s = gt_convt2d_scratch(max_batch, L->in.c, L->out.c, L->spec.kernel, L->in.h, L->in.w);
         else if (L->spec.kind == GT_BATCHNORM)
@@ -264,7 +266,7 @@ const float *gt_net_forward(gt_net *net, const float *x, int B, int train, gt_rn
         case GT_DENSE: gt_dense_forward(L->y, cur, W, b, B, L->in.c, L->out.c); break;
         case GT_CONV2D:
             gt_conv2d_forward(L->y, cur, W, b, B, L->in.c, L->in.h, L->in.w, L->out.c, s->kernel, s->stride, s->pad,
-                              net->scratch);
+                              L->aux);
             break;
         case GT_CONVT2D:
             gt_convt2d_forward(L->y, cur, W, b, B, L->in.c, L->in.h, L->in.w, L->out.c, s->kernel, s->stride,
@@ -296,8 +298,15 @@ const float *gt_net_backward(gt_net *net, const float *dy) {
     int B = net->batch;
     const gt_bn_sync *sync = net->train && net->bn_sync.sum ? &net->bn_sync : NULL;
     int pg = !net->skip_param_grads;
+    /* Without the input delta, layers below the first one with parameters
+     * have nothing to do, and that one computes no dx. */
+    int first = 0;
+    if (!net->need_input_grad) {
+        if (!pg) return NULL;
+        while (first < net->n_layers && net->layers[first].n_weight + net->layers[first].n_bias == 0) first++;
+    }
     const float *cur = dy;
-    for (int i = net->n_layers - 1; i >= 0; i--) {
+    for (int i = net->n_layers - 1; i >= first; i--) {
         gt_layer *L = &net->layers[i];
         const gt_layer_spec *s = &L->spec;
         const float *x = i ? net->layers[i - 1].y : net->x;
@@ -305,12 +314,13 @@ const float *gt_net_backward(gt_net *net, const float *dy) {
         float *dW = pg && L->n_weight ? net->grads + L->weight : NULL;
         float *db = pg && L->n_bias ? net->grads + L->bias : NULL;
         float *dx = cur == net->dx[0] ? net->dx[1] : net->dx[0];
+        if (i == first && !net->need_input_grad) dx = NULL;
         size_t nin = (size_t)B * gt_shape_size(L->in);
         switch (s->kind) {
         case GT_DENSE: gt_dense_backward(dx, dW, db, cur, x, W, B, L->in.c, L->out.c); break;
         case GT_CONV2D:
             gt_conv2d_backward(dx, dW, db, cur, x, W, B, L->in.c, L->in.h, L->in.w, L->out.c, s->kernel, s->stride,
-                               s->pad, net->scratch);
+                               s->pad, L->aux, 1);
             break;
         case GT_CONVT2D:
             gt_convt2d_backward(dx, dW, db, cur, x, W, B, L->in.c, L->in.h, L->in.w, L->out.c, s->kernel,
@@ -330,7 +340,7 @@ const float *gt_net_backward(gt_net *net, const float *dy) {
         if (pg && net->grads_ready && L->n_weight + L->n_bias) net->grads_ready(L->weight, net->grads_ready_arg);
         cur = dx;
     }
-    return cur;
+    return net->need_input_grad ? cur : NULL;
 }
 
 void gt_net_zero_grads(gt_net *net) {
