@@ -1,4 +1,5 @@
-/* The MPI side of gentrain: init, abort, reductions. The only file with <mpi.h>. */
+/* The MPI side of gentrain: init, abort, small collectives. Only src/dist includes <mpi.h>;
+ * the bucketed gradient reducer is in reduce.c, the training-loop glue in replica.c. */
 #include "gentrain/dist.h"
 
 #include <limits.h>
@@ -7,22 +8,18 @@
 #include <stdlib.h>
 
 #include "gentrain/core.h"
+#include "internal.h"
 
 static int rank, size = 1, initialized;
+static MPI_Comm grad_comm = MPI_COMM_NULL;
+double gt_dist_comm_clock;
 
-#define MPI_CHECK(call)                                                                          \
-    do {                                                                                         \
-        int rc_ = (call);                                                                        \
-        if (rc_ != MPI_SUCCESS) {                                                                \
-            char msg_[MPI_MAX_ERROR_STRING];                                                     \
-            int len_ = 0;                                                                        \
-            MPI_Error_string(rc_, msg_, &len_);                                                  \
-            gt_fatal_at(__FILE__, __LINE__, "MPI call %s failed: %s", #call, msg_);              \
-        }                                                                                        \
-    } while (0)
+MPI_Comm gt_dist_grad_comm(void) { return grad_comm; }
+double gt_dist_comm_seconds(void) { return gt_dist_comm_clock; }
 
-static _Noreturn void abort_all(int code) {
-    if (initialized) MPI_Abort(MPI_COMM_WORLD, code);
+_Noreturn void gt_dist_abort(int code) {
+    /* A world of one just exits: MPI_Abort's banner would bury the message. */
+    if (initialized && size > 1) MPI_Abort(MPI_COMM_WORLD, code);
     exit(code);
 }
 
@@ -37,12 +34,14 @@ void gt_dist_init(int *argc, char ***argv) {
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
-    gt_set_abort_hook(abort_all);
+    MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &grad_comm)); /* inherits MPI_ERRORS_RETURN */
+    gt_set_abort_hook(gt_dist_abort);
     gt_set_log_rank(rank, size);
 }
 
 void gt_dist_finalize(void) {
     if (!initialized) return;
+    if (grad_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&grad_comm));
     MPI_CHECK(MPI_Finalize());
     initialized = 0;
 }
@@ -90,4 +89,12 @@ int gt_dist_any(int flag) {
 void gt_dist_barrier(void) {
     if (size == 1) return;
     MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+}
+
+void gt_dist_allgather_u64(const uint64_t *mine, int n, uint64_t *all) {
+    if (size == 1) {
+        for (int i = 0; i < n; i++) all[i] = mine[i];
+        return;
+    }
+    MPI_CHECK(MPI_Allgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, MPI_COMM_WORLD));
 }

@@ -1,0 +1,190 @@
+/* The gradient allreduce (include/gentrain/dist.h): bucketed and overlapped
+ * with backward, or one call after it.
+ *
+ * Overlapped mode. gt_net's backward calls grads_ready(offset) each time a
+ * layer's parameter gradients are done, i.e. grads[offset, n_params) are
+ * final; offsets decrease because layers run in reverse. The reducer keeps
+ * `posted`, the start of the tail that is already on its way: when the final
+ * but unposted range [offset, posted) holds at least bucket_mb, it starts an
+ * MPI_Iallreduce(MPI_SUM) on it in place and moves `posted` down to offset.
+ * So buckets end on layer boundaries, hold whole layers (a layer larger than
+ * a bucket is a bucket of its own) and go out in reverse layer order while
+ * backward continues with the earlier layers. Each hook call also MPI_Testall's
+ * the buckets in flight: Open MPI progresses non-blocking collectives only
+ * inside MPI calls (no progress thread), so without these pokes a bucket
+ * would mostly move when we finally wait for it. gt_step_ctx.reduce_grads
+ * (called by the model right before the optimizer step) posts what is left
+ * ([0, posted)), waits for every bucket, and divides by the world size.
+ *
+ * Plain mode: no hook; reduce_grads is one MPI_Allreduce over the buffer.
+ *
+ * Both modes give bitwise identical results at 2 ranks, whatever algorithm
+ * Open MPI picks for a message size (tuned's recursive doubling, ring,
+ * segmented ring, ...; libnbc's for the non-blocking call): every element's
+ * result is the sum of exactly two floats, one from each rank, and a single
+ * IEEE-754 addition is commutative and correctly rounded, so g0 + g1 and
+ * g1 + g0 are the same float (the only freedom an algorithm has with two
+ * operands is their order). The division by the world size is the same
+ * code in both modes. At 3 or more ranks an algorithm may group the sum
+ * differently ((g0+g1)+g2 vs g0+(g1+g2)) depending on the message size, so the
+ * two modes can differ in the last bit there (each still gives every rank the
+ * same result: Open MPI's allreduce algorithms reduce each element once and
+ * distribute it, or combine pairs symmetrically). tests/mpi_replicas.sh
+ * checks the 2-rank identity.
+ *
+ * Gradient reductions run on a duplicate of MPI_COMM_WORLD (internal.h), so
+ * the synchronized batch norm's blocking allreduces, which happen while
+ * buckets are in flight, never match against them. Every rank posts the
+ * same buckets in the same order because the boundaries depend only on the
+ * layer table and bucket_mb, which the start-up check makes agree. */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gentrain/core.h"
+#include "gentrain/dist.h"
+#include "internal.h"
+
+#define MAX_SLOTS 8
+
+typedef struct {
+    gt_dist_reducer *owner;
+    gt_net *net;
+    float *grads;
+    size_t n;
+    size_t posted;     /* grads[posted, n) are posted (in flight or done) */
+    size_t last_ready; /* lowest offset reported in this round: offsets must decrease */
+    int n_req, cap_req;
+    MPI_Request *req;
+} slot_t;
+
+struct gt_dist_reducer {
+    int overlap;
+    size_t bucket_floats;
+    int n_slots;
+    slot_t slot[MAX_SLOTS];
+    long n_buckets; /* buckets posted so far (for tests and the start-up log) */
+};
+
+gt_dist_reducer *gt_dist_reducer_new(int overlap, double bucket_mb) {
+    GT_CHECK(bucket_mb >= 0, "[dist] bucket_mb must be >= 0 (got %g)", bucket_mb);
+    gt_dist_reducer *r = gt_alloc(sizeof *r);
+    r->overlap = overlap ? 1 : 0;
+    double floats = bucket_mb * 1024.0 * 1024.0 / sizeof(float);
+    r->bucket_floats = floats < 1 ? 1 : (size_t)floats;
+    return r;
+}
+
+void gt_dist_reducer_free(gt_dist_reducer *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_slots; i++) {
+        slot_t *s = &r->slot[i];
+        GT_CHECK(s->n_req == 0, "gradient reducer freed with %d buckets of %s in flight", s->n_req, s->net->name);
+        if (s->net->grads_ready_arg == s) {
+            s->net->grads_ready = NULL;
+            s->net->grads_ready_arg = NULL;
+        }
+        gt_free(s->req);
+    }
+    gt_free(r);
+}
+
+long gt_dist_reducer_buckets(const gt_dist_reducer *r) { return r->n_buckets; }
+
+static void round_reset(slot_t *s) {
+    s->posted = s->n;
+    s->last_ready = SIZE_MAX;
+    s->n_req = 0;
+}
+
+/* Starts the in-place sum of grads[lo, hi) (in pieces of at most INT_MAX/2 floats). */
+static void post(slot_t *s, size_t lo, size_t hi) {
+    for (size_t off = lo; off < hi; off += INT_MAX / 2) {
+        size_t len = hi - off < INT_MAX / 2 ? hi - off : INT_MAX / 2;
+        if (s->n_req == s->cap_req) {
+            int cap = s->cap_req ? 2 * s->cap_req : 16;
+            MPI_Request *nr = gt_alloc(sizeof(MPI_Request) * (size_t)cap);
+            if (s->n_req) memcpy(nr, s->req, sizeof(MPI_Request) * (size_t)s->n_req);
+            gt_free(s->req);
+            s->req = nr;
+            s->cap_req = cap;
+        }
+        COMM_TIMED(MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, s->grads + off, (int)len, MPI_FLOAT, MPI_SUM,
+                                            gt_dist_grad_comm(), &s->req[s->n_req])));
+        s->n_req++;
+        s->owner->n_buckets++;
+    }
+    s->posted = lo;
+}
+
+static void grads_ready(size_t offset, void *arg) {
+    slot_t *s = arg;
+    if (offset >= s->last_ready || offset > s->n)
+        gt_fatal("net %s: gradients at offset %zu were reported final after offset %zu (backward ran twice "
+                 "before one optimizer step with the overlapped reducer on; disable grads_ready for the "
+                 "first backward)",
+                 s->net->name, offset, s->last_ready);
+    s->last_ready = offset;
+    if (s->posted - offset >= s->owner->bucket_floats) post(s, offset, s->posted);
+    if (s->n_req) {
+        int done = 0;
+        COMM_TIMED(MPI_CHECK(MPI_Testall(s->n_req, s->req, &done, MPI_STATUSES_IGNORE)));
+    }
+}
+
+void gt_dist_reducer_attach(gt_dist_reducer *r, gt_net *net) {
+    GT_CHECK(r->n_slots < MAX_SLOTS, "gradient reducer: more than %d networks", MAX_SLOTS);
+    GT_CHECK(net->grads, "gradient reducer: net %s is not finalized", net->name);
+    slot_t *s = &r->slot[r->n_slots++];
+    memset(s, 0, sizeof *s);
+    s->owner = r;
+    s->net = net;
+    s->grads = net->grads;
+    s->n = net->n_params;
+    round_reset(s);
+    if (r->overlap && gt_dist_size() > 1) {
+        net->grads_ready = grads_ready;
+        net->grads_ready_arg = s;
+    }
+}
+
+void gt_dist_reduce_grads(float *buf, size_t n, void *arg) {
+    gt_dist_reducer *r = arg;
+    int world = gt_dist_size();
+    slot_t *s = NULL;
+    for (int i = 0; r && i < r->n_slots; i++)
+        if (r->slot[i].grads == buf && r->slot[i].n == n) s = &r->slot[i];
+    if (world == 1) {
+        if (s) round_reset(s);
+        return;
+    }
+    if (s && r->overlap) {
+        if (s->posted > 0) post(s, 0, s->posted);
+        COMM_TIMED(MPI_CHECK(MPI_Waitall(s->n_req, s->req, MPI_STATUSES_IGNORE)));
+        round_reset(s);
+    } else {
+        /* plain mode, or a buffer nobody attached: one call */
+        for (size_t off = 0; off < n; off += INT_MAX / 2) {
+            size_t len = n - off < INT_MAX / 2 ? n - off : INT_MAX / 2;
+            COMM_TIMED(MPI_CHECK(
+                MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, gt_dist_grad_comm())));
+        }
+        if (r) r->n_buckets++;
+    }
+    const float w = (float)world;
+    for (size_t i = 0; i < n; i++) buf[i] /= w;
+}
+
+/* ---- synchronized batch norm -------------------------------------------- */
+
+static void bn_sum(float *buf, int n, void *arg) {
+    (void)arg;
+    COMM_TIMED(MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD)));
+}
+
+void gt_dist_sync_bn(gt_net *net, int on) {
+    if (on && gt_dist_size() > 1)
+        net->bn_sync = (gt_bn_sync){bn_sum, NULL, gt_dist_size()};
+    else
+        net->bn_sync = (gt_bn_sync){NULL, NULL, 1};
+}
