@@ -5,7 +5,7 @@
 #  2. determinism: two dcgan runs and two vae runs with the same seed give
 #     identical metrics (all but the timing fields), a different seed differs;
 #  3. bad input: a typo'd key and a bad value fail with a message naming the
-#     file, line and key, and exit non-zero.
+#     file, line and key, and exit non-zero; a finished run dir has nothing to do.
 set -euo pipefail
 build=$1 src=$2
 bin=$build/gentrain
@@ -74,8 +74,13 @@ expect_error "bad value on the command line" "train.*batch_size.*abc" \
 expect_error "missing config file" "nonexistent.ini" "$bin" train "$tmp/nonexistent.ini"
 expect_error "missing data file" "nowhere/train.gz" \
   "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/nodata" data.train_images=/nowhere/train.gz
-expect_error "run dir that already holds a run" "already holds a run" \
-  "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mlpvae" train.steps=1
+# a finished run resumes from its last checkpoint and has nothing left to do
+# (tests/ckpt_*.sh test resume itself)
+cp "$tmp/mlpvae/metrics.jsonl" "$tmp/metrics.before"
+if "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mlpvae" train.steps=300 train.epochs=0 > "$tmp/again.log" 2>&1 &&
+   grep -q "nothing to do" "$tmp/again.log" && cmp -s "$tmp/metrics.before" "$tmp/mlpvae/metrics.jsonl"; then
+  ok "a finished run dir: nothing to do, metrics untouched"
+else fail "a finished run dir: $(cat "$tmp/again.log")"; fi
 [ ! -d "$tmp/typo" ] && ok "a bad config creates no run dir" || fail "a bad config created its run dir"
 
 echo "train: $passed passed, $failed failed"

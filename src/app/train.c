@@ -13,6 +13,7 @@
 #include "gentrain/data.h"
 #include "gentrain/dist.h"
 #include "gentrain/model.h"
+#include "gentrain/run_io.h"
 
 static const char train_usage[] =
     "usage: gentrain train CONFIG [section.key=value ...]\n"
@@ -38,9 +39,41 @@ static const char train_usage[] =
     "           eps [1e-8]   weight_decay [0]   lr_<net> (per-network learning rate) [lr]\n"
     "  [log]    every (steps between progress lines and metrics; 0 = off) [50]\n"
     "  [eval]   at_end (test-set losses at the end) [true]   n (test examples; 0 = all) [0]\n"
+    "  [checkpoint] every (steps between checkpoints, and one at the end; 0 = off) [1000]\n"
+    "           keep (the newest N are kept; 0 = all) [3]\n"
+    "  [samples] every (steps between samples, and at the end; 0 = off) [500]   n [64]\n"
+    "  [run]    resume = auto | never [auto]: auto continues from the newest checkpoint of\n"
+    "           run.dir that verifies (skipping damaged ones with a warning); never starts\n"
+    "           over, deleting run.dir's checkpoints, metrics and samples\n"
+    "  [dist]   overlap (allreduce gradient buckets during backward; false = one call after it) [true]\n"
+    "           bucket_mb (bucket size; whole layers, reverse layer order) [1]\n"
+    "           sync_bn (batch-norm statistics over the global batch; false = local batches,\n"
+    "                    rank 0's running statistics broadcast every step) [false]\n"
+    "           check_every (steps between replica parameter-hash checks; 0 = off) [100]\n"
+    "  [debug]  test hooks, not for production: fail_rank, fail_step (that rank fails at that\n"
+    "           step); perturb_rank, perturb_step (that rank moves every parameter by one ulp);\n"
+    "           dump_params = PATH (every rank writes its final parameters to PATH.rank<R>)\n"
     "\n"
-    "Writes into run.dir: config.ini (the resolved configuration) and metrics.jsonl\n"
-    "(one JSON object per logged step; the test-set line has \"split\":\"test\").\n";
+    "Data parallelism: every rank trains a replica on its own strided shard; the global\n"
+    "batch is ranks x batch_size and gradients are averaged over ranks. The learning rate\n"
+    "is used as given: it is NOT scaled with the number of ranks. An epoch has\n"
+    "floor(n / global batch) steps; the rest of each epoch's shuffle is skipped.\n"
+    "\n"
+    "Writes into run.dir: config.ini (the resolved configuration), metrics.jsonl (one\n"
+    "JSON object per logged step; the test-set line has \"split\":\"test\") and the same\n"
+    "in metrics.h5 (/train/<column>, /test/<column>), checkpoints/step-XXXXXXXX.h5,\n"
+    "samples.h5 (/noise, /step-XXXXXXXX; VAE also /test_batch, /recon/step-XXXXXXXX)\n"
+    "and samples.png (a grid of the latest samples). See the README for the layouts.\n"
+    "\n"
+    "Resume: the same command on a run.dir with checkpoints continues from the newest\n"
+    "valid one, bit-exactly at the same number of ranks; metrics lines after its step\n"
+    "are dropped and rewritten. With another number of ranks the per-rank batch_size\n"
+    "stays as configured (the global batch changes; a warning says so). Architecture\n"
+    "keys ([model], the network sections, optim.kind) must match the checkpoint's.\n"
+    "\n"
+    "SIGTERM or SIGUSR1 (mpirun forwards SIGUSR1 to every rank) on any rank: all ranks\n"
+    "stop at the next step boundary, rank 0 writes a checkpoint, and the exit code is\n"
+    "75 (requeue me); running the same command again resumes.\n";
 
 typedef struct {
     gt_dataset train, test;
@@ -74,38 +107,6 @@ static void load_data(gt_config *cfg, data_t *d, uint64_t seed) {
         /* the test points come from another stream of the same mixture */
         gt_toy_make(&d->test, (gt_toy_kind)toy, n_test, (float)std, seed ^ 0x5eed7e57ull);
     }
-}
-
-static void make_dir(const char *path) {
-    char buf[4096];
-    GT_CHECK(strlen(path) < sizeof buf, "run directory path too long: %s", path);
-    strcpy(buf, path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0775) != 0 && errno != EEXIST)
-                gt_fatal("cannot create run directory %s: %s", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-}
-
-static FILE *open_or_die(const char *dir, const char *name, const char *mode, char *path, size_t cap) {
-    snprintf(path, cap, "%s/%s", dir, name);
-    FILE *f = fopen(path, mode);
-    if (!f) gt_fatal("cannot open %s for writing: %s", path, strerror(errno));
-    return f;
-}
-
-static void close_or_die(FILE *f, const char *path) {
-    if (fflush(f) != 0 || ferror(f) || fclose(f) != 0) gt_fatal("cannot write %s: %s", path, strerror(errno));
-}
-
-static void reduce_grads(float *buf, size_t n, void *arg) {
-    (void)arg;
-    gt_dist_allreduce_mean(buf, n);
 }
 
 static void broadcast_model(gt_model *m) {
@@ -157,16 +158,6 @@ static void evaluate(gt_model *m, const data_t *d, long n_eval, int batch, uint6
     gt_free(idx);
 }
 
-static void write_metrics(FILE *f, const char *path, int64_t step, int64_t epoch, const char *split,
-                          const gt_stats *st, double img_per_s, double elapsed) {
-    fprintf(f, "{\"step\": %lld, \"epoch\": %lld", (long long)step, (long long)epoch);
-    if (split) fprintf(f, ", \"split\": \"%s\"", split);
-    for (int k = 0; k < st->n; k++) fprintf(f, ", \"%s\": %.9g", st->name[k], st->value[k]);
-    if (img_per_s > 0) fprintf(f, ", \"img_per_s\": %.1f, \"elapsed_s\": %.3f", img_per_s, elapsed);
-    fputs("}\n", f);
-    if (fflush(f) != 0 || ferror(f)) gt_fatal("cannot write %s: %s", path, strerror(errno));
-}
-
 static void print_stats(char *line, size_t cap, const gt_stats *st) {
     size_t used = strlen(line);
     for (int k = 0; k < st->n && used < cap; k++) {
@@ -216,31 +207,20 @@ int gt_cmd_train(int argc, char **argv) {
     gt_model *m = gt_model_build(cfg, data.train.shape, data.train.n_classes > 0 ? data.train.n_classes : 1,
                                  batch, seed);
     data.scale = gt_model_pixel_scale(m);
+    gt_dist_run dist;
+    gt_dist_run_config(&dist, cfg);
+    gt_run_io *io = gt_run_io_new(cfg, run_dir); /* [checkpoint] [samples] [run] resume; signal handlers */
     gt_config_check_unused(cfg);
+    gt_dist_run_attach(&dist, m, cfg, data.train.n); /* all ranks agree, or all stop */
     broadcast_model(m);
 
     gt_sampler sampler;
     gt_sampler_init(&sampler, data.train.n, batch, rank, world, seed);
     if (epochs > 0) steps = epochs * sampler.steps_per_epoch;
 
-    /* Output files, rank 0 only. */
-    FILE *metrics = NULL;
-    char metrics_path[4200];
-    if (rank == 0) {
-        make_dir(run_dir);
-        snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", run_dir);
-        struct stat sb;
-        if (stat(metrics_path, &sb) == 0)
-            gt_fatal("%s already holds a run (%s exists); choose another run.dir or remove it", run_dir,
-                     metrics_path);
-        char path[4200];
-        char *text = gt_config_text(cfg);
-        FILE *f = open_or_die(run_dir, "config.ini", "w", path, sizeof path);
-        if (fputs(text, f) < 0) gt_fatal("cannot write %s: %s", path, strerror(errno));
-        close_or_die(f, path);
-        gt_free(text);
-        metrics = open_or_die(run_dir, "metrics.jsonl", "w", metrics_path, sizeof metrics_path);
-    }
+    /* The run directory (rank 0): a new run, or resume from its newest valid checkpoint. */
+    long start = (long)gt_run_io_start(io, cfg, m, &sampler, &data.train, &data.test, data.scale, steps);
+    int stopped = 0;
 
     gt_info("gentrain: %s model, %d rank%s x batch %d = global batch %d; %lld train / %lld test examples "
             "of %dx%dx%d; %lld steps per epoch, %ld steps; seed %llu; run dir %s",
@@ -258,13 +238,16 @@ int gt_cmd_train(int argc, char **argv) {
     double t_start = gt_now(), t_log = t_start;
     int64_t epoch_of_step = 0;
 
-    for (long step = 0; step < steps; step++) {
+    for (long step = start; step < steps; step++) {
         epoch_of_step = sampler.epoch;
         if (sampler.cursor == sampler.steps_per_epoch) epoch_of_step++;
         gt_sampler_next(&sampler, idx);
         gt_dataset_batch(&data.train, idx, batch, data.scale, x, data.train.labels ? labels : NULL);
-        gt_step_ctx ctx = {seed, (uint64_t)step, (uint64_t)rank, (uint64_t)world, reduce_grads, NULL};
+        gt_step_ctx ctx = {seed, (uint64_t)step, (uint64_t)rank, (uint64_t)world, gt_dist_reduce_grads,
+                           dist.reducer};
+        gt_dist_run_step_begin(&dist, step);
         gt_model_train_step(m, x, data.train.labels ? labels : NULL, batch, &ctx, &st);
+        gt_dist_run_step_end(&dist, m, step, steps);
         for (int k = 0; k < st.n; k++) {
             if (!isfinite(st.value[k]))
                 gt_fatal("step %ld: %s is %g: training diverged (lower [optim] lr or check the data)", step,
@@ -277,37 +260,47 @@ int gt_cmd_train(int argc, char **argv) {
         int last = step + 1 == steps;
         if (log_every > 0 && ((step + 1) % log_every == 0 || last)) {
             for (int k = 0; k < acc.n; k++) acc.value[k] /= acc_steps;
+            if (world > 1) gt_stats_add(&acc, "comm_wait_frac", gt_dist_run_comm_frac(&dist));
             gt_dist_allreduce_mean_f64(acc.value, acc.n);
             double now = gt_now();
             double ips = (double)acc_steps * batch * world / (now - t_log);
             char eta[32], line[1024];
-            format_eta((now - t_start) / (step + 1) * (steps - step - 1), eta, sizeof eta);
+            format_eta((now - t_start) / (step + 1 - start) * (steps - step - 1), eta, sizeof eta);
             snprintf(line, sizeof line, "step %6ld/%ld  epoch %lld", step + 1, steps, (long long)epoch_of_step);
             print_stats(line, sizeof line, &acc);
             gt_info("%s  | %.1f img/s  ETA %s", line, ips, eta);
-            if (metrics) write_metrics(metrics, metrics_path, step + 1, epoch_of_step, NULL, &acc, ips, now - t_start);
+            gt_run_io_metrics(io, step + 1, epoch_of_step, NULL, &acc, ips, now - t_start);
             memset(&acc, 0, sizeof acc);
             acc_steps = 0;
             t_log = gt_now();
         }
+        /* samples, checkpoints, and a stop signal on any rank (all ranks agree) */
+        if (gt_run_io_step_end(io, m, &sampler, step + 1, steps)) {
+            stopped = 1;
+            break;
+        }
     }
-    if (eval_at_end) {
+    if (eval_at_end && !stopped && start < steps) {
         gt_stats test;
         evaluate(m, &data, eval_n, batch, seed, (uint64_t)steps, &test);
         char line[1024] = "test set:";
         print_stats(line, sizeof line, &test);
         gt_info("%s", line);
-        if (metrics) write_metrics(metrics, metrics_path, steps, epoch_of_step, "test", &test, 0, 0);
+        gt_run_io_metrics(io, steps, epoch_of_step, "test", &test, 0, 0);
     }
-    gt_info("done: %ld steps in %.1f s", steps, gt_now() - t_start);
-    if (metrics) close_or_die(metrics, metrics_path);
+    if (!stopped) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
+    /* No rank leaves before rank 0's last checkpoint is on disk (a launcher
+     * may tear the job down as soon as the first rank exits). */
+    gt_dist_barrier();
+    gt_run_io_free(io);
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
     gt_sampler_free(&sampler);
+    gt_dist_run_finish(&dist, m);
     gt_model_free(m);
     gt_dataset_free(&data.train);
     gt_dataset_free(&data.test);
     gt_config_free(cfg);
-    return 0;
+    return stopped ? GT_EXIT_REQUEUE : 0;
 }

@@ -12,7 +12,10 @@
 #include <hdf5.h>
 
 #include <errno.h>
+#include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +46,40 @@ static void h5_reason(char *buf) {
     if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cb, buf) < 0 || buf[0] == '\0')
         snprintf(buf, 256, "no reason on HDF5's error stack");
     H5Eclear2(H5E_DEFAULT);
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' '; /* one line */
+}
+
+/* The innermost active gt_h5_catch (see io.h), NULL = failures are fatal. */
+static gt_h5_catch *catch_top;
+
+void gt_h5_catch_push(gt_h5_catch *c) {
+    c->prev = catch_top;
+    c->msg[0] = '\0';
+    catch_top = c;
+}
+
+void gt_h5_catch_pop(gt_h5_catch *c) {
+    GT_CHECK(catch_top == c, "gt_h5_catch_pop: not the innermost catch");
+    catch_top = c->prev;
+}
+
+/* The end of every failure in this file: back to the innermost catch, or gt_fatal. */
+__attribute__((format(printf, 3, 4))) static _Noreturn void h5_raise(const char *src, int line, const char *fmt, ...) {
+    char msg[sizeof catch_top->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    H5Eclear2(H5E_DEFAULT);
+    if (catch_top) {
+        gt_h5_catch *c = catch_top;
+        catch_top = c->prev;
+        snprintf(c->msg, sizeof c->msg, "%s", msg);
+        snprintf(c->where, sizeof c->where, "%s:%d", src, line);
+        longjmp(c->jb, 1);
+    }
+    gt_fatal_at(src, line, "%s", msg);
 }
 
 /* One line: the HDF5 file, what was being done, and (with_reason) HDF5's reason. */
@@ -53,9 +90,9 @@ __attribute__((format(printf, 5, 6))) static _Noreturn void h5_fail(const char *
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (!with_reason) gt_fatal_at(src, line, "HDF5 file '%s': %s", path, what);
+    if (!with_reason) h5_raise(src, line, "HDF5 file '%s': %s", path, what);
     h5_reason(reason);
-    gt_fatal_at(src, line, "HDF5 file '%s': %s: %s", path, what, reason);
+    h5_raise(src, line, "HDF5 file '%s': %s: %s", path, what, reason);
 }
 
 /* Failure of an HDF5 call (the reason comes from HDF5's error stack). */
@@ -70,6 +107,9 @@ __attribute__((format(printf, 5, 6))) static _Noreturn void h5_fail(const char *
 static void h5_init(void) {
     static int done;
     if (done) return;
+    /* No clean-up at exit: a file whose close failed (disk full) can crash
+     * HDF5's exit handler; every file we write is closed explicitly. */
+    if (H5dont_atexit() < 0) gt_fatal("cannot configure the HDF5 library");
     if (H5open() < 0) gt_fatal("cannot initialize the HDF5 library");
     if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) gt_fatal("cannot turn off HDF5's error printing");
     done = 1;
@@ -95,11 +135,36 @@ static gt_h5 *handle(hid_t fid, const char *path, int writable) {
     return f;
 }
 
+/* File access: closing a file closes whatever is still open in it (so that a
+ * failure caught half-way leaks nothing that keeps the file open); new files
+ * use the 1.10 format, whose metadata (superblock, object headers with their
+ * attributes, chunk indexes) carries checksums too. */
+static hid_t make_fapl(const char *path, int create) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        (create && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0))
+        h5_fail(__FILE__, __LINE__, path, 1, "making the file access properties");
+    return fapl;
+}
+
 gt_h5 *gt_h5_create(const char *path) {
     h5_init();
-    hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (fid < 0) h5_fail(__FILE__, __LINE__, path, 1, "cannot create the file");
+    hid_t fapl = make_fapl(path, 1);
+    hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fid < 0) {
+        H5Pclose(fapl);
+        h5_fail(__FILE__, __LINE__, path, 1, "cannot create the file");
+    }
+    if (H5Pclose(fapl) < 0) h5_fail(__FILE__, __LINE__, path, 1, "creating the file");
     return handle(fid, path, 1);
+}
+
+void gt_h5_discard(gt_h5 *f) {
+    if (!f) return;
+    H5Fclose(f->fid); /* errors ignored: the file is given up */
+    H5Eclear2(H5E_DEFAULT);
+    gt_free(f->path);
+    gt_free(f);
 }
 
 int gt_h5_is_hdf5(const char *path) {
@@ -113,14 +178,19 @@ int gt_h5_is_hdf5(const char *path) {
 gt_h5 *gt_h5_open(const char *path, int writable) {
     h5_init();
     if (access(path, writable ? R_OK | W_OK : R_OK) != 0)
-        gt_fatal("HDF5 file '%s': cannot open for %s: %s", path, writable ? "writing" : "reading", strerror(errno));
+        h5_raise(__FILE__, __LINE__, "HDF5 file '%s': cannot open for %s: %s", path, writable ? "writing" : "reading",
+                 strerror(errno));
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
-        H5Eclear2(H5E_DEFAULT);
-        gt_fatal("'%s' is not an HDF5 file (or its header is damaged)", path);
+        h5_raise(__FILE__, __LINE__, "'%s' is not an HDF5 file (or its header is damaged)", path);
     }
-    hid_t fid = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (fid < 0) h5_fail(__FILE__, __LINE__, path, 1, "cannot open the file");
+    hid_t fapl = make_fapl(path, 0);
+    hid_t fid = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+    if (fid < 0) {
+        H5Pclose(fapl);
+        h5_fail(__FILE__, __LINE__, path, 1, "cannot open the file");
+    }
+    if (H5Pclose(fapl) < 0) h5_fail(__FILE__, __LINE__, path, 1, "opening the file");
     return handle(fid, path, writable);
 }
 
@@ -283,6 +353,10 @@ static void write_dataset(gt_h5 *f, const char *name, hid_t ftype, hid_t mtype, 
             size_t per = bytes / (size_t)chunk[i]; /* bytes per index of this dim */
             size_t keep = CHUNK_BYTES / per;
             if (keep < 1) keep = 1;
+            /* equal chunks: HDF5 allocates whole chunks, so a last chunk mostly
+             * outside the dataset would waste space */
+            size_t pieces = ((size_t)hd[i] + keep - 1) / keep;
+            keep = ((size_t)hd[i] + pieces - 1) / pieces;
             chunk[i] = (hsize_t)keep;
             bytes = per * keep;
         }
@@ -393,6 +467,16 @@ void gt_h5_set_attr_str(gt_h5 *f, const char *obj, const char *key, const char *
     CHECK(H5Tclose(t) >= 0, f, "setting attribute '%s'", key);
 }
 
+void gt_h5_set_attr_str_fixed(gt_h5 *f, const char *obj, const char *key, const char *value) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    size_t n = strlen(value);
+    CHECK(t >= 0 && H5Tset_size(t, n ? n : 1) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0 &&
+              H5Tset_strpad(t, H5T_STR_NULLPAD) >= 0,
+          f, "making a string type");
+    set_attr(f, obj, key, t, t, n ? value : "");
+    CHECK(H5Tclose(t) >= 0, f, "setting attribute '%s'", key);
+}
+
 void gt_h5_set_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t value) {
     set_attr(f, obj, key, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
 }
@@ -482,20 +566,29 @@ typedef struct {
     char prefix[1024];
     char **names;
     int n, cap;
+    char err[1200]; /* a failure inside the iteration (callbacks must not jump out of HDF5) */
 } list_ctx;
 
-static void list_group(list_ctx *c, hid_t group, const char *where);
+static int list_group(list_ctx *c, hid_t group);
+
+#define CB_FAIL(c, ...)                                                                                      \
+    do {                                                                                                     \
+        int n_ = snprintf((c)->err, sizeof (c)->err, __VA_ARGS__);                                           \
+        (void)n_;                                                                                            \
+        return -1;                                                                                           \
+    } while (0)
 
 static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, void *data) {
     (void)info;
     list_ctx *c = data;
     htri_t e = H5Oexists_by_name(group, name, H5P_DEFAULT);
-    CHECK(e >= 0, c->f, "listing '%s%s'", c->prefix, name);
+    if (e < 0) CB_FAIL(c, "listing '%s%s'", c->prefix, name);
     if (!e) return 0; /* dangling link */
     hid_t o = H5Oopen(group, name, H5P_DEFAULT);
-    CHECK(o >= 0, c->f, "listing '%s%s'", c->prefix, name);
+    if (o < 0) CB_FAIL(c, "listing '%s%s'", c->prefix, name);
     H5I_type_t t = H5Iget_type(o);
     size_t plen = strlen(c->prefix);
+    int rc = 0;
     if (t == H5I_DATASET) {
         if (c->n == c->cap) {
             int cap = c->cap ? 2 * c->cap : 16;
@@ -510,19 +603,28 @@ static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, voi
         snprintf(s, len, "%s%s", c->prefix, name);
         c->names[c->n++] = s;
     } else if (t == H5I_GROUP && c->recursive) {
-        if (plen + strlen(name) + 2 > sizeof c->prefix) BAD(c->f, "listing: path too long under '%s'", c->prefix);
+        if (plen + strlen(name) + 2 > sizeof c->prefix) {
+            H5Oclose(o);
+            CB_FAIL(c, "listing: path too long under '%s'", c->prefix);
+        }
         snprintf(c->prefix + plen, sizeof c->prefix - plen, "%s/", name);
-        list_group(c, o, c->prefix);
+        rc = list_group(c, o);
         c->prefix[plen] = '\0';
     }
-    CHECK(H5Oclose(o) >= 0, c->f, "listing '%s%s'", c->prefix, name);
-    return 0;
+    if (H5Oclose(o) < 0 && rc == 0) CB_FAIL(c, "listing '%s%s'", c->prefix, name);
+    return rc;
 }
 
-static void list_group(list_ctx *c, hid_t group, const char *where) {
+static int list_group(list_ctx *c, hid_t group) {
     hsize_t idx = 0;
-    CHECK(H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, list_cb, c) >= 0, c->f, "listing group '%s'",
-          where[0] ? where : "/");
+    if (H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, list_cb, c) < 0) {
+        if (!c->err[0]) {
+            int n = snprintf(c->err, sizeof c->err, "listing group '%s'", c->prefix[0] ? c->prefix : "/");
+            (void)n;
+        }
+        return -1;
+    }
+    return 0;
 }
 
 int gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names) {
@@ -532,7 +634,11 @@ int gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names) {
     hid_t gid = H5Gopen2(f->fid, g, H5P_DEFAULT);
     CHECK(gid >= 0, f, "opening group '%s'", g);
     list_ctx c = {.f = f, .recursive = recursive};
-    list_group(&c, gid, g);
+    if (list_group(&c, gid) < 0) {
+        H5Gclose(gid);
+        gt_h5_free_names(c.names, c.n);
+        FAIL(f, "%s", c.err);
+    }
     CHECK(H5Gclose(gid) >= 0, f, "closing group '%s'", g);
     *names = c.names;
     return c.n;
@@ -541,4 +647,246 @@ int gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names) {
 void gt_h5_free_names(char **names, int n) {
     for (int i = 0; i < n; i++) gt_free(names[i]);
     gt_free(names);
+}
+
+/* ---- attributes listed, types described, datasets verified ------------ */
+
+static herr_t attr_name_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+    (void)loc;
+    (void)info;
+    list_ctx *c = data;
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        char **grown = gt_alloc(sizeof(char *) * (size_t)cap);
+        if (c->n) memcpy(grown, c->names, sizeof(char *) * (size_t)c->n);
+        gt_free(c->names);
+        c->names = grown;
+        c->cap = cap;
+    }
+    c->names[c->n++] = gt_strdup(name);
+    return 0;
+}
+
+int gt_h5_attr_names(gt_h5 *f, const char *obj, char ***names) {
+    hid_t o = open_obj(f, obj, "(any)");
+    list_ctx c = {.f = f};
+    hsize_t idx = 0;
+    if (H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_name_cb, &c) < 0) {
+        H5Oclose(o);
+        gt_h5_free_names(c.names, c.n);
+        FAIL(f, "listing the attributes of '%s'", obj_name(obj));
+    }
+    CHECK(H5Oclose(o) >= 0, f, "closing '%s'", obj_name(obj));
+    *names = c.names;
+    return c.n;
+}
+
+char gt_h5_attr_type(gt_h5 *f, const char *obj, const char *key) {
+    hid_t o = open_obj(f, obj, key);
+    hid_t a = H5Aopen(o, key, H5P_DEFAULT);
+    CHECK(a >= 0, f, "opening attribute '%s' of '%s'", key, obj_name(obj));
+    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+    CHECK(t >= 0 && s >= 0, f, "reading attribute '%s' of '%s'", key, obj_name(obj));
+    H5T_class_t cls = H5Tget_class(t);
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    CHECK(H5Tclose(t) >= 0 && H5Sclose(s) >= 0 && H5Aclose(a) >= 0 && H5Oclose(o) >= 0, f,
+          "reading attribute '%s' of '%s'", key, obj_name(obj));
+    if (n != 1) return '?';
+    return cls == H5T_INTEGER ? 'i' : cls == H5T_FLOAT ? 'f' : cls == H5T_STRING ? 's' : '?';
+}
+
+/* "float32", "int64", "compound{a:int64,b:float64}", ... */
+static void type_str(hid_t t, char *buf, size_t cap) {
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    if (cls == H5T_FLOAT) {
+        snprintf(buf, cap, "float%zu", size * 8);
+    } else if (cls == H5T_INTEGER) {
+        snprintf(buf, cap, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", size * 8);
+    } else if (cls == H5T_STRING) {
+        snprintf(buf, cap, "string");
+    } else if (cls == H5T_COMPOUND) {
+        int n = H5Tget_nmembers(t);
+        size_t used = (size_t)snprintf(buf, cap, "table{");
+        for (int i = 0; i < n && used < cap; i++) {
+            char *mname = H5Tget_member_name(t, (unsigned)i);
+            hid_t mt = H5Tget_member_type(t, (unsigned)i);
+            char sub[64] = "?";
+            if (mt >= 0) type_str(mt, sub, sizeof sub);
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s:%s", i ? ", " : "", mname ? mname : "?", sub);
+            if (mname) H5free_memory(mname);
+            if (mt >= 0) H5Tclose(mt);
+        }
+        if (used < cap) snprintf(buf + used, cap - used, "}");
+    } else {
+        snprintf(buf, cap, "other (HDF5 class %d)", (int)cls);
+    }
+}
+
+void gt_h5_dtype(gt_h5 *f, const char *name, char *buf, size_t cap) {
+    hid_t d = open_dataset(f, name);
+    hid_t t = H5Dget_type(d);
+    CHECK(t >= 0, f, "reading the type of dataset '%s'", name);
+    type_str(t, buf, cap);
+    H5Eclear2(H5E_DEFAULT);
+    CHECK(H5Tclose(t) >= 0 && H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+}
+
+int gt_h5_verify(gt_h5 *f, const char *name, char *why, size_t cap) {
+    why[0] = '\0';
+    hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    if (d < 0) {
+        char r[256];
+        h5_reason(r);
+        snprintf(why, cap, "cannot open dataset '%s': %s", name, r);
+        return -1;
+    }
+    int rc = 0;
+    hid_t t = H5Dget_type(d), s = H5Dget_space(d);
+    hid_t mt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_ASCEND) : -1;
+    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
+    htri_t vlen = mt >= 0 ? H5Tdetect_class(mt, H5T_VLEN) : -1;
+    htri_t vstr = mt >= 0 ? H5Tis_variable_str(mt) : -1;
+    if (t < 0 || s < 0 || mt < 0 || n < 0 || vlen < 0 || vstr < 0) {
+        char r[256];
+        h5_reason(r);
+        snprintf(why, cap, "cannot read the type or shape of dataset '%s': %s", name, r);
+        rc = -1;
+    } else if (n > 0 && !vlen && !vstr) {
+        size_t bytes = (size_t)n * H5Tget_size(mt);
+        void *buf = malloc(bytes);
+        if (!buf) {
+            snprintf(why, cap, "dataset '%s': out of memory for %zu bytes", name, bytes);
+            rc = -1;
+        } else {
+            if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+                char r[256];
+                h5_reason(r);
+                snprintf(why, cap, "dataset '%s' does not read back (checksum mismatch or damaged file): %s", name,
+                         r);
+                rc = -1;
+            }
+            free(buf);
+        }
+    }
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Sclose(s);
+    H5Dclose(d);
+    H5Eclear2(H5E_DEFAULT);
+    return rc;
+}
+
+/* ---- extendible tables -------------------------------------------------- */
+
+#define TABLE_CHUNK_ROWS 1024
+
+/* Column col of table group: a 1-D chunked dataset with an unlimited length,
+ * float64 (or int64), checksummed, whose fill value (for rows written before
+ * the column existed) is NaN (0 for int64). */
+static hid_t open_column(gt_h5 *f, const char *path, int is_int, int create) {
+    if (gt_h5_exists(f, path)) return open_dataset(f, path);
+    if (!create) BAD(f, "no table column '%s'", path);
+    hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = TABLE_CHUNK_ROWS;
+    hid_t space = H5Screate_simple(1, &zero, &unlimited);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    CHECK(space >= 0 && dcpl >= 0 && lcpl >= 0, f, "creating table column '%s'", path);
+    double nan = (double)NAN;
+    int64_t izero = 0;
+    CHECK(H5Pset_chunk(dcpl, 1, &chunk) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
+              H5Pset_fill_value(dcpl, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, is_int ? (void *)&izero : (void *)&nan) >= 0 &&
+              H5Pset_create_intermediate_group(lcpl, 1) >= 0,
+          f, "creating table column '%s'", path);
+    hid_t d = H5Dcreate2(f->fid, path, is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, space, lcpl, dcpl, H5P_DEFAULT);
+    CHECK(d >= 0, f, "creating table column '%s'", path);
+    CHECK(H5Sclose(space) >= 0 && H5Pclose(dcpl) >= 0 && H5Pclose(lcpl) >= 0, f, "creating table column '%s'", path);
+    return d;
+}
+
+static hsize_t column_rows(gt_h5 *f, hid_t d, const char *path) {
+    hsize_t dims[GT_H5_MAX_RANK];
+    if (dataset_shape(f, d, path, dims) != 1) BAD(f, "table column '%s' is not one-dimensional", path);
+    return dims[0];
+}
+
+static void set_rows(gt_h5 *f, hid_t d, const char *path, hsize_t rows) {
+    CHECK(H5Dset_extent(d, &rows) >= 0, f, "resizing table column '%s' to %llu rows", path, (unsigned long long)rows);
+}
+
+int64_t gt_h5_table_rows(gt_h5 *f, const char *group, const char *key) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", group, key);
+    if (!gt_h5_exists(f, path)) return 0;
+    hid_t d = open_dataset(f, path);
+    hsize_t n = column_rows(f, d, path);
+    CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
+    return (int64_t)n;
+}
+
+void gt_h5_table_truncate(gt_h5 *f, const char *group, int64_t rows) {
+    if (!f->writable) BAD(f, "truncating table '%s': the file is open read-only", group);
+    if (!gt_h5_exists(f, group)) return;
+    char **names;
+    int n = gt_h5_list(f, group, 0, &names);
+    for (int i = 0; i < n; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", group, names[i]);
+        hid_t d = open_dataset(f, path);
+        if (column_rows(f, d, path) > (hsize_t)rows) set_rows(f, d, path, (hsize_t)rows);
+        CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
+    }
+    gt_h5_free_names(names, n);
+}
+
+void gt_h5_table_append(gt_h5 *f, const char *group, int ncols, const char *const *cols, int n_int,
+                        const double *values) {
+    if (!f->writable) BAD(f, "appending to table '%s': the file is open read-only", group);
+    if (ncols < 1 || n_int < 0 || n_int > ncols) BAD(f, "table '%s': bad column counts", group);
+    hsize_t rows = (hsize_t)gt_h5_table_rows(f, group, cols[0]);
+    char path[1024];
+    for (int i = 0; i < ncols; i++) {
+        snprintf(path, sizeof path, "%s/%s", group, cols[i]);
+        hid_t d = open_column(f, path, i < n_int, 1);
+        if (column_rows(f, d, path) > rows) BAD(f, "table column '%s' is longer than '%s'", path, cols[0]);
+        set_rows(f, d, path, rows + 1);
+        hid_t fs = H5Dget_space(d);
+        hsize_t start = rows, count = 1;
+        hid_t ms = H5Screate_simple(1, &count, NULL);
+        CHECK(fs >= 0 && ms >= 0, f, "appending to table column '%s'", path);
+        CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0, f,
+              "appending to table column '%s'", path);
+        int64_t iv = (int64_t)values[i];
+        CHECK(H5Dwrite(d, i < n_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT,
+                       i < n_int ? (const void *)&iv : (const void *)&values[i]) >= 0,
+              f, "appending a row to table column '%s'", path);
+        CHECK(H5Sclose(fs) >= 0 && H5Sclose(ms) >= 0 && H5Dclose(d) >= 0, f, "appending to table column '%s'", path);
+    }
+    /* columns this row does not have get their fill value */
+    char **names;
+    int n = gt_h5_list(f, group, 0, &names);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", group, names[i]);
+        hid_t d = open_dataset(f, path);
+        if (column_rows(f, d, path) < rows + 1) set_rows(f, d, path, rows + 1);
+        CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
+    }
+    gt_h5_free_names(names, n);
+}
+
+void gt_h5_table_column(gt_h5 *f, const char *group, const char *col, double *out) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", group, col);
+    hid_t d = open_dataset(f, path);
+    hsize_t n = column_rows(f, d, path);
+    if (n > 0)
+        CHECK(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, f,
+              "reading table column '%s' (checksum mismatch or damaged file?)", path);
+    CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
+}
+
+int gt_h5_delete(gt_h5 *f, const char *name) {
+    if (!gt_h5_exists(f, name)) return 0;
+    if (!f->writable) BAD(f, "deleting '%s': the file is open read-only", name);
+    CHECK(H5Ldelete(f->fid, name, H5P_DEFAULT) >= 0, f, "deleting '%s'", name);
+    return 1;
 }

@@ -1,0 +1,76 @@
+/* checkpoint: a run's state in HDF5 (src/io/checkpoint.c), written by rank 0.
+ *
+ * File dir/step-XXXXXXXX.h5 (the step zero-padded to 8 digits), layout:
+ *   root attributes: format = "gentrain-checkpoint", version (1), step, epoch,
+ *     world_size, batch_size (per rank), seed, model ("gan" | "vae" |
+ *     "classifier"), config (the full resolved INI text), text_hash (FNV-1a
+ *     64 of model + "\n" + config, since string attributes carry no checksum)
+ *   /params/<net>/<NN>_<kind>/<tensor>   float32, PyTorch shapes and names
+ *       (weight, bias; batch norm also running_mean, running_var)
+ *   /optim/<net>/t [1] int64             steps taken (Adam's bias correction)
+ *   /optim/<net>/m/<NN>_<kind>/<tensor>  Adam's exp_avg (SGD: momentum buffer),
+ *   /optim/<net>/v/<NN>_<kind>/<tensor>  Adam's exp_avg_sq (Adam only),
+ *       per trainable tensor with the parameter's shape; attributes kind,
+ *       lr, beta1, beta2, eps, weight_decay on /optim/<net>
+ *   /rng/seed [1], /rng/step [1] int64   all randomness is counter-based
+ *       Philox keyed by (seed, purpose, step, global example index): these two
+ *       are the whole RNG state (attribute "scheme" says so)
+ *   /data/epoch [1], /data/cursor [1]    the sampler: epoch and steps taken in it
+ *   /data/batch_size [1], /data/world_size [1], /data/n_train [1],
+ *   /data/shape [3] (C,H,W), /data/n_classes [1]
+ * Every dataset is chunked with HDF5's Fletcher32 checksum; the file uses
+ * the HDF5 1.10 format, whose metadata carries checksums too. */
+#ifndef GENTRAIN_CHECKPOINT_H
+#define GENTRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gentrain/model.h"
+
+#define GT_CKPT_FORMAT "gentrain-checkpoint"
+#define GT_CKPT_VERSION 1
+
+typedef struct {
+    int64_t step;               /* optimizer steps done */
+    int64_t epoch, cursor;      /* sampler position */
+    int64_t world_size, batch_size, n_train;
+    uint64_t seed;
+    gt_shape data_shape;
+    int n_classes;
+} gt_ckpt_info;
+
+/* "DIR/step-00000042.h5" */
+void gt_ckpt_path(const char *dir, int64_t step, char *out, size_t cap);
+
+/* Writes a checkpoint atomically: DIR/.step-XXXXXXXX.h5.tmp is written,
+ * closed, fsync()ed, renamed to DIR/step-XXXXXXXX.h5, and DIR is fsync()ed.
+ * Any failure (disk full, file size limit, I/O error) removes the temporary
+ * file and gt_fatal()s saying which checkpoint could not be written and that
+ * the previous one (named) is intact. */
+void gt_ckpt_save(const char *dir, const gt_model *m, const gt_ckpt_info *info, const char *config_text);
+
+/* The checkpoints in dir (files step-XXXXXXXX.h5), newest (highest step)
+ * first; returns the count (0 if dir does not exist). Free with gt_ckpt_free_list. */
+int gt_ckpt_list(const char *dir, char ***paths, int64_t **steps);
+void gt_ckpt_free_list(char **paths, int64_t *steps, int n);
+/* Deletes all but the `keep` newest (keep 0 = keep all); removes stale
+ * temporary files of interrupted writes. */
+void gt_ckpt_prune(const char *dir, int keep);
+
+/* Checks that path is a complete gentrain checkpoint: an HDF5 file with our
+ * format and a version we read, the root attributes, text_hash, the required
+ * datasets, and every dataset checksummed and reading back. 0 = fine, -1 with
+ * the reason in why. Never fatal. */
+int gt_ckpt_verify(const char *path, char *why, size_t cap);
+
+/* Root attributes and /data of a (verified) checkpoint; *config_text and
+ * *model_kind are malloc'd (gt_free), either may be NULL. */
+void gt_ckpt_read_info(const char *path, gt_ckpt_info *info, char **config_text, char **model_kind);
+
+/* Loads parameters, batch-norm statistics and optimizer state into m, which
+ * must have the same architecture (a tensor of another shape, or a missing or
+ * extra one, gt_fatal()s naming it). */
+void gt_ckpt_load(const char *path, gt_model *m);
+
+#endif

@@ -1,0 +1,210 @@
+/* Unit test of checkpoints (src/io/checkpoint.c) and the io additions
+ * (recoverable errors, tables): save/load round trip bit for bit, verify,
+ * and a bit-flip sweep: a checkpoint with any one bit flipped (at ~300 spread
+ * offsets) either fails verification or still loads to exactly the same
+ * state: corruption is never silently accepted. */
+#include "check.h"
+
+#include "gentrain/checkpoint.h"
+#include "gentrain/config.h"
+#include "gentrain/core.h"
+#include "gentrain/io.h"
+#include "gentrain/model.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char ini[] =
+    "[model]\ntype = gan\nz_dim = 4\n"
+    "[generator]\nlayer1 = dense out=16\nlayer2 = batchnorm\nlayer3 = relu\nlayer4 = dense out=2\n"
+    "[discriminator]\nlayer1 = dense out=16\nlayer2 = relu\nlayer3 = dense out=1\n"
+    "[optim]\nkind = adam\nlr = 1e-3\n";
+
+static gt_model *build(uint64_t seed) {
+    gt_config *cfg = gt_config_parse(ini, "test.ini");
+    gt_model *m = gt_model_build(cfg, (gt_shape){2, 1, 1}, 1, 8, seed);
+    gt_config_free(cfg);
+    return m;
+}
+
+/* 1 if every buffer of a and b is bitwise equal */
+static int same_model(const gt_model *a, const gt_model *b) {
+    for (int k = 0; k < a->n_nets; k++) {
+        size_t n = a->net[k].n_params;
+        if (memcmp(a->net[k].params, b->net[k].params, n * 4) || memcmp(a->opt[k].m, b->opt[k].m, n * 4) ||
+            memcmp(a->opt[k].v, b->opt[k].v, n * 4) || a->opt[k].t != b->opt[k].t ||
+            memcmp(a->net[k].state, b->net[k].state, a->net[k].n_state * 4))
+            return 0;
+    }
+    return 1;
+}
+
+static unsigned char *slurp(const char *path, long *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) gt_fatal("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)*size);
+    if (!buf || fread(buf, 1, (size_t)*size, f) != (size_t)*size) gt_fatal("cannot read %s", path);
+    fclose(f);
+    return buf;
+}
+
+static void spill(const char *path, const unsigned char *buf, long size) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, (size_t)size, f) != (size_t)size || fclose(f) != 0) gt_fatal("cannot write %s", path);
+}
+
+int main(void) {
+    char dir[] = "/tmp/gentrain-test-ckpt.XXXXXX";
+    if (!mkdtemp(dir)) gt_fatal("mkdtemp failed");
+
+    /* a model with non-trivial optimizer and BN state */
+    gt_model *a = build(1);
+    for (int k = 0; k < a->n_nets; k++) {
+        for (size_t i = 0; i < a->net[k].n_params; i++) {
+            a->opt[k].m[i] = (float)i * 1e-3f - 0.1f;
+            a->opt[k].v[i] = (float)i * 1e-6f;
+        }
+        for (size_t i = 0; i < a->net[k].n_state; i++) a->net[k].state[i] = 0.5f + (float)i;
+        a->opt[k].t = 7 + k;
+    }
+    gt_ckpt_info info = {.step = 12, .epoch = 3, .cursor = 2, .world_size = 2, .batch_size = 8, .n_train = 100,
+                         .seed = 1, .data_shape = {2, 1, 1}, .n_classes = 1};
+    gt_ckpt_save(dir, a, &info, ini);
+    char path[512], why[2048];
+    gt_ckpt_path(dir, 12, path, sizeof path);
+    CHECK(gt_ckpt_verify(path, why, sizeof why) == 0, "fresh checkpoint does not verify: %s", why);
+    gt_model *b = build(2);
+    CHECK(!same_model(a, b), "models of two seeds are equal");
+    gt_ckpt_load(path, b);
+    CHECK(same_model(a, b), "loaded state differs from the saved one");
+    gt_ckpt_info back;
+    char *text, *kind;
+    gt_ckpt_read_info(path, &back, &text, &kind);
+    CHECK(back.step == 12 && back.epoch == 3 && back.cursor == 2 && back.world_size == 2 && back.batch_size == 8 &&
+              back.n_train == 100 && back.seed == 1 && back.data_shape.c == 2,
+          "info round trip");
+    CHECK(!strcmp(text, ini) && !strcmp(kind, "gan"), "config/model round trip");
+    gt_free(text);
+    gt_free(kind);
+
+    /* listing and pruning */
+    info.step = 13;
+    gt_ckpt_save(dir, a, &info, ini);
+    info.step = 9;
+    gt_ckpt_save(dir, a, &info, ini);
+    char **paths;
+    int64_t *steps;
+    int n = gt_ckpt_list(dir, &paths, &steps);
+    CHECK(n == 3 && steps[0] == 13 && steps[1] == 12 && steps[2] == 9, "list newest first");
+    gt_ckpt_free_list(paths, steps, n);
+    gt_ckpt_prune(dir, 2);
+    n = gt_ckpt_list(dir, &paths, &steps);
+    CHECK(n == 2 && steps[0] == 13 && steps[1] == 12, "prune keeps the 2 newest");
+    gt_ckpt_free_list(paths, steps, n);
+
+    /* the bit-flip sweep */
+    long size;
+    unsigned char *orig = slurp(path, &size);
+    char flipped[600];
+    snprintf(flipped, sizeof flipped, "%s/step-00000012.h5", dir); /* the name must match the step */
+    char copy[600];
+    snprintf(copy, sizeof copy, "%s/orig.h5", dir);
+    spill(copy, orig, size);
+    int detected = 0, harmless = 0, silent = 0, trials = 0;
+    long stride = size / 300 + 1;
+    for (long off = 0; off < size; off += stride, trials++) {
+        unsigned char *buf = malloc((size_t)size);
+        memcpy(buf, orig, (size_t)size);
+        buf[off] ^= (unsigned char)(1u << (trials % 8));
+        spill(flipped, buf, size);
+        free(buf);
+        if (gt_ckpt_verify(flipped, why, sizeof why) != 0) {
+            detected++;
+            continue;
+        }
+        gt_model *c = build(3);
+        gt_ckpt_load(flipped, c);
+        gt_ckpt_info ci;
+        char *t2, *k2;
+        gt_ckpt_read_info(flipped, &ci, &t2, &k2);
+        if (same_model(a, c) && !memcmp(&ci, &back, sizeof ci) && !strcmp(t2, ini) && !strcmp(k2, "gan"))
+            harmless++;
+        else {
+            silent++;
+            fprintf(stderr, "bit flip at offset %ld of %ld went undetected and changed the state\n", off, size);
+        }
+        gt_free(t2);
+        gt_free(k2);
+        gt_model_free(c);
+    }
+    printf("bit-flip sweep: %d flips, %d detected, %d harmless (unused bytes), %d silent\n", trials, detected,
+           harmless, silent);
+    CHECK(silent == 0, "%d bit flips changed the state without being detected", silent);
+    CHECK(detected > trials / 2, "only %d of %d flips detected", detected, trials);
+    free(orig);
+
+    /* truncation at several lengths: always detected */
+    for (int i = 1; i <= 9; i++) {
+        long cut = size * i / 10;
+        unsigned char *buf = slurp(copy, &size);
+        spill(flipped, buf, cut);
+        free(buf);
+        CHECK(gt_ckpt_verify(flipped, why, sizeof why) != 0, "checkpoint truncated to %ld of %ld bytes verifies", cut,
+              size);
+    }
+
+    /* recoverable errors */
+    gt_h5_catch c;
+    gt_h5 *volatile f = NULL;
+    int caught = 0;
+    gt_h5_catch_push(&c);
+    if (setjmp(c.jb) == 0) {
+        f = gt_h5_open(copy, 0);
+        float x[3];
+        int d = 3;
+        gt_h5_read_floats(f, "no/such/dataset", x, 1, &d);
+        gt_h5_catch_pop(&c);
+    } else {
+        caught = 1;
+        gt_h5_discard(f);
+    }
+    CHECK(caught && strstr(c.msg, "no/such/dataset"), "catch: %s", c.msg);
+
+    /* tables: append, a new column back-filled with NaN, truncate */
+    char tpath[600];
+    snprintf(tpath, sizeof tpath, "%s/t.h5", dir);
+    gt_h5 *t = gt_h5_create(tpath);
+    const char *cols1[] = {"step", "loss"};
+    const char *cols2[] = {"step", "loss", "extra"};
+    for (int i = 1; i <= 3; i++) {
+        double v[3] = {i * 10, 1.0 / i, 42};
+        gt_h5_table_append(t, "train", i < 3 ? 2 : 3, i < 3 ? cols1 : cols2, 1, v);
+    }
+    CHECK(gt_h5_table_rows(t, "train", "step") == 3, "3 rows");
+    double col[3];
+    gt_h5_table_column(t, "train", "extra", col);
+    CHECK(isnan(col[0]) && isnan(col[1]) && col[2] == 42, "back-filled column");
+    gt_h5_table_column(t, "train", "step", col);
+    CHECK(col[0] == 10 && col[2] == 30, "step column");
+    gt_h5_table_truncate(t, "train", 1);
+    CHECK(gt_h5_table_rows(t, "train", "step") == 1, "truncated");
+    double v[2] = {20, 0.25};
+    gt_h5_table_append(t, "train", 2, cols1, 1, v);
+    gt_h5_table_column(t, "train", "extra", col);
+    CHECK(gt_h5_table_rows(t, "train", "step") == 2 && isnan(col[1]), "append after truncate");
+    gt_h5_close(t);
+
+    gt_model_free(a);
+    gt_model_free(b);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return check_report("test_ckpt");
+}
