@@ -16,6 +16,8 @@ packages=(
   zlib1g-dev libpng-dev libinih-dev   # gzip IDX files, PNG grids, INI configs
   dataset-fashion-mnist               # the real data
   python3 python3-torch python3-h5py python3-numpy  # parity reference (tests, benchmarks)
+  slurmctld slurmd slurm-client munge libpmix-dev   # tools/slurm-local and tests/slurm_*.sh
+  python3-matplotlib                  # tools/scaling-collect plot
 )
 
 missing=()
