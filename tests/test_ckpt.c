@@ -206,5 +206,6 @@ int main(void) {
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    gt_h5_library_close();
     return check_report("test_ckpt");
 }

@@ -65,6 +65,10 @@ gt_h5 *gt_h5_create(const char *path);
 gt_h5 *gt_h5_open(const char *path, int writable);
 /* Flushes and closes (NULL is a no-op). Errors in closing are fatal: data may be lost. */
 void gt_h5_close(gt_h5 *f);
+/* Releases the HDF5 library's global state (H5close) once every file is
+ * closed; called at the end of a program. HDF5 is not told to clean up at
+ * exit by itself (see h5_init). */
+void gt_h5_library_close(void);
 /* Closes ignoring errors (after a caught failure; NULL is a no-op). */
 void gt_h5_discard(gt_h5 *f);
 /* Pushes buffered data to the file (e.g. after each sample grid of a long run). */

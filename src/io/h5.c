@@ -104,15 +104,21 @@ __attribute__((format(printf, 5, 6))) static _Noreturn void h5_fail(const char *
 /* A failure that is ours (wrong shape, wrong type): no HDF5 reason. */
 #define BAD(f, ...) h5_fail(__FILE__, __LINE__, (f)->path, 0, __VA_ARGS__)
 
+static int library_open;
+
+void gt_h5_library_close(void) {
+    if (library_open && H5close() < 0) gt_fatal("cannot close the HDF5 library");
+    library_open = 0;
+}
+
 static void h5_init(void) {
-    static int done;
-    if (done) return;
+    if (library_open) return;
     /* No clean-up at exit: a file whose close failed (disk full) can crash
      * HDF5's exit handler; every file we write is closed explicitly. */
     if (H5dont_atexit() < 0) gt_fatal("cannot configure the HDF5 library");
     if (H5open() < 0) gt_fatal("cannot initialize the HDF5 library");
     if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) gt_fatal("cannot turn off HDF5's error printing");
-    done = 1;
+    library_open = 1;
 }
 
 static const char *obj_name(const char *obj) { return (!obj || !obj[0]) ? "/" : obj; }
