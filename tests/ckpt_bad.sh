@@ -75,12 +75,13 @@ expect_error "bit-flipped config attribute: detected" "do not match their hash|c
 
 # 3. another architecture / config
 cp -r $tmp/good $tmp/arch
-sum_before=$(md5sum $tmp/arch/checkpoints/*.h5)
+sum_before=$(md5sum $tmp/arch/checkpoints/*.h5 $tmp/arch/config.ini $tmp/arch/metrics.jsonl)
 expect_error "another architecture: error names the key" "\[encoder\] layer2 = 'dense out=400' there, but 'dense out=300'" \
   "$bin" train "${C[@]}" run.dir=$tmp/arch train.steps=6 "encoder.layer2=dense out=300"
 expect_error "another model: error names it" "holds a vae model|\[model\]|\[encoder\]|\[decoder\]" \
   "$bin" train "$src/configs/mlpgan.ini" train.epochs=0 train.batch_size=16 data.limit=256 run.dir=$tmp/arch train.steps=6
-[ "$sum_before" = "$(md5sum $tmp/arch/checkpoints/*.h5)" ] && ok "another architecture: checkpoints untouched" || fail "checkpoints changed"
+[ "$sum_before" = "$(md5sum $tmp/arch/checkpoints/*.h5 $tmp/arch/config.ini $tmp/arch/metrics.jsonl)" ] \
+  && ok "another architecture: checkpoints, config.ini and metrics untouched" || fail "checkpoints, config.ini or metrics changed"
 if "$bin" train "${C[@]}" run.dir=$tmp/arch train.steps=6 optim.lr=5e-4 > $tmp/lr.log 2>&1 && grep -q "warning: settings differ.*optim.lr" $tmp/lr.log; then
   ok "another learning rate: resumes with a warning naming optim.lr"
 else fail "lr change: $(grep -v '^  ' $tmp/lr.log | head -3)"; fi

@@ -30,11 +30,11 @@ check() {  # name dir rc log pattern straight_dir [mpirun]
   local n; n=$(ls $dir/checkpoints 2>/dev/null | wc -l)
   if [ "$rc" = 75 ] && grep -qE "$pattern" $log && [ "$n" = 1 ] && ! [ -f "$(final $dir)" ]; then
     ok "$name: stopped early with exit 75 and one checkpoint ($(ls $dir/checkpoints))"
-  else fail "$name: rc $rc, checkpoints '$(ls $dir/checkpoints 2>/dev/null)': $(grep -v '^  \|PROF' $log | tail -5)"; return; fi
+  else fail "$name: rc $rc, checkpoints '$(ls $dir/checkpoints 2>/dev/null)': $(grep -v "^  " $log | tail -5)"; return; fi
   "$@" "$bin" train "${C[@]}" checkpoint.every=$STEPS run.dir=$dir > $log.2 2>&1
   if grep -q "resuming from" $log.2 && same_state "$(final $ref)" "$(final $dir)"; then
     ok "$name: the same command resumes; final state bitwise equal to an uninterrupted run"
-  else fail "$name: resume: $(grep -v '^  \|PROF' $log.2 | head -3)"; fi
+  else fail "$name: resume: $(grep -v "^  " $log.2 | head -3)"; fi
 }
 
 # 1. one rank, SIGTERM

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SAMPLES_FORMAT "gentrain-samples"
@@ -103,8 +104,36 @@ static void write_text_file(const char *path, const char *text) {
     if (fclose(f) != 0) gt_fatal("cannot write %s: %s", path, strerror(errno));
 }
 
-static void remove_file(const char *path) {
-    if (unlink(path) != 0 && errno != ENOENT) gt_fatal("cannot remove %s: %s", path, strerror(errno));
+/* run.resume=never: nothing is deleted; what the run dir holds of an earlier
+ * run moves into <dir>/previous-<YYYYmmdd-HHMMSS>/. */
+static void move_previous_run(gt_run_io *io) {
+    char **paths;
+    int64_t *steps;
+    int n = gt_ckpt_list(io->ckpt_dir, &paths, &steps);
+    gt_ckpt_free_list(paths, steps, n);
+    const char *files[] = {io->jsonl, io->metrics_h5, io->samples_h5, io->samples_png};
+    int any = n > 0;
+    for (int i = 0; i < 4; i++) any |= access(files[i], F_OK) == 0;
+    if (!any) return;
+    char prev[4300], dst[4400];
+    time_t now = time(NULL);
+    struct tm tm;
+    GT_CHECK(localtime_r(&now, &tm), "localtime_r failed");
+    char stamp[32];
+    GT_CHECK(strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm) > 0, "strftime failed");
+    FMT(prev, "%s/previous-%s", io->dir, stamp);
+    if (mkdir(prev, 0775) != 0) gt_fatal("cannot create %s: %s", prev, strerror(errno));
+    FMT(dst, "%s/checkpoints", prev);
+    if (rename(io->ckpt_dir, dst) != 0) gt_fatal("cannot move %s to %s: %s", io->ckpt_dir, dst, strerror(errno));
+    make_dir(io->ckpt_dir);
+    for (int i = 0; i < 4; i++) {
+        const char *base = strrchr(files[i], '/') + 1;
+        FMT(dst, "%s/%s", prev, base);
+        if (rename(files[i], dst) != 0 && errno != ENOENT)
+            gt_fatal("cannot move %s to %s: %s", files[i], dst, strerror(errno));
+    }
+    gt_warn("run.resume=never: starting over in %s; the earlier run (%d checkpoint%s, metrics, samples) moved to %s",
+            io->dir, n, n == 1 ? "" : "s", prev);
 }
 
 /* ---- configuration -------------------------------------------------------------- */
@@ -239,7 +268,7 @@ static int find_checkpoint(gt_run_io *io, gt_config *cfg, gt_model *m, resume_hd
     if (!h->found) {
         if (bad || exists(io->jsonl))
             gt_fatal("%s already holds a run (%s) but no valid checkpoint to resume from%s; start over with "
-                     "run.resume=never (which discards it) or choose another run.dir",
+                     "run.resume=never (which moves it aside) or choose another run.dir",
                      io->dir, bad ? "its checkpoints fail verification" : "metrics.jsonl exists",
                      bad ? " (see the warnings above)" : "");
         return 0;
@@ -425,27 +454,16 @@ int64_t gt_run_io_start(gt_run_io *io, gt_config *cfg, gt_model *m, gt_sampler *
     char chosen[4300] = "";
     if (io->rank == 0) {
         make_dir(io->dir);
+        make_dir(io->ckpt_dir);
+        gt_ckpt_prune(io->ckpt_dir, 0); /* stale temporary files */
+        if (io->resume_never)
+            move_previous_run(io);
+        else
+            find_checkpoint(io, cfg, m, &h, chosen, sizeof chosen);
+        /* only now, once the checkpoint (if any) was accepted */
         char path[4300];
         FMT(path, "%s/config.ini", io->dir);
         write_text_file(path, io->config_text);
-        make_dir(io->ckpt_dir);
-        gt_ckpt_prune(io->ckpt_dir, 0); /* stale temporary files */
-        if (io->resume_never) {
-            char **paths;
-            int64_t *st;
-            int n = gt_ckpt_list(io->ckpt_dir, &paths, &st);
-            if (n || exists(io->jsonl))
-                gt_warn("run.resume=never: starting over in %s; removing its %d checkpoint%s, metrics and samples", io->dir,
-                        n, n == 1 ? "" : "s");
-            for (int i = 0; i < n; i++) remove_file(paths[i]);
-            gt_ckpt_free_list(paths, st, n);
-            remove_file(io->jsonl);
-            remove_file(io->metrics_h5);
-            remove_file(io->samples_h5);
-            remove_file(io->samples_png);
-        } else {
-            find_checkpoint(io, cfg, m, &h, chosen, sizeof chosen);
-        }
     }
     gt_dist_bcast(&h, sizeof h);
     if (!h.found) {
