@@ -1,7 +1,8 @@
 """PyTorch side of tools/bench: times the same training step as gentrain
 (same config, same architecture, batch, optimizer) on CPU with one thread,
 plain and wrapped in DistributedDataParallel (gloo, world size 1), and prints
-one JSON line per model: {"model", "plain_img_s", "ddp_img_s", "flop_per_step"}.
+one JSON line per model: {"model", "plain_img_s", "ddp_img_s", "flop_per_step",
+"max_rss_mb"} (the peak resident memory of the whole process).
 
 Run with Debian's interpreter: /usr/bin/python3 tools/torch_bench.py CONFIG [--steps N] [--batch B]
 """
@@ -124,6 +125,8 @@ def main():
     out["ddp_img_s"] = args.batch * args.steps / time_steps(make_step(kind, wrapped, info, opts, args.batch), x,
                                                             args.steps)
     dist.destroy_process_group()
+    import resource
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps(out))
 
 

@@ -45,7 +45,7 @@ static const char train_usage[] =
     "  [run]    resume = auto | never [auto]: auto continues from the newest checkpoint of\n"
     "           run.dir that verifies (skipping damaged ones with a warning); never starts\n"
     "           over, deleting run.dir's checkpoints, metrics and samples\n"
-    "  [dist]   overlap (allreduce gradient buckets during backward; false = one call after it) [true]\n"
+    "  [dist]   overlap (allreduce gradient buckets during backward; false = one call after it) [false]\n"
     "           bucket_mb (bucket size; whole layers, reverse layer order) [1]\n"
     "           sync_bn (batch-norm statistics over the global batch; false = local batches,\n"
     "                    rank 0's running statistics broadcast every step) [false]\n"

@@ -16,7 +16,7 @@
 
 void gt_dist_run_config(gt_dist_run *run, gt_config *cfg) {
     memset(run, 0, sizeof *run);
-    run->overlap = gt_config_bool(cfg, "dist", "overlap", 1);
+    run->overlap = gt_config_bool(cfg, "dist", "overlap", 0);
     run->bucket_mb = gt_config_float(cfg, "dist", "bucket_mb", 1.0, 0.0, 1e6);
     run->sync_bn = gt_config_bool(cfg, "dist", "sync_bn", 0);
     run->check_every = gt_config_int(cfg, "dist", "check_every", 100, 0, 1L << 40);
