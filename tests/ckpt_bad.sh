@@ -9,14 +9,8 @@
 #  previous checkpoint survives intact, the run says so and exits non-zero.
 set -uo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-py=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$src/tests/common.bash"
 export OPENBLAS_NUM_THREADS=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
 expect_error() {  # name pattern command...: non-zero exit and a message matching pattern
   local name=$1 pattern=$2; shift 2
   if "$@" > "$tmp/err.out" 2> "$tmp/err.txt"; then fail "$name: exit 0"; return 1; fi
@@ -139,5 +133,4 @@ if "$bin" train "${C[@]}" run.dir=$tmp/full train.steps=6 > $tmp/f2.log 2>&1 && 
   ok "after the failure, the same command resumes from the surviving checkpoint"
 else fail "resume after failure: $(grep -v '^  ' $tmp/f2.log | head -3)"; fi
 
-echo "ckpt_bad: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish ckpt_bad

@@ -7,16 +7,10 @@
 # torch.optim.Adam.
 set -uo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-py=/usr/bin/python3
+source "$src/tests/common.bash"
 "$py" -c 'import torch, h5py' 2>/dev/null ||
   { echo "FAIL: PyTorch or h5py missing for $py: apt-get install -y python3-torch python3-h5py"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
 
 for model in dcgan vae; do
   "$bin" train "$src/configs/$model.ini" run.dir=$tmp/$model train.steps=10 train.epochs=0 train.batch_size=16 \
@@ -55,5 +49,4 @@ then ok "load_checkpoint as a library: tensors, BN statistics and Adam state loa
 "$py" "$src/tools/load_checkpoint.py" $tmp/dcgan/samples.h5 > $tmp/o.txt 2>&1 && fail "load_checkpoint.py accepted a samples file" \
   || { grep -q "not a gentrain checkpoint" $tmp/o.txt && ok "load_checkpoint.py rejects a file that is not a checkpoint" || fail "message: $(cat $tmp/o.txt)"; }
 
-echo "ckpt_interop: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish ckpt_interop

@@ -9,14 +9,8 @@
 #  4. `gentrain inspect` and `gentrain sample` on a checkpoint and samples.h5.
 set -uo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-py=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
+source "$src/tests/common.bash"
+export OPENBLAS_NUM_THREADS=1
 ck() { printf '%s/checkpoints/step-%08d.h5' "$1" "$2"; }
 C=("$src/configs/dcgan.ini" train.batch_size=8 train.epochs=0 data.limit=512 log.every=2 eval.n=32
    checkpoint.every=4 checkpoint.keep=0 samples.every=4 samples.n=16)
@@ -128,5 +122,4 @@ assert np.abs(tile - ref).max() <= 1, np.abs(tile - ref).max()
 PY
 then ok "sample writes a PNG grid whose first tile is samples.h5's first image"; else fail "sample: $(cat $tmp/s.log)"; fi
 
-echo "ckpt_resume: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish ckpt_resume

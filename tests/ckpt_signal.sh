@@ -7,13 +7,8 @@
 #  forwards it to every rank);  3. 2 ranks, SIGTERM to rank 1 only.
 set -uo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
+source "$src/tests/common.bash"
+export OPENBLAS_NUM_THREADS=1
 STEPS=250
 C=("$src/configs/mlpvae.ini" train.epochs=0 train.steps=$STEPS train.batch_size=16 data.limit=1024 log.every=1
    eval.n=16 checkpoint.every=0 samples.every=0)
@@ -55,5 +50,4 @@ kill -TERM $(echo $ranks | awk '{print $2}'); wait $pid; rc=$?
 check "2 ranks, SIGTERM to rank 1 only" $tmp/c $rc $tmp/c.log "stopping at step [0-9]+ on a signal on another rank" \
   $tmp/straight_np2 mpirun -np 2
 
-echo "ckpt_signal: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish ckpt_signal

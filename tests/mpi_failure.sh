@@ -13,14 +13,8 @@
 #     key on all ranks.
 set -euo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-py=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
+source "$src/tests/common.bash"
+export OMPI_MCA_rmaps_base_oversubscribe=1
 cfg=$src/configs/mlpvae.ini
 
 # 1. world size 3, uneven dataset
@@ -63,5 +57,4 @@ expect_abort "only rank 2 lacks its data file" "gentrain\[rank 2\]: error: .*/no
 expect_abort "a bad key on every rank" "batchsize" \
   -np 3 "$bin" train "$cfg" run.dir="$tmp/f3" train.batchsize=16
 
-echo "mpi_failure: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish mpi_failure

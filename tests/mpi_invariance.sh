@@ -20,15 +20,9 @@
 # the Adam comparison (4) only asserts a sanity bound and prints both numbers.
 set -euo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-py=/usr/bin/python3
+source "$src/tests/common.bash"
 cmp_py="$src/tests/mpi_params.py"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
+export OMPI_MCA_rmaps_base_oversubscribe=1
 
 common="train.steps=20 train.epochs=0 data.limit=1200 eval.at_end=false log.every=0 dist.check_every=10 checkpoint.every=0 samples.every=0"
 # run NAME RANKS BATCH CONFIG [overrides...]: dumps to $tmp/NAME.rank0
@@ -89,5 +83,4 @@ for m in dcgan vae; do
   }
 done
 
-echo "mpi_invariance: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish mpi_invariance

@@ -13,13 +13,8 @@
 #     (mpirun MPMD) stop at start with a message naming the rank and the line.
 set -euo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
+source "$src/tests/common.bash"
+export OMPI_MCA_rmaps_base_oversubscribe=1
 
 common="train.epochs=0 data.limit=2000 eval.at_end=false log.every=25 dist.check_every=10 checkpoint.every=0 samples.every=0"
 run() {  # NAME CONFIG overrides...
@@ -74,5 +69,4 @@ elif grep -q "ranks disagree on the resolved configuration: rank(s) 1 differ" "$
   ok "disagreeing ranks stop at start, naming rank 1 and the line"
 else fail "disagreeing ranks: unexpected output: $(tail -5 "$tmp/mpmd.log")"; fi
 
-echo "mpi_replicas: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish mpi_replicas

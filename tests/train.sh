@@ -8,17 +8,10 @@
 #     file, line and key, and exit non-zero; a finished run dir has nothing to do.
 set -euo pipefail
 build=$1 src=$2
-bin=$build/gentrain
-py=/usr/bin/python3
+source "$src/tests/common.bash"
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
   { echo "FAIL: Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist"; exit 1; }
 $py -c 'import json' || { echo "FAIL: /usr/bin/python3 missing: apt-get install -y python3"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-passed=0 failed=0
-ok()   { echo "ok: $*"; passed=$((passed+1)); }
-fail() { echo "FAIL: $*"; failed=$((failed+1)); }
 
 # 1. the loss goes down
 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mlpvae" train.steps=300 train.epochs=0 \
@@ -83,5 +76,4 @@ if "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mlpvae" train.steps=300 
 else fail "a finished run dir: $(cat "$tmp/again.log")"; fi
 [ ! -d "$tmp/typo" ] && ok "a bad config creates no run dir" || fail "a bad config created its run dir"
 
-echo "train: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish train

@@ -1,4 +1,4 @@
-/* core: errors, logging, allocation, the Philox RNG, BLAS wrappers, im2col.
+/* core: errors, logging, allocation, the Philox RNG, BLAS wrappers.
  *
  * Every failure goes through gt_fatal: one line on stderr naming what went
  * wrong and where (source file and line), then the process ends. Under MPI,
@@ -76,12 +76,6 @@ uint64_t gt_rand_u64(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t in
 void gt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void gt_blas_set_threads(int n);
-
-/* ---- im2col / col2im ----------------------------------------------------
- * x [C,H,W] one image; col [C*K*K, OH*OW]; OH = (H + 2P - K)/S + 1.
- * col2im adds the columns back into x (x must be zeroed by the caller). */
-void gt_im2col(const float *x, int C, int H, int W, int K, int S, int P, int OH, int OW, float *col);
-void gt_col2im(const float *col, int C, int H, int W, int K, int S, int P, int OH, int OW, float *x);
 
 /* ---- small helpers ----------------------------------------------------- */
 #define GT_PI 3.14159265358979323846
