@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake pkg-config
-  libopenmpi-dev openmpi-bin          # MPI
+  libopenmpi-dev openmpi-bin openssh-client  # MPI (mpirun wants an rsh agent even on one node)
   libopenblas-dev                     # sgemm
   libhdf5-dev hdf5-tools              # checkpoints, samples, metrics
   zlib1g-dev libpng-dev libinih-dev   # gzip IDX files, PNG grids, INI configs
