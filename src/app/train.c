@@ -144,8 +144,9 @@ static void evaluate(gt_model *m, const data_t *d, long n_eval, int batch, uint6
         for (int k = 0; k < st.n; k++) sums[k] += st.value[k] * B;
         sums[GT_MAX_STATS] += B;
     }
-    if (st.n == 0) { /* this rank had no test batch: learn the names from a dry run of none */
-        for (int i = 0; i < 1; i++) idx[i] = 0;
+    if (st.n == 0) { /* a small test set left this rank no batch: one example gives the
+                        * names of the statistics, counted with weight 0 */
+        idx[0] = 0;
         gt_dataset_batch(&d->test, idx, 1, d->scale, x, d->test.labels ? labels : NULL);
         gt_step_ctx ctx = {seed, step, 0, 1, NULL, NULL};
         gt_model_eval_batch(m, x, d->test.labels ? labels : NULL, 1, &ctx, &st);
