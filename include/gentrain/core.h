@@ -19,6 +19,9 @@ _Noreturn void gt_fatal_at(const char *file, int line, const char *fmt, ...)
         if (!(cond)) gt_fatal_at(__FILE__, __LINE__, __VA_ARGS__);             \
     } while (0)
 
+/* A broken invariant (a bug in gentrain, never bad input): same exit as gt_fatal. */
+#define GT_ASSERT(cond, ...) GT_CHECK(cond, __VA_ARGS__)
+
 /* Called by gt_fatal after the message is printed; default: exit(code). */
 void gt_set_abort_hook(void (*hook)(int code)); /* must not return */
 /* Exit codes of the gentrain program. */
