@@ -300,6 +300,28 @@ def run_vae(rep, f, cfg, nets, stats):
         check_optimizer_step(rep, f, cfg, nets, name)
 
 
+def run_classifier(rep, f, cfg, nets, stats):
+    C = nets["classifier"]
+    x = torch.from_numpy(f["x"][()])
+    labels = torch.from_numpy(f["labels"][()]).long()
+    Cc = copy.deepcopy(C)
+    tr.set_dropout_masks(Cc, masks_for(f, "classifier", 0))
+    with torch.no_grad():
+        rep.tensor("forward logits", f["forward/logits"][()], Cc(x))
+    opt = tr.make_optimizer(cfg, C)
+    tr.set_dropout_masks(C, masks_for(f, "classifier", 0))
+    logits = C(x)
+    loss = F.cross_entropy(logits, labels)
+    opt.zero_grad()
+    loss.backward()
+    rep.scalar("stat loss", stats["loss"], loss.item())
+    rep.scalar("stat accuracy", stats["accuracy"], (logits.argmax(1) == labels).double().mean().item())
+    compare_nets(rep, f, "grads", nets, ["classifier"])
+    opt.step()
+    compare_nets(rep, f, "after/params", nets, ["classifier"])
+    check_optimizer_step(rep, f, cfg, nets, "classifier")
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: /usr/bin/python3 tests/parity.py DUMP.h5 (written by tool_parity)")
@@ -325,6 +347,8 @@ def main():
             run_gan(rep, f, cfg, nets, stats)
         elif kind == "vae":
             run_vae(rep, f, cfg, nets, stats)
+        elif kind == "classifier":
+            run_classifier(rep, f, cfg, nets, stats)
         else:
             print("parity: model type %r is not covered" % kind)
             return 2

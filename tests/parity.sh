@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PyTorch parity of one training step of the reference dcgan and vae:
+# PyTorch parity of one training step of the reference dcgan, vae and classifier:
 #   bash tests/parity.sh BUILD_DIR SOURCE_DIR
 # tool_parity (tests/tool_parity.c) runs the gentrain step and dumps it to HDF5;
 # tests/parity.py redoes it in PyTorch 1.13 (Debian's /usr/bin/python3) and
@@ -23,9 +23,16 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/gentrain-parity.XXXXXX") || fail "cannot make a
 trap 'rm -rf "$tmp"' EXIT
 
 status=0
-for model in dcgan vae; do
-    echo "== $model"
-    if ! OPENBLAS_NUM_THREADS=1 "$build/tool_parity" "$src/configs/$model.ini" "$tmp/$model.h5"; then
+# name, config, overrides: the reference models, and the vae with a layernorm
+# in its encoder (on 32x14x14: nn.LayerNorm([32, 14, 14])) and on a vector
+# (fields separated by |)
+cases=("dcgan|dcgan" "vae|vae" "classifier|classifier"
+       "vae-layernorm|vae|encoder.layer2=layernorm|encoder.layer7=layernorm eps=1e-3")
+for c in "${cases[@]}"; do
+    IFS='|' read -r -a f <<<"$c"
+    model=${f[0]} config=${f[1]}
+    echo "== $model ${f[*]:2}"
+    if ! OPENBLAS_NUM_THREADS=1 "$build/tool_parity" "$src/configs/$config.ini" "$tmp/$model.h5" "${f[@]:2}"; then
         echo "parity.sh: tool_parity failed for $model" >&2
         status=1
         continue

@@ -18,7 +18,7 @@ for l in srun mpirun; do
     st=$(wait_job "$id" 120) || true
     log=$work/t-$l-$id.out
     if [ "$st" = COMPLETED ] && [ "$(job_exit "$id")" = 0:0 ]; then ok "$l: job $id completed"; else fail "$l: job $id ended $st, exit $(job_exit "$id")"; fi
-    if grep -q "gentrain: vae model, 2 ranks x batch 100 = global batch 200" "$log" 2>/dev/null; then
+    if grep -q "vae model, 2 ranks x batch 100 = global batch 200" "$log" 2>/dev/null; then
         ok "$l: gentrain ran on 2 ranks"; else fail "$l: no 2-rank start line in $log"; fi
     m=$work/runs/t-$l-$id/metrics.jsonl
     if [ -f "$m" ] && $py -c 'import json,sys

@@ -1,6 +1,7 @@
 /* Data: IDX loading of the real Fashion-MNIST files and rejection of bad
- * files (in a forked child, since gt_fatal exits), the distributed sampler,
- * dynamic binarization, 2-D toy mixtures. */
+ * files (each an error naming the file), train and test sets that must agree
+ * (gt_data_load), dynamic binarization, 2-D toy mixtures. The sampler's tests
+ * are in test_sampler.c. */
 #include "gentrain/core.h"
 #include "gentrain/data.h"
 
@@ -9,7 +10,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
@@ -18,101 +18,30 @@ static const char *train_labels = FMNIST "train-labels-idx1-ubyte.gz";
 static const char *test_images = FMNIST "t10k-images-idx3-ubyte.gz";
 static const char *test_labels = FMNIST "t10k-labels-idx1-ubyte.gz";
 
-/* ---- running code that must fail ---------------------------------------- */
-
-typedef void (*child_fn)(const void *arg);
-
-/* Runs fn(arg) in a child with stderr captured; checks that the child exits
- * non-zero and that its message contains each of the non-NULL strings. */
-static void expect_fatal(const char *what, child_fn fn, const void *arg, const char *must1, const char *must2) {
-    int fd[2];
-    if (pipe(fd) != 0) {
-        CHECK(0, "%s: pipe: %s", what, strerror(errno));
-        return;
-    }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        CHECK(0, "%s: fork: %s", what, strerror(errno));
-        close(fd[0]);
-        close(fd[1]);
-        return;
-    }
-    if (pid == 0) {
-        close(fd[0]);
-        if (dup2(fd[1], 2) < 0) _exit(99);
-        close(fd[1]);
-        fn(arg);
-        _exit(0); /* it should not have returned */
-    }
-    close(fd[1]);
-    char msg[8192];
-    size_t len = 0;
-    for (;;) {
-        ssize_t got = read(fd[0], msg + len, sizeof msg - 1 - len);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) break;
-        len += (size_t)got;
-        if (len == sizeof msg - 1) { /* drain the rest */
-            char sink[4096];
-            while (read(fd[0], sink, sizeof sink) > 0) {}
-            break;
-        }
-    }
-    msg[len] = '\0';
-    close(fd[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            CHECK(0, "%s: waitpid: %s", what, strerror(errno));
-            return;
-        }
-    }
-    int failed = WIFEXITED(status) ? WEXITSTATUS(status) != 0 : 1;
-    CHECK(failed, "%s: expected the child to fail, it exited with status %d", what,
-          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    CHECK(strstr(msg, "error") != NULL, "%s: no error message; stderr was: %s", what, msg);
-    if (must1) CHECK(strstr(msg, must1) != NULL, "%s: message does not mention \"%s\": %s", what, must1, msg);
-    if (must2) CHECK(strstr(msg, must2) != NULL, "%s: message does not mention \"%s\": %s", what, must2, msg);
-    printf("  %s -> %s", what, len ? msg : "(no message)\n");
-}
-
-typedef struct {
-    const char *images, *labels;
-} load_args;
-
-static void child_load(const void *arg) {
-    const load_args *a = arg;
+/* Loading that must fail: its status. */
+static gt_status load(const char *images, const char *labels, int64_t limit) {
     gt_dataset ds;
-    gt_idx_load(&ds, a->images, a->labels, 0);
-    gt_dataset_free(&ds);
+    gt_status st = gt_idx_load(&ds, images, labels, limit);
+    if (!st) gt_dataset_free(&ds);
+    return st;
 }
 
-typedef struct {
-    int64_t n;
-    int batch, world;
-} sampler_args;
-
-static void child_sampler(const void *arg) {
-    const sampler_args *a = arg;
-    gt_sampler s;
-    gt_sampler_init(&s, a->n, a->batch, 0, a->world, 1);
-    gt_sampler_free(&s);
+static void must_load(gt_dataset *ds, const char *images, const char *labels, int64_t limit) {
+    CHECK_OK(gt_idx_load(ds, images, labels, limit));
 }
 
 /* ---- temporary files ----------------------------------------------------- */
 
 static unsigned char *read_all(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f) gt_fatal("%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) gt_fatal("%s: cannot seek: %s", path, strerror(errno));
+    if (!f) gt_panic("%s: cannot open: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) gt_panic("%s: cannot seek: %s", path, strerror(errno));
     long size = ftell(f);
-    if (size < 0) gt_fatal("%s: cannot tell size: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_SET) != 0) gt_fatal("%s: cannot seek: %s", path, strerror(errno));
+    if (size < 0) gt_panic("%s: cannot tell size: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_SET) != 0) gt_panic("%s: cannot seek: %s", path, strerror(errno));
     unsigned char *buf = gt_alloc((size_t)size);
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) gt_fatal("%s: short read", path);
-    if (fclose(f) != 0) gt_fatal("%s: close: %s", path, strerror(errno));
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) gt_panic("%s: short read", path);
+    if (fclose(f) != 0) gt_panic("%s: close: %s", path, strerror(errno));
     *len = (size_t)size;
     return buf;
 }
@@ -121,16 +50,16 @@ static unsigned char *read_all(const char *path, size_t *len) {
 static void write_temp(char *path, size_t cap, const char *tag, const void *data, size_t len) {
     snprintf(path, cap, "/tmp/gentrain-test-%s-XXXXXX", tag);
     int fd = mkstemp(path);
-    if (fd < 0) gt_fatal("mkstemp %s: %s", path, strerror(errno));
+    if (fd < 0) gt_panic("mkstemp %s: %s", path, strerror(errno));
     const unsigned char *p = data;
     size_t done = 0;
     while (done < len) {
         ssize_t w = write(fd, p + done, len - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) gt_fatal("%s: write: %s", path, strerror(errno));
+        if (w <= 0) gt_panic("%s: write: %s", path, strerror(errno));
         done += (size_t)w;
     }
-    if (close(fd) != 0) gt_fatal("%s: close: %s", path, strerror(errno));
+    if (close(fd) != 0) gt_panic("%s: close: %s", path, strerror(errno));
 }
 
 static void put_be32(unsigned char *b, uint32_t v) {
@@ -150,8 +79,8 @@ static void test_idx(void) {
         return;
     }
     gt_dataset tr, te;
-    gt_idx_load(&tr, train_images, train_labels, 0);
-    gt_idx_load(&te, test_images, test_labels, 0);
+    must_load(&tr, train_images, train_labels, 0);
+    must_load(&te, test_images, test_labels, 0);
     CHECK(tr.n == 60000, "train set has %lld examples, expected 60000", (long long)tr.n);
     CHECK(te.n == 10000, "test set has %lld examples, expected 10000", (long long)te.n);
     CHECK(tr.shape.c == 1 && tr.shape.h == 28 && tr.shape.w == 28, "train shape %dx%dx%d, expected 1x28x28",
@@ -187,14 +116,15 @@ static void test_idx(void) {
 
     /* limit keeps the first examples */
     gt_dataset lim;
-    gt_idx_load(&lim, train_images, train_labels, 100);
+    must_load(&lim, train_images, train_labels, 100);
     CHECK(lim.n == 100, "limit 100 gives %lld examples", (long long)lim.n);
     CHECK(memcmp(lim.pixels, tr.pixels, 100 * size) == 0, "limited load has the same first pixels");
     CHECK(memcmp(lim.labels, tr.labels, 100 * sizeof(int)) == 0, "limited load has the same first labels");
     gt_dataset_free(&lim);
-    gt_idx_load(&lim, test_images, NULL, 20000); /* limit above n: all, no labels */
+    must_load(&lim, test_images, NULL, 10000); /* limit = n: all, no labels */
     CHECK(lim.n == 10000 && lim.labels == NULL && lim.n_classes == 0, "no labels file: n %lld, labels %p, classes %d",
           (long long)lim.n, (void *)lim.labels, lim.n_classes);
+    CHECK_ERROR(load(test_images, NULL, 20000), "limit above n", "t10k-images", "holds 10000 images, fewer than the 20000");
     gt_dataset_free(&lim);
     CHECK(lim.pixels == NULL && lim.labels == NULL, "gt_dataset_free clears the pointers");
 
@@ -224,16 +154,12 @@ static void test_idx(void) {
 
     /* ---- bad files */
     char path[128], path2[128];
-    load_args a;
     size_t len;
     unsigned char *gz = read_all(test_images, &len);
     write_temp(path, sizeof path, "truncated-gz", gz, len * 6 / 10);
-    a.images = path;
-    a.labels = NULL;
-    expect_fatal("truncated .gz", child_load, &a, path, "truncated");
+    CHECK_ERROR(load(path, NULL, 0), "truncated .gz", path, "truncated");
     write_temp(path2, sizeof path2, "stub-gz", gz, 20);
-    a.images = path2;
-    expect_fatal("gz stub of 20 bytes", child_load, &a, path2, NULL);
+    CHECK_ERROR(load(path2, NULL, 0), "gz stub of 20 bytes", path2);
     gt_free(gz);
     if (unlink(path) != 0 || unlink(path2) != 0) CHECK(0, "unlink temp files: %s", strerror(errno));
 
@@ -245,8 +171,7 @@ static void test_idx(void) {
     put_be32(plain + 8, 28);
     put_be32(plain + 12, 28);
     write_temp(path, sizeof path, "truncated-idx", plain, plen);
-    a.images = path;
-    expect_fatal("truncated plain IDX", child_load, &a, path, "truncated");
+    CHECK_ERROR(load(path, NULL, 0), "truncated plain IDX", path, "truncated");
     if (unlink(path) != 0) CHECK(0, "unlink: %s", strerror(errno));
     /* the same, complete, loads (plain, uncompressed) */
     gt_free(plain);
@@ -259,127 +184,87 @@ static void test_idx(void) {
     plain[16 + 4 * size + 7] = 200;
     write_temp(path, sizeof path, "plain-idx", plain, plen);
     gt_dataset pl;
-    gt_idx_load(&pl, path, NULL, 0);
+    must_load(&pl, path, NULL, 0);
     CHECK(pl.n == 5 && pl.pixels[4 * size + 7] == 200, "uncompressed IDX loads (n %lld)", (long long)pl.n);
     gt_dataset_free(&pl);
     if (unlink(path) != 0) CHECK(0, "unlink: %s", strerror(errno));
+    /* trailing bytes after the data the header announces */
+    unsigned char *longer = gt_alloc(plen + 3);
+    memcpy(longer, plain, plen);
+    write_temp(path, sizeof path, "trailing-idx", longer, plen + 3);
+    CHECK_ERROR(load(path, NULL, 0), "trailing bytes", path, "3 bytes follow the data");
+    CHECK_OK(load(path, NULL, 4)); /* with a limit the rest of the file is not read */
+    if (unlink(path) != 0) CHECK(0, "unlink: %s", strerror(errno));
+    gt_free(longer);
     /* wrong magic: a labels file given as images */
     put_be32(plain, 0x801);
     write_temp(path, sizeof path, "wrong-magic", plain, plen);
-    a.images = path;
-    expect_fatal("wrong magic", child_load, &a, path, "not an IDX image file (magic 0x00000801, expected 0x00000803)");
+    CHECK_ERROR(load(path, NULL, 0), "wrong magic", path, "not an IDX image file (magic 0x00000801, expected 0x00000803)");
     if (unlink(path) != 0) CHECK(0, "unlink: %s", strerror(errno));
     gt_free(plain);
     /* images and labels of different sets */
-    a.images = test_images;
-    a.labels = train_labels;
-    expect_fatal("label count mismatch", child_load, &a, train_labels, "60000 labels");
+    CHECK_ERROR(load(test_images, train_labels, 0), "label count mismatch", train_labels, "60000 labels");
     /* labels file given as images */
-    a.images = test_labels;
-    a.labels = NULL;
-    expect_fatal("labels as images", child_load, &a, test_labels, "magic 0x00000801");
-    a.images = "/nonexistent/images.gz";
-    expect_fatal("missing file", child_load, &a, "/nonexistent/images.gz", "cannot open");
+    CHECK_ERROR(load(test_labels, NULL, 0), "labels as images", test_labels, "magic 0x00000801");
+    CHECK_ERROR(load("/nonexistent/images.gz", NULL, 0), "missing file", "/nonexistent/images.gz", "cannot open");
 
     gt_dataset_free(&tr);
     gt_dataset_free(&te);
 }
 
-/* ---- sampler ------------------------------------------------------------- */
+/* ---- train and test sets together ------------------------------------------- */
 
-#define SN 100
-#define SW 3
-#define SB 7
-
-/* One epoch of all ranks: out[step][rank*SB + j]. Returns 1 if the indices
- * are distinct, in range, and as many as steps*world*batch. */
-static int run_epoch(gt_sampler *s, int64_t (*out)[SW * SB], int64_t spe) {
-    int seen[SN] = {0}, ok = 1;
-    for (int64_t k = 0; k < spe; k++)
-        for (int r = 0; r < SW; r++) {
-            gt_sampler_next(&s[r], &out[k][r * SB]);
-            for (int j = 0; j < SB; j++) {
-                int64_t e = out[k][r * SB + j];
-                if (e < 0 || e >= SN || seen[e]++) ok = 0;
-            }
-        }
-    int distinct = 0;
-    for (int i = 0; i < SN; i++) distinct += seen[i] > 0;
-    return ok && distinct == spe * SW * SB;
+/* An IDX images file of n images of h x w (pixels = index), and a labels file. */
+static void write_idx(char *images, char *labels, size_t cap, int n, int h, int w, int max_label) {
+    size_t plen = 16 + (size_t)n * h * w;
+    unsigned char *p = gt_alloc(plen);
+    put_be32(p, 0x803);
+    put_be32(p + 4, (uint32_t)n);
+    put_be32(p + 8, (uint32_t)h);
+    put_be32(p + 12, (uint32_t)w);
+    for (size_t i = 16; i < plen; i++) p[i] = (unsigned char)i;
+    write_temp(images, cap, "set-images", p, plen);
+    gt_free(p);
+    unsigned char *l = gt_alloc(8 + (size_t)n);
+    put_be32(l, 0x801);
+    put_be32(l + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) l[8 + i] = (unsigned char)(i % (max_label + 1));
+    write_temp(labels, cap, "set-labels", l, 8 + (size_t)n);
+    gt_free(l);
 }
 
-static void test_sampler(void) {
-    gt_sampler s[SW], t[SW];
-    for (int r = 0; r < SW; r++) gt_sampler_init(&s[r], SN, SB, r, SW, 42);
-    const int64_t spe = s[0].steps_per_epoch;
-    CHECK(spe == SN / (SW * SB) && spe == 4, "steps_per_epoch = %lld, expected 4", (long long)spe);
-    int perm_ok = 1, seen[SN] = {0};
-    for (int i = 0; i < SN; i++)
-        if (s[0].perm[i] < 0 || s[0].perm[i] >= SN || seen[s[0].perm[i]]++) perm_ok = 0;
-    CHECK(perm_ok, "epoch 0 order is a permutation of [0, %d)", SN);
-
-    int64_t e0[4][SW * SB], e1[4][SW * SB], again[4][SW * SB];
-    CHECK(run_epoch(s, e0, spe), "epoch 0: all ranks' indices cover %lld distinct examples, no duplicates",
-          (long long)(spe * SW * SB));
-    /* rank r takes entries r, r+world, ... of each step's world*batch slice */
-    int slice_ok = 1;
-    for (int k = 0; k < spe; k++)
-        for (int r = 0; r < SW; r++)
-            for (int j = 0; j < SB; j++) slice_ok &= e0[k][r * SB + j] == s[r].perm[k * SW * SB + r + j * SW];
-    CHECK(slice_ok, "rank r's batch is the strided slice perm[k*world*batch + r + j*world]");
-    CHECK(s[0].epoch == 0 && s[0].cursor == spe, "after one epoch: (epoch %lld, cursor %lld), expected (0, %lld)",
-          (long long)s[0].epoch, (long long)s[0].cursor, (long long)spe);
-    CHECK(run_epoch(s, e1, spe), "epoch 1: distinct and complete");
-    CHECK(s[0].epoch == 1, "second epoch is epoch %lld", (long long)s[0].epoch);
-    CHECK(memcmp(e0, e1, sizeof e0) != 0, "epochs 0 and 1 give different orders");
-
-    /* same seed: same order; another seed: another order */
-    for (int r = 0; r < SW; r++) gt_sampler_init(&t[r], SN, SB, r, SW, 42);
-    run_epoch(t, again, spe);
-    CHECK(memcmp(e0, again, sizeof e0) == 0, "the same seed gives the same order");
-    for (int r = 0; r < SW; r++) {
-        gt_sampler_free(&t[r]);
-        gt_sampler_init(&t[r], SN, SB, r, SW, 43);
-    }
-    run_epoch(t, again, spe);
-    CHECK(memcmp(e0, again, sizeof e0) != 0, "another seed gives another order");
-    for (int r = 0; r < SW; r++) gt_sampler_free(&t[r]);
-
-    /* seek(epoch, cursor) reproduces next(), including at epoch ends */
-    gt_sampler a, b;
-    gt_sampler_init(&a, SN, SB, 1, SW, 7);
-    gt_sampler_init(&b, SN, SB, 1, SW, 7);
-    int seek_ok = 1;
-    for (int step = 0; step < 23; step++) {
-        int64_t ep = a.epoch, cur = a.cursor, ia[SB], ib[SB];
-        gt_sampler_next(&a, ia);
-        gt_sampler_seek(&b, ep, cur);
-        gt_sampler_next(&b, ib);
-        if (memcmp(ia, ib, sizeof ia) != 0 || a.epoch != b.epoch || a.cursor != b.cursor) {
-            seek_ok = 0;
-            fprintf(stderr, "  seek(%lld, %lld) differs at step %d\n", (long long)ep, (long long)cur, step);
-        }
-    }
-    CHECK(seek_ok, "seek(epoch, cursor) then next() reproduces next()");
-    CHECK(a.epoch == 5 && a.cursor == 3, "23 steps of 4 per epoch end at (epoch 5, cursor 3), got (%lld, %lld)",
-          (long long)a.epoch, (long long)a.cursor);
-    gt_sampler_free(&a);
-    gt_sampler_free(&b);
-
-    /* the shuffle is unbiased enough: first element over many epochs */
-    gt_sampler_init(&a, 4, 1, 0, 1, 3);
-    int first[4] = {0};
-    for (int e = 0; e < 8000; e++) {
-        gt_sampler_seek(&a, e, 0);
-        first[a.perm[0]]++;
-    }
-    for (int k = 0; k < 4; k++) CHECK(abs(first[k] - 2000) < 200, "perm[0] == %d in %d of 8000 epochs", k, first[k]);
-    gt_sampler_free(&a);
-
-    for (int r = 0; r < SW; r++) gt_sampler_free(&s[r]);
-
-    sampler_args sa = {20, 7, 3};
-    expect_fatal("dataset smaller than a global batch", child_sampler, &sa, "20 examples", "world 3 x batch 7");
+static void test_sets(void) {
+    char ti[128], tl[128], vi[128], vl[128], si[128], sl[128], bi[128], bl[128];
+    write_idx(ti, tl, sizeof ti, 40, 28, 28, 9);
+    write_idx(vi, vl, sizeof vi, 10, 28, 28, 9);
+    write_idx(si, sl, sizeof si, 10, 14, 14, 9);  /* another shape */
+    write_idx(bi, bl, sizeof bi, 20, 28, 28, 12); /* labels up to 12 */
+    gt_data_opts o = {.kind = GT_DATA_IDX, .train_images = ti, .train_labels = tl, .test_images = vi, .test_labels = vl};
+    gt_dataset tr, te;
+    CHECK_OK(gt_data_load(&o, 1, &tr, &te));
+    CHECK(tr.n == 40 && te.n == 10 && tr.toy == GT_TOY_NONE, "sets load");
+    gt_dataset_free(&tr);
+    gt_dataset_free(&te);
+    o.test_images = si, o.test_labels = sl;
+    CHECK_ERROR(gt_data_load(&o, 1, &tr, &te), "test images of another shape", si, "are 1x14x14", "1x28x28",
+                "one shape");
+    CHECK(!tr.pixels && !te.pixels, "nothing is left loaded after an error");
+    o.test_images = bi, o.test_labels = bl;
+    CHECK_ERROR(gt_data_load(&o, 1, &tr, &te), "test labels out of range", bl, "labels up to 12", "only up to 9");
+    o.test_images = vi, o.test_labels = NULL;
+    CHECK_ERROR(gt_data_load(&o, 1, &tr, &te), "labels on one side", "has labels but", "does not");
+    o.test_labels = vl;
+    o.limit = 41;
+    CHECK_ERROR(gt_data_load(&o, 1, &tr, &te), "limit above the set", ti, "fewer than the 41");
+    const char *files[] = {ti, tl, vi, vl, si, sl, bi, bl};
+    for (int i = 0; i < 8; i++) unlink(files[i]);
+    gt_data_opts toy = {.kind = GT_DATA_TOY, .toy = GT_TOY_GRID25, .n = 500, .n_test = 100, .std = 0.05f};
+    CHECK_OK(gt_data_load(&toy, 3, &tr, &te));
+    CHECK(tr.n == 500 && te.n == 100 && tr.toy == GT_TOY_GRID25 && te.toy_std == 0.05f &&
+              memcmp(tr.values, te.values, 100 * 2 * sizeof(float)) != 0,
+          "toy sets from two streams");
+    gt_dataset_free(&tr);
+    gt_dataset_free(&te);
 }
 
 /* ---- binarization -------------------------------------------------------- */
@@ -488,7 +373,7 @@ static void test_toy(void) {
 
 int main(void) {
     test_idx();
-    test_sampler();
+    test_sets();
     test_binarize();
     test_toy();
     return check_report("test_data");

@@ -9,141 +9,14 @@
 #include "gentrain/nn.h"
 
 #include "check.h"
+#include "gradcheck.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t test_stream;
-
-/* uniform in [-a, a] */
-static void fill_uniform(float *p, size_t n, float a) {
-    gt_rand_uniform(p, n, 1234, GT_PURPOSE(GT_RNG_TEST, 1), 0, test_stream++);
-    for (size_t i = 0; i < n; i++) p[i] = (2.0f * p[i] - 1.0f) * a;
-}
-static void fill_normal(float *p, size_t n) { gt_rand_normal(p, n, 1234, GT_PURPOSE(GT_RNG_TEST, 2), 0, test_stream++); }
-/* uniform with |x| in [lo, hi], random sign: keeps activations off their kinks */
-static void fill_away_from_zero(float *p, size_t n, float lo, float hi) {
-    fill_uniform(p, n, 1.0f);
-    for (size_t i = 0; i < n; i++) {
-        float m = lo + (hi - lo) * fabsf(p[i]);
-        p[i] = p[i] < 0 ? -m : m;
-    }
-}
-
-static gt_rng_ctx rng_ctx(uint64_t seed, uint64_t step, uint64_t example0, uint64_t stride, uint32_t call) {
-    gt_rng_ctx r = {seed, step, example0, stride, call};
-    return r;
-}
-
-static double net_loss(gt_net *net, const float *x, int B, int train, gt_rng_ctx rng, const float *r) {
-    const float *y = gt_net_forward(net, x, B, train, rng);
-    size_t n = (size_t)B * gt_shape_size(net->out);
-    double L = 0.0;
-    for (size_t i = 0; i < n; i++) L += (double)y[i] * r[i];
-    return L;
-}
-
-typedef struct {
-    double h;            /* finite-difference step */
-    double rtol, atol;   /* atol relative to the group's largest analytic gradient */
-    double allow_fail;   /* fraction of entries allowed to miss */
-    int max_checks;      /* per group; entries are sampled evenly beyond that */
-    int skip_kinks;      /* 1: skip entries whose one-sided differences disagree (a ReLU kink was crossed) */
-} fd_opts;
-
-static const fd_opts FD_STRICT = {1e-2, 1e-2, 2e-3, 0.0, 600, 0};
-static double fd_scale; /* largest analytic gradient of the network under test */
-
-/* Compares one group of analytic gradients with central differences of L
- * with respect to the floats at p (inputs or parameters). */
-static void fd_group(gt_net *net, float *x, int B, int train, gt_rng_ctx rng, const float *r, float *p,
-                     const float *an, size_t n, fd_opts o, const char *label, const char *group) {
-    if (n == 0) return;
-    double amax = 0.0;
-    for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs(an[i]));
-    double atol = o.atol * fmax(fmax(amax, 0.05 * fd_scale), 1e-3);
-    size_t step = n > (size_t)o.max_checks ? (n + o.max_checks - 1) / o.max_checks : 1;
-    int checked = 0, failed = 0, skipped = 0;
-    double worst = 0.0;
-    size_t worst_i = 0;
-    double worst_fd = 0, worst_an = 0;
-    for (size_t i = 0; i < n; i += step) {
-        float v = p[i];
-        float vp = (float)(v + o.h), vm = (float)(v - o.h);
-        p[i] = vp;
-        double Lp = net_loss(net, x, B, train, rng, r);
-        p[i] = vm;
-        double Lm = net_loss(net, x, B, train, rng, r);
-        p[i] = v;
-        double fd = (Lp - Lm) / ((double)vp - (double)vm);
-        if (o.skip_kinks) {
-            double L0 = net_loss(net, x, B, train, rng, r);
-            double f1 = (Lp - L0) / ((double)vp - v), f2 = (L0 - Lm) / ((double)v - vm);
-            if (fabs(f1 - f2) > atol + o.rtol * fmax(fabs(f1), fabs(f2))) {
-                skipped++;
-                continue;
-            }
-        }
-        double err = fabs(fd - an[i]) / (atol + o.rtol * fmax(fabs(fd), fabs(an[i])));
-        checked++;
-        if (err > 1.0) failed++;
-        if (err > worst) {
-            worst = err;
-            worst_i = i;
-            worst_fd = fd;
-            worst_an = an[i];
-        }
-    }
-    if (skipped || failed)
-        printf("  %s: %s: %d checked, %d off, %d skipped at kinks\n", label, group, checked, failed, skipped);
-    int ok = failed <= (int)(o.allow_fail * checked) && skipped <= (checked + skipped) / 4;
-    CHECK(ok, "%s: %s gradient: %d of %d entries off, %d skipped at kinks (worst [%zu] fd %.6g analytic %.6g, %.2f x tolerance)",
-          label, group, failed, checked, skipped, worst_i, worst_fd, worst_an, worst);
-}
-
-/* Full check of a network: input gradient and every parameter tensor. */
-static void fd_net(gt_net *net, float *x, int B, int train, gt_rng_ctx rng, fd_opts o, const char *label) {
-    size_t ny = (size_t)B * gt_shape_size(net->out), nx = (size_t)B * gt_shape_size(net->in);
-    float *r = gt_alloc_floats(ny), *dxa = gt_alloc_floats(nx), *ga = gt_alloc_floats(net->n_params + 1);
-    fill_normal(r, ny);
-    gt_net_forward(net, x, B, train, rng);
-    gt_net_zero_grads(net);
-    const float *dx = gt_net_backward(net, r);
-    memcpy(dxa, dx, sizeof(float) * nx);
-    memcpy(ga, net->grads, sizeof(float) * net->n_params);
-    fd_scale = 0.0;
-    for (size_t i = 0; i < nx; i++) fd_scale = fmax(fd_scale, fabs(dxa[i]));
-    for (size_t i = 0; i < net->n_params; i++) fd_scale = fmax(fd_scale, fabs(ga[i]));
-    fd_group(net, x, B, train, rng, r, x, dxa, nx, o, label, "input");
-    gt_tensor_ref refs[64];
-    int nt = gt_net_tensors(net, refs, 64);
-    for (int t = 0; t < nt && t < 64; t++) {
-        if (!refs[t].trainable) continue;
-        size_t cnt = 1;
-        for (int d = 0; d < refs[t].rank; d++) cnt *= (size_t)refs[t].dims[d];
-        size_t off = (size_t)(refs[t].data - net->params);
-        fd_group(net, x, B, train, rng, r, refs[t].data, ga + off, cnt, o, label, refs[t].name);
-    }
-    gt_free(r);
-    gt_free(dxa);
-    gt_free(ga);
-}
-
-static void add_ok(gt_net *net, gt_layer_spec s) {
-    const char *err = gt_net_add(net, s);
-    if (err) gt_fatal("unexpected gt_net_add failure: %s", err);
-}
-
-/* Perturb all parameters a little so biases and BN affine params are not trivial. */
-static void jitter_params(gt_net *net, float a) {
-    float *j = gt_alloc_floats(net->n_params + 1);
-    fill_uniform(j, net->n_params, a);
-    for (size_t i = 0; i < net->n_params; i++) net->params[i] += j[i];
-    gt_free(j);
-}
 
 /* ---- naive references ------------------------------------------------- */
 
@@ -263,9 +136,11 @@ static void test_conv_fd(void) {
             conv_cfg c = cfgs[t];
             gt_net net;
             gt_net_init(&net, "conv", (gt_shape){c.C, c.H, c.W});
-            gt_layer_spec s = gt_layer_spec_default(kind ? GT_CONVT2D : GT_CONV2D);
-            s.out = c.OC, s.kernel = c.K, s.stride = c.S, s.pad = c.P, s.output_pad = c.OP, s.bias = c.bias;
-            add_ok(&net, s);
+            if (kind)
+                add(&net, "convt2d out=%d kernel=%d stride=%d pad=%d output_pad=%d bias=%d", c.OC, c.K, c.S, c.P, c.OP,
+                    c.bias);
+            else
+                add(&net, "conv2d out=%d kernel=%d stride=%d pad=%d bias=%d", c.OC, c.K, c.S, c.P, c.bias);
             gt_net_finalize(&net, c.B, 7, 1);
             jitter_params(&net, 0.3f);
             size_t nx = (size_t)c.B * gt_shape_size(net.in);
@@ -288,9 +163,7 @@ static void test_dense(void) {
     for (int bias = 0; bias < 2; bias++) {
         gt_net net;
         gt_net_init(&net, "dense", (gt_shape){7, 1, 1});
-        gt_layer_spec s = gt_layer_spec_default(GT_DENSE);
-        s.out = 5, s.bias = bias;
-        add_ok(&net, s);
+        add(&net, "dense out=5 bias=%d", bias);
         gt_net_finalize(&net, 4, 3, 2);
         jitter_params(&net, 0.2f);
         float x[28];
@@ -300,7 +173,7 @@ static void test_dense(void) {
         double md = 0.0;
         for (int b = 0; b < 4; b++)
             for (int o = 0; o < 5; o++) {
-                double s2 = bias ? net.params[net.layers[0].bias + o] : 0.0;
+                double s2 = bias ? gt_layer_tensor(&net.layers[0], net.layers[0].param, 1)[o] : 0.0;
                 for (int i = 0; i < 7; i++) s2 += (double)x[b * 7 + i] * net.params[o * 7 + i];
                 md = fmax(md, fabs(s2 - y[b * 5 + o]));
             }
@@ -322,19 +195,18 @@ static void test_batchnorm(void) {
         int B = Bs[k], C = sh.c, HW = sh.h * sh.w;
         gt_net net;
         gt_net_init(&net, "bn", sh);
-        gt_layer_spec s = gt_layer_spec_default(GT_BATCHNORM);
-        s.momentum = 0.25f;
-        add_ok(&net, s);
+        add(&net, "batchnorm momentum=0.25");
         gt_net_finalize(&net, B, 5, 3);
         size_t nx = (size_t)B * gt_shape_size(sh);
         float *x = gt_alloc_floats(nx);
         fill_uniform(x, nx, 2.0f);
         for (size_t i = 0; i < nx; i++) x[i] += 0.5f;
         gt_layer *L = &net.layers[0];
+        const float *gamma = gt_layer_tensor(L, L->param, 0), *beta = gt_layer_tensor(L, L->param, 1);
+        const float *rmean = gt_layer_tensor(L, L->state, 2), *rvar = gt_layer_tensor(L, L->state, 3);
         for (int c = 0; c < C; c++) {
-            CHECK(net.params[L->weight + c] == 1.0f && net.params[L->bias + c] == 0.0f, "bn init gamma 1 beta 0");
-            CHECK(net.state[L->running_mean + c] == 0.0f && net.state[L->running_var + c] == 1.0f,
-                  "bn init running mean 0 var 1");
+            CHECK(gamma[c] == 1.0f && beta[c] == 0.0f, "bn init gamma 1 beta 0");
+            CHECK(rmean[c] == 0.0f && rvar[c] == 1.0f, "bn init running mean 0 var 1");
         }
         jitter_params(&net, 0.5f);
         /* one train step: y by hand and the running statistics by hand */
@@ -351,11 +223,11 @@ static void test_batchnorm(void) {
             for (int b = 0; b < B; b++)
                 for (int l = 0; l < HW; l++) {
                     size_t i = (size_t)(b * C + c) * HW + l;
-                    double e = net.params[L->weight + c] * (x[i] - m) / sqrt(vb + 1e-5) + net.params[L->bias + c];
+                    double e = gamma[c] * (x[i] - m) / sqrt(vb + 1e-5) + beta[c];
                     maxd = fmax(maxd, fabs(e - y[i]));
                 }
-            maxr = fmax(maxr, fabs(net.state[L->running_mean + c] - 0.25 * m));
-            maxr = fmax(maxr, fabs(net.state[L->running_var + c] - (0.75 + 0.25 * vu)));
+            maxr = fmax(maxr, fabs(rmean[c] - 0.25 * m));
+            maxr = fmax(maxr, fabs(rvar[c] - (0.75 + 0.25 * vu)));
         }
         CHECK(maxd < 1e-5, "bn %s train forward off by %g", k ? "2d" : "1d", maxd);
         CHECK(maxr < 1e-6, "bn %s running statistics off by %g", k ? "2d" : "1d", maxr);
@@ -366,9 +238,9 @@ static void test_batchnorm(void) {
             for (int c = 0; c < C; c++)
                 for (int l = 0; l < HW; l++) {
                     size_t i = (size_t)(b * C + c) * HW + l;
-                    double e = net.params[L->weight + c] * (x[i] - net.state[L->running_mean + c]) /
-                                   sqrt(net.state[L->running_var + c] + 1e-5) +
-                               net.params[L->bias + c];
+                    double e = gamma[c] * (x[i] - rmean[c]) /
+                                   sqrt(rvar[c] + 1e-5) +
+                               beta[c];
                     maxd = fmax(maxd, fabs(e - y[i]));
                 }
         CHECK(maxd < 1e-5, "bn %s eval forward off by %g", k ? "2d" : "1d", maxd);
@@ -382,27 +254,25 @@ static void test_batchnorm(void) {
 /* ---- activations ---------------------------------------------------------- */
 
 static void test_activations(void) {
-    gt_layer_kind kinds[4] = {GT_RELU, GT_LEAKYRELU, GT_TANH, GT_SIGMOID};
+    static const char *const lines[4] = {"relu", "leakyrelu slope=0.2", "tanh", "sigmoid"};
     for (int k = 0; k < 4; k++) {
         gt_net net;
         gt_net_init(&net, "act", (gt_shape){2, 3, 4});
-        gt_layer_spec s = gt_layer_spec_default(kinds[k]);
-        s.slope = 0.2f;
-        add_ok(&net, s);
+        add(&net, "%s", lines[k]);
         gt_net_finalize(&net, 3, 1, 1);
         float x[72];
         fill_away_from_zero(x, 72, 0.05f, 2.5f);
         const float *y = gt_net_forward(&net, x, 3, 1, rng_ctx(1, 0, 0, 1, 0));
         double md = 0.0;
         for (int i = 0; i < 72; i++) {
-            double e = kinds[k] == GT_RELU ? fmax(x[i], 0.0)
-                     : kinds[k] == GT_LEAKYRELU ? (x[i] > 0 ? x[i] : 0.2 * x[i])
-                     : kinds[k] == GT_TANH ? tanh(x[i])
-                                            : 1.0 / (1.0 + exp(-x[i]));
+            double e = k == 0 ? fmax(x[i], 0.0)
+                     : k == 1 ? (x[i] > 0 ? x[i] : 0.2 * x[i])
+                     : k == 2 ? tanh(x[i])
+                              : 1.0 / (1.0 + exp(-x[i]));
             md = fmax(md, fabs(e - y[i]));
         }
-        CHECK(md < 1e-6, "%s forward off by %g", gt_layer_kind_name(kinds[k]), md);
-        fd_net(&net, x, 3, 1, rng_ctx(1, 0, 0, 1, 0), FD_STRICT, gt_layer_kind_name(kinds[k]));
+        CHECK(md < 1e-6, "%s forward off by %g", lines[k], md);
+        fd_net(&net, x, 3, 1, rng_ctx(1, 0, 0, 1, 0), FD_STRICT, lines[k]);
         gt_net_free(&net);
     }
 }
@@ -414,10 +284,8 @@ static void test_dropout(void) {
     int n = 60;
     gt_net net;
     gt_net_init(&net, "drop", sh);
-    gt_layer_spec s = gt_layer_spec_default(GT_DROPOUT);
-    s.p = 0.3f;
-    add_ok(&net, s);
-    add_ok(&net, gt_layer_spec_default(GT_TANH)); /* so that the loss is not linear in the mask alone */
+    add(&net, "dropout p=0.3");
+    add(&net, "tanh"); /* so that the loss is not linear in the mask alone */
     gt_net_finalize(&net, 4, 1, 1);
     float x[240], y4[240];
     fill_uniform(x, 240, 1.5f);
@@ -466,14 +334,15 @@ static void test_dropout(void) {
     for (int k = 0; k < 2; k++) {
         gt_net d;
         gt_net_init(&d, "drop01", (gt_shape){10, 1, 1});
-        gt_layer_spec sp = gt_layer_spec_default(GT_DROPOUT);
-        sp.p = (float)k;
-        add_ok(&d, sp);
+        if (k)
+            CHECK_ERROR(gt_layer_spec_parse("dropout p=1", &(gt_layer_spec){0}), "dropout p=1", "p=1", "[0, 1)");
+        add(&d, "dropout p=%s", k ? "0.99999994" : "0");
         gt_net_finalize(&d, 2, 1, 1);
         const float *yy = gt_net_forward(&d, x, 2, 1, r);
         int ok = 1;
-        for (int i = 0; i < 20; i++) ok &= k ? yy[i] == 0.0f : yy[i] == x[i];
-        CHECK(ok, "dropout p=%d", k);
+        int kept = 0;
+        for (int i = 0; i < 20; i++) ok &= k ? (kept += yy[i] != 0.0f, 1) : yy[i] == x[i];
+        CHECK(ok && kept <= 1, "dropout p=%s", k ? "0.99999994 drops (almost) everything" : "0 keeps everything");
         gt_net_free(&d);
     }
 }
@@ -483,18 +352,12 @@ static void test_dropout(void) {
 static void test_reshape(void) {
     gt_net net;
     gt_net_init(&net, "reshape", (gt_shape){2, 4, 3});
-    gt_layer_spec c = gt_layer_spec_default(GT_CONV2D);
-    c.out = 3, c.kernel = 3, c.pad = 1;
-    add_ok(&net, c);
-    add_ok(&net, gt_layer_spec_default(GT_RESHAPE)); /* flatten: 36 */
+    add(&net, "conv2d out=3 kernel=3 pad=1");
+    add(&net, "flatten"); /* 36 */
     CHECK(net.out.c == 36 && net.out.h == 1 && net.out.w == 1, "flatten gives 36x1x1");
-    gt_layer_spec d = gt_layer_spec_default(GT_DENSE);
-    d.out = 12;
-    add_ok(&net, d);
-    gt_layer_spec r = gt_layer_spec_default(GT_RESHAPE);
-    r.reshape = (gt_shape){3, 2, 2};
-    add_ok(&net, r);
-    add_ok(&net, gt_layer_spec_default(GT_SIGMOID));
+    add(&net, "dense out=12");
+    add(&net, "reshape shape=3x2x2");
+    add(&net, "sigmoid");
     gt_net_finalize(&net, 3, 11, 4);
     float x[72];
     fill_uniform(x, 72, 1.0f);
@@ -503,11 +366,8 @@ static void test_reshape(void) {
 
     /* a reshape as the very first layer (aliases the caller's input) */
     gt_net_init(&net, "reshape0", (gt_shape){12, 1, 1});
-    r.reshape = (gt_shape){3, 2, 2};
-    add_ok(&net, r);
-    gt_layer_spec ct = gt_layer_spec_default(GT_CONVT2D);
-    ct.out = 2, ct.kernel = 3, ct.stride = 2, ct.pad = 1, ct.output_pad = 1;
-    add_ok(&net, ct);
+    add(&net, "reshape shape=3x2x2");
+    add(&net, "convt2d out=2 kernel=3 stride=2 pad=1 output_pad=1");
     CHECK(net.out.c == 2 && net.out.h == 4 && net.out.w == 4, "convt 2x2 k3 s2 p1 op1 gives 4x4");
     gt_net_finalize(&net, 2, 11, 5);
     fill_uniform(x, 24, 1.0f);
@@ -517,27 +377,30 @@ static void test_reshape(void) {
 
 /* ---- whole network ----------------------------------------------------------- */
 
+/* A grads-ready hook that records its calls. */
+typedef struct {
+    int n;
+    size_t offset[32];
+    const gt_net *net;
+} hook_log;
+static void log_ready(const gt_net *net, size_t offset, void *arg) {
+    hook_log *l = arg;
+    if (l->n < 32) l->offset[l->n] = offset;
+    l->n++;
+    l->net = net;
+}
+
 static void build_whole(gt_net *net, int max_batch) {
     gt_net_init(net, "whole", (gt_shape){6, 1, 1});
-    gt_layer_spec s = gt_layer_spec_default(GT_DENSE);
-    s.out = 18;
-    add_ok(net, s);
-    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
-    s = gt_layer_spec_default(GT_LEAKYRELU);
-    s.slope = 0.2f;
-    add_ok(net, s);
-    s = gt_layer_spec_default(GT_RESHAPE);
-    s.reshape = (gt_shape){2, 3, 3};
-    add_ok(net, s);
-    s = gt_layer_spec_default(GT_CONVT2D);
-    s.out = 3, s.kernel = 4, s.stride = 2, s.pad = 1, s.bias = 0;
-    add_ok(net, s);
-    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
-    add_ok(net, gt_layer_spec_default(GT_RELU));
-    s = gt_layer_spec_default(GT_CONV2D);
-    s.out = 2, s.kernel = 3, s.pad = 1;
-    add_ok(net, s);
-    add_ok(net, gt_layer_spec_default(GT_TANH));
+    add(net, "dense out=18");
+    add(net, "batchnorm");
+    add(net, "leakyrelu slope=0.2");
+    add(net, "reshape shape=2x3x3");
+    add(net, "convt2d out=3 kernel=4 stride=2 pad=1 bias=false");
+    add(net, "batchnorm");
+    add(net, "relu");
+    add(net, "conv2d out=2 kernel=3 pad=1");
+    add(net, "tanh");
     gt_net_finalize(net, max_batch, 21, 6);
 }
 
@@ -553,26 +416,42 @@ static void test_whole_net(void) {
     fd_net(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0), o, "whole net train");
     fd_net(&net, x, 4, 0, rng_ctx(1, 0, 0, 1, 0), o, "whole net eval");
 
-    /* skip_param_grads: same dx, grads untouched */
+    /* GT_BACKWARD_INPUT alone: the same dx, gradients untouched */
     float dy[288], dx1[24];
     fill_normal(dy, 288);
     gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
     gt_net_zero_grads(&net);
-    memcpy(dx1, gt_net_backward(&net, dy), sizeof dx1);
-    net.skip_param_grads = 1;
+    memcpy(dx1, gt_net_backward(&net, dy, GT_BACKWARD_ALL, NO_HOOK), sizeof dx1);
     gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
     float *g = gt_alloc_floats(net.n_params);
     memcpy(g, net.grads, sizeof(float) * net.n_params);
-    const float *dx2 = gt_net_backward(&net, dy);
-    CHECK(memcmp(dx1, dx2, sizeof dx1) == 0, "skip_param_grads changes dx");
-    CHECK(memcmp(g, net.grads, sizeof(float) * net.n_params) == 0, "skip_param_grads touched the gradients");
-    /* grads accumulate: a second backward doubles them */
-    net.skip_param_grads = 0;
+    hook_log log = {0};
+    const float *dx2 = gt_net_backward(&net, dy, GT_BACKWARD_INPUT, (gt_grads_ready){log_ready, &log});
+    CHECK(memcmp(dx1, dx2, sizeof dx1) == 0, "GT_BACKWARD_INPUT changes dx");
+    CHECK(memcmp(g, net.grads, sizeof(float) * net.n_params) == 0, "GT_BACKWARD_INPUT touched the gradients");
+    CHECK(log.n == 0, "the grads-ready hook ran %d times without parameter gradients", log.n);
+    /* GT_BACKWARD_PARAMS alone: the same gradients, no dx; the hook reports
+     * every layer with parameters once, in decreasing offset order */
     gt_net_zero_grads(&net);
     gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
-    gt_net_backward(&net, dy);
+    CHECK(gt_net_backward(&net, dy, GT_BACKWARD_PARAMS, (gt_grads_ready){log_ready, &log}) == NULL,
+          "no dx without GT_BACKWARD_INPUT");
+    CHECK(memcmp(g, net.grads, sizeof(float) * net.n_params) == 0, "GT_BACKWARD_PARAMS gives other gradients");
+    int with_params = 0, ordered = 1;
+    for (int i = net.n_layers - 1; i >= 0; i--)
+        if (net.layers[i].n_params) {
+            ordered &= with_params < log.n && log.offset[with_params] == net.layers[i].param_offset;
+            with_params++;
+        }
+    CHECK(log.n == with_params && ordered && log.net == &net,
+          "grads-ready hook: %d calls for %d layers with parameters (in decreasing offset order: %d)", log.n,
+          with_params, ordered);
+    /* grads accumulate: a second backward doubles them */
+    gt_net_zero_grads(&net);
+    gt_net_forward(&net, x, 4, 1, rng_ctx(1, 0, 0, 1, 0));
+    gt_net_backward(&net, dy, GT_BACKWARD_ALL, NO_HOOK);
     memcpy(g, net.grads, sizeof(float) * net.n_params);
-    gt_net_backward(&net, dy);
+    gt_net_backward(&net, dy, GT_BACKWARD_ALL, NO_HOOK);
     double md = 0.0;
     for (size_t i = 0; i < net.n_params; i++) md = fmax(md, fabs(net.grads[i] - 2.0 * g[i]));
     CHECK(md < 1e-5, "gradients must accumulate over backward calls (off by %g)", md);
@@ -581,16 +460,10 @@ static void test_whole_net(void) {
 
     /* a dropout network too */
     gt_net_init(&net, "dropnet", (gt_shape){5, 1, 1});
-    gt_layer_spec s = gt_layer_spec_default(GT_DENSE);
-    s.out = 8;
-    add_ok(&net, s);
-    s = gt_layer_spec_default(GT_DROPOUT);
-    s.p = 0.4f;
-    add_ok(&net, s);
-    add_ok(&net, gt_layer_spec_default(GT_SIGMOID));
-    s = gt_layer_spec_default(GT_DENSE);
-    s.out = 3;
-    add_ok(&net, s);
+    add(&net, "dense out=8");
+    add(&net, "dropout p=0.4");
+    add(&net, "sigmoid");
+    add(&net, "dense out=3");
     gt_net_finalize(&net, 3, 2, 2);
     fill_uniform(x, 15, 1.0f);
     fd_net(&net, x, 3, 1, rng_ctx(5, 6, 7, 3, 1), FD_STRICT, "dense-dropout-sigmoid-dense");
@@ -599,8 +472,10 @@ static void test_whole_net(void) {
 
 /* ---- synchronized batch norm -------------------------------------------------- */
 
+static int hook_calls;
 static void double_hook(float *buf, int n, void *arg) {
     (void)arg;
+    hook_calls++;
     for (int i = 0; i < n; i++) buf[i] *= 2.0f;
 }
 
@@ -633,23 +508,18 @@ static void *replica_main(void *arg) {
     replica *r = arg;
     gt_net_forward(r->net, r->x, r->B, 1, rng_ctx(1, 0, (uint64_t)r->id * r->B, 1, 0));
     gt_net_zero_grads(r->net);
-    r->dx = gt_net_backward(r->net, r->dy);
+    r->dx = gt_net_backward(r->net, r->dy, GT_BACKWARD_ALL, NO_HOOK);
     return NULL;
 }
 
 static void build_bn_net(gt_net *net, int max_batch) {
     gt_net_init(net, "sync", (gt_shape){2, 4, 5});
-    gt_layer_spec s = gt_layer_spec_default(GT_CONV2D);
-    s.out = 3, s.kernel = 3, s.pad = 1;
-    add_ok(net, s);
-    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
-    add_ok(net, gt_layer_spec_default(GT_TANH));
-    s = gt_layer_spec_default(GT_RESHAPE);
-    add_ok(net, s);
-    s = gt_layer_spec_default(GT_DENSE);
-    s.out = 4;
-    add_ok(net, s);
-    add_ok(net, gt_layer_spec_default(GT_BATCHNORM));
+    add(net, "conv2d out=3 kernel=3 pad=1");
+    add(net, "batchnorm");
+    add(net, "tanh");
+    add(net, "flatten");
+    add(net, "dense out=4");
+    add(net, "batchnorm");
     gt_net_finalize(net, max_batch, 77, 1);
 }
 
@@ -668,11 +538,17 @@ static void test_sync_bn(void) {
     const float *y2 = gt_net_forward(&dbl, x, B, 1, rng_ctx(1, 0, 0, 1, 0));
     CHECK(max_rel_diff(y2, y1, B * NY) < 1e-5, "sync BN with a doubling hook differs from local BN (forward)");
     gt_net_zero_grads(&loc), gt_net_zero_grads(&dbl);
-    const float *d1 = gt_net_backward(&loc, dy), *d2 = gt_net_backward(&dbl, dy);
+    const float *d1 = gt_net_backward(&loc, dy, GT_BACKWARD_ALL, NO_HOOK);
+    const float *d2 = gt_net_backward(&dbl, dy, GT_BACKWARD_ALL, NO_HOOK);
     CHECK(max_rel_diff(d2, d1, B * NX) < 1e-4, "sync BN with a doubling hook differs from local BN (dx)");
     CHECK(max_rel_diff(dbl.grads, loc.grads, loc.n_params) < 1e-4, "sync BN doubling hook: param grads differ");
-    /* eval mode never calls the hook */
-    dbl.bn_sync.sum = NULL;
+    CHECK(hook_calls == 6, "train mode: the hook sums twice per BN layer forward and once backward (%d calls)",
+          hook_calls);
+    /* eval mode never calls the hook (running statistics, nothing to sum) */
+    hook_calls = 0;
+    y2 = gt_net_forward(&dbl, x, B, 0, rng_ctx(1, 0, 0, 1, 0));
+    gt_net_backward(&dbl, dy, GT_BACKWARD_ALL, NO_HOOK);
+    CHECK(hook_calls == 0, "eval mode called the sync-BN hook %d times", hook_calls);
 
     /* two replicas of B/2 each (threads) equal one net with the whole batch */
     gt_net rep[2];
@@ -693,7 +569,7 @@ static void test_sync_bn(void) {
     build_bn_net(&glob, B);
     gt_net_forward(&glob, x, B, 1, rng_ctx(1, 0, 0, 1, 0));
     gt_net_zero_grads(&glob);
-    const float *dg = gt_net_backward(&glob, dy);
+    const float *dg = gt_net_backward(&glob, dy, GT_BACKWARD_ALL, NO_HOOK);
     const float *yg = glob.layers[glob.n_layers - 1].y;
     for (int i = 0; i < 2; i++) {
         const float *yr = rep[i].layers[rep[i].n_layers - 1].y;
@@ -715,35 +591,22 @@ static void test_sync_bn(void) {
 /* ---- network bookkeeping ------------------------------------------------------ */
 
 static void test_bookkeeping(void) {
-    for (int k = 0; k < GT_LAYER_KINDS; k++)
-        CHECK(gt_layer_kind_from_name(gt_layer_kind_name((gt_layer_kind)k)) == k, "kind name round trip %d", k);
-    CHECK(gt_layer_kind_from_name("nonsense") == -1, "unknown kind name");
-    CHECK(strcmp(gt_layer_kind_name(GT_CONVT2D), "convt2d") == 0, "convt2d name");
+    for (int k = 0; gt_layer_kinds[k]; k++)
+        CHECK(gt_layer_kind_find(gt_layer_kinds[k]->name) == gt_layer_kinds[k], "kind name round trip %d", k);
+    CHECK(gt_layer_kind_find("nonsense") == NULL, "unknown kind name");
 
     gt_net net;
     gt_net_init(&net, "errs", (gt_shape){2, 5, 6});
-    gt_layer_spec d = gt_layer_spec_default(GT_DENSE);
-    d.out = 3;
-    const char *e = gt_net_add(&net, d);
-    CHECK(e && strstr(e, "flat"), "dense after a non-flat input must fail (got %s)", e ? e : "NULL");
-    gt_layer_spec c = gt_layer_spec_default(GT_CONV2D);
-    c.out = 2, c.kernel = 6;
-    e = gt_net_add(&net, c);
-    CHECK(e && strstr(e, "kernel"), "kernel larger than the input must fail (got %s)", e ? e : "NULL");
-    c.pad = 1;
-    CHECK(gt_net_add(&net, c) == NULL, "kernel 6 on padded 7x8 fits");
+    CHECK_ERROR(gt_net_add(&net, spec_of("dense out=3")), "dense after a non-flat input", "net errs, layer 0 (dense",
+                "flat");
+    CHECK_ERROR(gt_net_add(&net, spec_of("conv2d out=2 kernel=6")), "kernel larger than the input", "kernel 6",
+                "larger than the padded input 5x6");
+    add(&net, "conv2d out=2 kernel=6 pad=1"); /* fits the padded 7x8 */
     CHECK(net.out.c == 2 && net.out.h == 2 && net.out.w == 3, "conv k6 p1 on 5x6 gives 2x3");
-    gt_layer_spec r = gt_layer_spec_default(GT_RESHAPE);
-    r.reshape = (gt_shape){5, 1, 1};
-    e = gt_net_add(&net, r);
-    CHECK(e && strstr(e, "reshape"), "reshape of 12 to 5 must fail (got %s)", e ? e : "NULL");
-    gt_layer_spec t = gt_layer_spec_default(GT_CONVT2D);
-    t.out = 2, t.kernel = 3, t.stride = 2, t.output_pad = 2;
-    e = gt_net_add(&net, t);
-    CHECK(e && strstr(e, "output_pad"), "output_pad >= stride must fail (got %s)", e ? e : "NULL");
-    gt_layer_spec dp = gt_layer_spec_default(GT_DROPOUT);
-    dp.p = 1.5f;
-    CHECK(gt_net_add(&net, dp) != NULL, "dropout p 1.5 must fail");
+    CHECK_ERROR(gt_net_add(&net, spec_of("reshape shape=5")), "reshape of 12 to 5", "cannot reshape 12");
+    CHECK_ERROR(gt_net_add(&net, spec_of("convt2d out=2 kernel=3 stride=2 output_pad=2")), "output_pad >= stride",
+                "output_pad");
+    CHECK_ERROR(gt_layer_spec_parse("dropout p=1.5", &(gt_layer_spec){0}), "dropout p 1.5", "p=1.5", "[0, 1)");
     CHECK(net.n_layers == 1, "failed adds must not add layers (have %d)", net.n_layers);
     gt_net_free(&net);
 
@@ -765,6 +628,7 @@ static void test_bookkeeping(void) {
               refs[6].dims[3] == 4, "convt weight dims [in 2, out 3, 4, 4]");
     CHECK(refs[11].dims[0] == 2 && refs[11].dims[1] == 3 && refs[11].dims[2] == 3, "conv weight dims [2,3,3,3]");
     CHECK(!refs[4].trainable && refs[4].data == a.state, "running_mean is state");
+    CHECK(gt_net_floats_needed(&a, 2) > 2 * a.n_params, "floats needed counts params and gradients and more");
     size_t total = 0;
     for (int i = 0; i < n; i++) {
         size_t cnt = 1;

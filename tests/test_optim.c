@@ -59,7 +59,7 @@ static void test_adam(double lr, double b1, double b2, double eps, double wd, fl
     double pd[N], md[N] = {0}, vd[N] = {0};
     init_params(p, pd);
     gt_optim opt;
-    gt_optim_init(&opt, GT_OPT_ADAM, N, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd);
+    gt_optim_init(&opt, &(gt_optim_opts){GT_OPT_ADAM, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd}, N);
     CHECK(opt.t == 0 && opt.m && opt.v, "Adam init: t = %lld, moments allocated", (long long)opt.t);
     int zero = 1;
     for (int i = 0; i < N; i++) zero &= opt.m[i] == 0.0f && opt.v[i] == 0.0f;
@@ -102,7 +102,7 @@ static void test_sgd(double lr, double mom, double wd, int steps) {
     double pd[N], bd[N] = {0};
     init_params(p, pd);
     gt_optim opt;
-    gt_optim_init(&opt, GT_OPT_SGD, N, (float)lr, (float)mom, 0.0f, 0.0f, (float)wd);
+    gt_optim_init(&opt, &(gt_optim_opts){GT_OPT_SGD, (float)lr, (float)mom, 0.0f, 0.0f, (float)wd}, N);
     for (int t = 1; t <= steps; t++) {
         make_grads(g, t, 1.0f);
         gt_optim_step(&opt, p, g);
@@ -126,7 +126,7 @@ int main(void) {
     {
         float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, 0.25f};
         gt_optim opt;
-        gt_optim_init(&opt, GT_OPT_SGD, 2, 0.1f, 0.0f, 0.0f, 0.0f, 0.0f);
+        gt_optim_init(&opt, &(gt_optim_opts){GT_OPT_SGD, 0.1f, 0.0f, 0.0f, 0.0f, 0.0f}, 2);
         gt_optim_step(&opt, p, g);
         CHECK(check_close(p[0], 0.95, 1e-6, 0) && check_close(p[1], -2.025, 1e-6, 0), "SGD by hand: %g %g",
               (double)p[0], (double)p[1]);

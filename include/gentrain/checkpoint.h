@@ -1,7 +1,8 @@
 /* checkpoint: a run's state in HDF5 (src/io/checkpoint.c), written by rank 0.
  *
  * File dir/step-XXXXXXXX.h5 (the step zero-padded to 8 digits), layout:
- *   root attributes: format = "gentrain-checkpoint", version (1), step, epoch,
+ *   root attributes: format = "gentrain-checkpoint", version (1),
+ *     gentrain_version (the program's version and git revision), step, epoch,
  *     world_size, batch_size (per rank), seed, model ("gan" | "vae" |
  *     "classifier"), config (the full resolved INI text), text_hash (FNV-1a
  *     64 of model + "\n" + config, since string attributes carry no checksum)
@@ -41,36 +42,41 @@ typedef struct {
 } gt_ckpt_info;
 
 /* "DIR/step-00000042.h5" */
-void gt_ckpt_path(const char *dir, int64_t step, char *out, size_t cap);
+gt_status gt_ckpt_path(const char *dir, int64_t step, char *out, size_t cap);
 
 /* Writes a checkpoint atomically: DIR/.step-XXXXXXXX.h5.tmp is written,
  * closed, fsync()ed, renamed to DIR/step-XXXXXXXX.h5, and DIR is fsync()ed.
  * Any failure (disk full, file size limit, I/O error) removes the temporary
- * file and gt_fatal()s saying which checkpoint could not be written and that
- * the previous one (named) is intact. */
-void gt_ckpt_save(const char *dir, const gt_model *m, const gt_ckpt_info *info, const char *config_text);
+ * file; the error says which checkpoint could not be written and that the
+ * previous one (named) is intact. */
+gt_status gt_ckpt_save(const char *dir, const gt_model *m, const gt_ckpt_info *info, const char *config_text);
 
 /* The checkpoints in dir (files step-XXXXXXXX.h5), newest (highest step)
- * first; returns the count (0 if dir does not exist). Free with gt_ckpt_free_list. */
-int gt_ckpt_list(const char *dir, char ***paths, int64_t **steps);
+ * first (none if dir does not exist). Free with gt_ckpt_free_list. */
+gt_status gt_ckpt_list(const char *dir, char ***paths, int64_t **steps, int *n);
 void gt_ckpt_free_list(char **paths, int64_t *steps, int n);
 /* Deletes all but the `keep` newest (keep 0 = keep all); removes stale
  * temporary files of interrupted writes. */
-void gt_ckpt_prune(const char *dir, int keep);
+gt_status gt_ckpt_prune(const char *dir, int keep);
+/* Moves a checkpoint that failed verification to dir/damaged/ (never
+ * overwriting an earlier one there); *moved_to says where it went. */
+gt_status gt_ckpt_set_aside(const char *dir, const char *path, char *moved_to, size_t cap);
 
 /* Checks that path is a complete gentrain checkpoint: an HDF5 file with our
  * format and a version we read, the root attributes, text_hash, the required
- * datasets, and every dataset checksummed and reading back. 0 = fine, -1 with
- * the reason in why. Never fatal. */
-int gt_ckpt_verify(const char *path, char *why, size_t cap);
+ * datasets, and every dataset checksummed and reading back; the error says
+ * what is wrong. */
+gt_status gt_ckpt_verify(const char *path);
+/* Checks that the checkpoint holds exactly the tensors model m needs (names
+ * and shapes of parameters, state and optimizer moments), without loading. */
+gt_status gt_ckpt_check_model(const char *path, const gt_model *m);
 
 /* Root attributes and /data of a (verified) checkpoint; *config_text and
- * *model_kind are malloc'd (gt_free), either may be NULL. */
-void gt_ckpt_read_info(const char *path, gt_ckpt_info *info, char **config_text, char **model_kind);
+ * *model_kind are gt_alloc'd (gt_free), either may be NULL. */
+gt_status gt_ckpt_read_info(const char *path, gt_ckpt_info *info, char **config_text, char **model_kind);
 
 /* Loads parameters, batch-norm statistics and optimizer state into m, which
- * must have the same architecture (a tensor of another shape, or a missing or
- * extra one, gt_fatal()s naming it). */
-void gt_ckpt_load(const char *path, gt_model *m);
+ * must have the same architecture (checked first: m is untouched otherwise). */
+gt_status gt_ckpt_load(const char *path, gt_model *m);
 
 #endif

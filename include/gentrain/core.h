@@ -1,42 +1,97 @@
-/* core: errors, logging, allocation, the Philox RNG, BLAS wrappers.
+/* core: errors, logging, allocation, shapes, parsing of small values, the
+ * Philox RNG, BLAS wrappers.
  *
- * Every failure goes through gt_fatal: one line on stderr naming what went
- * wrong and where (source file and line), then the process ends. Under MPI,
- * src/dist installs an abort hook so that one failing rank ends all ranks. */
+ * Two kinds of failure, one exit (src/core/error.c):
+ *
+ *   Errors are values. Whatever comes from outside the program (a config
+ *   key, a file, data, a checkpoint, the command line, ranks that disagree)
+ *   and is wrong makes the function that finds it record one message and
+ *   return a non-zero gt_status; every caller passes it up with GT_TRY,
+ *   which adds its file and line to the trace; only main() ends the process
+ *   (gt_exit_error: the message, its source location and trace on stderr,
+ *   then the exit code; under MPI the whole job ends). A caller that can
+ *   recover (resume skipping a damaged checkpoint) reads gt_error_message()
+ *   and calls gt_error_clear().
+ *
+ *       gt_status load(const char *path, thing *out) {
+ *           FILE *f = fopen(path, "rb");
+ *           if (!f) return GT_ERROR("cannot open %s: %s", path, strerror(errno));
+ *           GT_TRY(parse(f, out));
+ *           ...
+ *           return GT_OK;
+ *       }
+ *
+ *   Panics end the process where they happen, through the same exit: a
+ *   broken invariant (GT_ASSERT: a bug in gentrain, never bad input), memory
+ *   that cannot be allocated, and a failing MPI call (the job can no longer
+ *   communicate, so there is nothing to return to). */
 #ifndef GENTRAIN_CORE_H
 #define GENTRAIN_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- errors and logging ------------------------------------------------ */
+/* ---- errors ------------------------------------------------------------ */
 
-_Noreturn void gt_fatal_at(const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-#define gt_fatal(...) gt_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
-#define GT_CHECK(cond, ...)                                                    \
-    do {                                                                       \
-        if (!(cond)) gt_fatal_at(__FILE__, __LINE__, __VA_ARGS__);             \
+/* The values are the program's exit codes. */
+typedef enum {
+    GT_OK = 0,
+    GT_ERR = 1,       /* something is wrong; the message says what */
+    GT_ERR_USAGE = 2, /* bad command line */
+    GT_STOPPED = 75,  /* not an error: stopped on a signal after writing a checkpoint, requeue me (EX_TEMPFAIL) */
+} gt_status;
+
+/* Records an error (the message, printf-style, and where it was found) and
+ * returns code. The message may use gt_error_message() of the error it
+ * replaces (wrapping it); the trace then goes on from the earlier one. */
+gt_status gt_error_at(const char *file, int line, gt_status code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define GT_ERROR(...) gt_error_at(__FILE__, __LINE__, GT_ERR, __VA_ARGS__)
+#define GT_USAGE_ERROR(...) gt_error_at(__FILE__, __LINE__, GT_ERR_USAGE, __VA_ARGS__)
+/* An error that every rank finds at the same point of a collective check (the
+ * ranks disagree, the replicas diverged): only rank 0 prints it, and the
+ * ranks meet before the job ends so that the message gets out. */
+#define GT_ERROR_ALL(...) gt_error_collective(gt_error_at(__FILE__, __LINE__, GT_ERR, __VA_ARGS__))
+gt_status gt_error_collective(gt_status code);
+/* Adds a caller's location to the trace of the pending error; returns code. */
+gt_status gt_error_trace(const char *file, int line, gt_status code);
+#define GT_TRY(call)                                                                                         \
+    do {                                                                                                     \
+        gt_status st_ = (call);                                                                              \
+        if (st_ != GT_OK) return gt_error_trace(__FILE__, __LINE__, st_);                                    \
+    } while (0)
+#define GT_ENSURE(cond, ...)                                                                                 \
+    do {                                                                                                     \
+        if (!(cond)) return GT_ERROR(__VA_ARGS__);                                                           \
+    } while (0)
+/* The pending error's message ("" if none), its location and trace ("FILE:LINE < FILE:LINE ..."). */
+const char *gt_error_message(void);
+const char *gt_error_where(void);
+void gt_error_clear(void);
+/* The one exit for errors: prints "gentrain: error: MESSAGE [TRACE]" and ends
+ * the process with code (every rank under MPI, through the exit hook). */
+_Noreturn void gt_exit_error(gt_status code);
+
+/* Panics: the same one-line message format and exit, from where they happen. */
+_Noreturn void gt_panic_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define gt_panic(...) gt_panic_at(__FILE__, __LINE__, __VA_ARGS__)
+#define GT_ASSERT(cond, ...)                                                                                 \
+    do {                                                                                                     \
+        if (!(cond)) gt_panic_at(__FILE__, __LINE__, __VA_ARGS__);                                           \
     } while (0)
 
-/* A broken invariant (a bug in gentrain, never bad input): same exit as gt_fatal. */
-#define GT_ASSERT(cond, ...) GT_CHECK(cond, __VA_ARGS__)
+/* How the process ends (default: exit(code)); src/dist installs MPI_Abort
+ * (after a barrier when the error is collective). Must not return. */
+void gt_set_exit_hook(void (*hook)(int code, int collective));
 
-/* Called by gt_fatal after the message is printed; default: exit(code). */
-void gt_set_abort_hook(void (*hook)(int code)); /* must not return */
-/* Exit codes of the gentrain program. */
-#define GT_EXIT_ERROR 1    /* gt_fatal: something is wrong, a message says what */
-#define GT_EXIT_USAGE 2    /* bad command line */
-#define GT_EXIT_REQUEUE 75 /* stopped on SIGTERM/SIGUSR1 after writing a checkpoint: requeue me (EX_TEMPFAIL) */
-
-/* Only the process whose log rank is 0 prints info lines; warnings and
- * errors print on every rank, prefixed with the rank when there are several. */
+/* ---- logging ------------------------------------------------------------
+ * Only the process whose log rank is 0 prints info lines; warnings (and
+ * errors) print on every rank, prefixed with the rank when there are several. */
 void gt_set_log_rank(int rank, int size);
-int gt_log_rank(void);
 void gt_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- allocation: checked, 64-byte aligned, zeroed ---------------------- */
+/* ---- allocation: checked (out of memory panics), 64-byte aligned, zeroed --- */
 
 void *gt_alloc_at(const char *file, int line, size_t bytes);
 #define gt_alloc(bytes) gt_alloc_at(__FILE__, __LINE__, (bytes))
@@ -48,13 +103,32 @@ char *gt_strdup_at(const char *file, int line, const char *s);
 /* Denormal floats are flushed to zero (FTZ/DAZ) in the calling thread. */
 void gt_flush_denormals(void);
 
+/* ---- shapes ---------------------------------------------------------------- */
+
+/* Per-example shape, NCHW without the N; a vector of n features is {n, 1, 1}. */
+typedef struct {
+    int c, h, w;
+} gt_shape;
+static inline size_t gt_shape_size(gt_shape s) { return (size_t)s.c * s.h * s.w; }
+static inline int gt_shape_eq(gt_shape a, gt_shape b) { return a.c == b.c && a.h == b.h && a.w == b.w; }
+
+/* ---- small values as text (configs, layer lines, the command line) --------- */
+
+/* Strict: the whole string, no spaces, in range; 1 = parsed, 0 = not. */
+int gt_parse_long(const char *s, long *out);
+int gt_parse_double(const char *s, double *out); /* finite numbers only */
+/* 1 / 0 for true|yes|on|1 / false|no|off|0 (any case), -1 otherwise. */
+int gt_parse_bool(const char *s);
+/* "CxHxW" -> {C,H,W}; "N" -> {N,1,1}; every dimension in 1..2^30. */
+int gt_parse_shape(const char *s, gt_shape *out);
+
 /* ---- counter-based randomness (Philox4x32-10) ---------------------------
  * A stream is named by (seed, purpose, step, index); the element counter
  * runs within it. Per-example streams use the global example index, never
  * the rank, so a run does not depend on how a batch is split over ranks.
  * Purposes are built with GT_PURPOSE(kind, sub). */
 enum gt_rng_kind {
-    GT_RNG_INIT = 1,     /* weight init: sub = layer, index = tensor */
+    GT_RNG_INIT = 1,     /* weight init: sub = net << 8 | layer, index = tensor */
     GT_RNG_LATENT,       /* GAN latent z: sub = phase */
     GT_RNG_DROPOUT,      /* dropout masks: sub = call << 8 | layer */
     GT_RNG_BINARIZE,     /* dynamic binarization of VAE inputs */
@@ -86,5 +160,7 @@ double gt_now(void);           /* monotonic seconds */
 /* 64-bit FNV-1a over bytes, for parameter hashes and config fingerprints. */
 uint64_t gt_hash_bytes(const void *data, size_t n, uint64_t h);
 #define GT_HASH_INIT 1469598103934665603ull
+/* The program's version and the git revision it was built from. */
+const char *gt_version(void);
 
 #endif

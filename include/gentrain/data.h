@@ -5,7 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gentrain/nn.h"
+#include "gentrain/core.h"
+
+/* 2-D toy mixtures: n points, point i drawn from (seed, i):
+ * ring8: 8 Gaussians evenly on a circle of radius 1;
+ * grid25: 25 Gaussians on a 5x5 grid with spacing 2, centred on 0. */
+typedef enum { GT_TOY_NONE = -1, GT_TOY_RING8, GT_TOY_GRID25 } gt_toy_kind;
+extern const char *const gt_toy_names[]; /* "ring8", "grid25", NULL */
 
 /* A dataset: n examples of one shape, either 8-bit pixels (IDX images) or
  * float values (2-D toy points), with optional integer labels. */
@@ -16,18 +22,31 @@ typedef struct {
     float *values;    /* n * size, or NULL */
     int *labels;      /* n, or NULL */
     int n_classes;
+    gt_toy_kind toy;  /* the mixture the points come from, GT_TOY_NONE for images */
+    float toy_std;
     char source[256]; /* file or generator it came from, for messages */
 } gt_dataset;
 
-/* IDX (gzipped or plain) images [n, rows, cols] of uint8, and optionally the
- * matching labels file (NULL = none). limit > 0 keeps the first `limit`.
- * Bad files gt_fatal() naming the file and what is wrong. */
-void gt_idx_load(gt_dataset *ds, const char *images_path, const char *labels_path, int64_t limit);
+/* Where the data comes from ([data] in a config). */
+typedef enum { GT_DATA_IDX, GT_DATA_TOY } gt_data_kind;
+typedef struct {
+    gt_data_kind kind;
+    const char *train_images, *train_labels, *test_images, *test_labels; /* IDX */
+    int64_t limit;                                                       /* IDX: first N training examples, 0 = all */
+    gt_toy_kind toy;                                                     /* toy */
+    int64_t n, n_test;
+    float std;
+} gt_data_opts;
 
-/* 2-D toy mixtures: n points, point i drawn from (seed, i):
- * ring8: 8 Gaussians evenly on a circle of radius 1;
- * grid25: 25 Gaussians on a 5x5 grid with spacing 2, centred on 0. */
-typedef enum { GT_TOY_RING8, GT_TOY_GRID25 } gt_toy_kind;
+/* The training and test sets; they must agree in shape and in their labels'
+ * range (an error names the files). */
+gt_status gt_data_load(const gt_data_opts *o, uint64_t seed, gt_dataset *train, gt_dataset *test);
+
+/* IDX (gzipped or plain) images [n, rows, cols] of uint8, and optionally the
+ * matching labels file (NULL = none). limit > 0 keeps the first `limit` (more
+ * than the file holds is an error). Errors name the file and what is wrong. */
+gt_status gt_idx_load(gt_dataset *ds, const char *images_path, const char *labels_path, int64_t limit);
+
 void gt_toy_make(gt_dataset *ds, gt_toy_kind kind, int64_t n, float std, uint64_t seed);
 /* Mixture centres: writes up to cap (x,y) pairs, returns the count. */
 int gt_toy_centres(gt_toy_kind kind, float *xy, int cap);

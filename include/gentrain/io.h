@@ -16,126 +16,94 @@
  * h5py gives a str), on the root (obj NULL, "" or "/") or on any group or
  * dataset. Setting an attribute that exists replaces it.
  *
- * Every failure gt_fatal()s with one line naming the HDF5 file, the dataset or
- * attribute, what was being done and HDF5's own reason (the library's
- * automatic error-stack printing is turned off). */
+ * Every function that can fail returns a gt_status; the error names the HDF5
+ * file, the dataset or attribute, what was being done and HDF5's own reason
+ * (the library's automatic error-stack printing is turned off). After a
+ * failure, give the file up with gt_h5_discard(). */
 #ifndef GENTRAIN_IO_H
 #define GENTRAIN_IO_H
 
-#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define GT_H5_MAX_RANK 8
+#include "gentrain/core.h"
 
-/* Recoverable failures. Normally a failing gt_h5_* call gt_fatal()s; between
- * gt_h5_catch_push(&c) and gt_h5_catch_pop(&c) it longjmp()s back to
- * setjmp(c.jb) instead, with the one-line message in c.msg (and the source
- * location in c.where); the catch is then already popped. Use it as
- *
- *     gt_h5_catch c;
- *     gt_h5 *volatile f = NULL;
- *     gt_h5_catch_push(&c);
- *     if (setjmp(c.jb) == 0) {
- *         f = gt_h5_open(path, 0); ... gt_h5_close(f); f = NULL;
- *         gt_h5_catch_pop(&c);
- *     } else {
- *         gt_h5_discard(f); ... c.msg ...
- *     }
- *
- * Locals changed inside and read after a failure must be volatile. Files are
- * opened so that closing them closes everything still open in them, so
- * gt_h5_discard() leaks nothing that keeps a file open. Other failures
- * (allocation) stay fatal. */
-typedef struct gt_h5_catch {
-    jmp_buf jb;
-    char msg[1024];
-    char where[128];
-    struct gt_h5_catch *prev;
-} gt_h5_catch;
-void gt_h5_catch_push(gt_h5_catch *c);
-void gt_h5_catch_pop(gt_h5_catch *c);
+#define GT_H5_MAX_RANK 8
 
 typedef struct gt_h5 gt_h5;
 
 /* Creates (or truncates) a file for writing. */
-gt_h5 *gt_h5_create(const char *path);
-/* Opens an existing file, read-only or read-write; a missing file or one that
- * is not HDF5 gt_fatal()s saying which. */
-gt_h5 *gt_h5_open(const char *path, int writable);
-/* Flushes and closes (NULL is a no-op). Errors in closing are fatal: data may be lost. */
-void gt_h5_close(gt_h5 *f);
-/* Releases the HDF5 library's global state (H5close) once every file is
- * closed; called at the end of a program. HDF5 is not told to clean up at
- * exit by itself (see h5_init). */
-void gt_h5_library_close(void);
-/* Closes ignoring errors (after a caught failure; NULL is a no-op). */
+gt_status gt_h5_create(const char *path, gt_h5 **out);
+/* Opens an existing regular file, read-only or read-write. */
+gt_status gt_h5_open(const char *path, int writable, gt_h5 **out);
+/* Flushes and closes (NULL is a no-op); an error means data may be lost. */
+gt_status gt_h5_close(gt_h5 *f);
+/* Closes ignoring errors (after a failure; NULL is a no-op). */
 void gt_h5_discard(gt_h5 *f);
-/* Pushes buffered data to the file (e.g. after each sample grid of a long run). */
-void gt_h5_flush(gt_h5 *f);
+/* Releases the HDF5 library's global state (H5close) once every file is
+ * closed; main() calls it at the end. */
+void gt_h5_library_close(void);
 const char *gt_h5_path(const gt_h5 *f);
-/* 1 = the file is an HDF5 file that can be opened (no messages), 0 otherwise. */
+/* 1 = a regular file that HDF5 recognizes (no messages), 0 otherwise. */
 int gt_h5_is_hdf5(const char *path);
 
-/* 1 if an object (group or dataset) exists at name, 0 if not (also when a
+/* *yes = 1 if an object (group or dataset) exists at name (0 also when a
  * group on the way is missing or is not a group). */
-int gt_h5_exists(gt_h5 *f, const char *name);
-/* 1 if name is a dataset. */
-int gt_h5_is_dataset(gt_h5 *f, const char *name);
+gt_status gt_h5_exists(gt_h5 *f, const char *name, int *yes);
+gt_status gt_h5_is_dataset(gt_h5 *f, const char *name, int *yes);
 /* Creates a group (and its parents); an existing group is fine. */
-void gt_h5_make_group(gt_h5 *f, const char *name);
+gt_status gt_h5_make_group(gt_h5 *f, const char *name);
 
-/* Shape of a dataset: writes up to GT_H5_MAX_RANK dims (dims may be NULL),
- * returns the rank. A missing dataset gt_fatal()s. */
-int gt_h5_shape(gt_h5 *f, const char *name, int *dims);
-/* Number of elements of a dataset. */
-int64_t gt_h5_numel(gt_h5 *f, const char *name);
-/* 1 if the dataset carries the Fletcher32 checksum. */
-int gt_h5_checksummed(gt_h5 *f, const char *name);
+/* Rank and dims (up to GT_H5_MAX_RANK; dims may be NULL) of a dataset. */
+gt_status gt_h5_shape(gt_h5 *f, const char *name, int *rank, int *dims);
+/* *yes = 1 if the dataset carries the Fletcher32 checksum. */
+gt_status gt_h5_checksummed(gt_h5 *f, const char *name, int *yes);
 
 /* Write data [dims[0], ..., dims[rank-1]] (dims may be NULL when rank is 0). */
-void gt_h5_write_floats(gt_h5 *f, const char *name, const float *data, int rank, const int *dims);
-void gt_h5_write_int64(gt_h5 *f, const char *name, const int64_t *data, int rank, const int *dims);
-/* Read a dataset whose rank and dims must match exactly (else a message naming
+gt_status gt_h5_write_floats(gt_h5 *f, const char *name, const float *data, int rank, const int *dims);
+gt_status gt_h5_write_int64(gt_h5 *f, const char *name, const int64_t *data, int rank, const int *dims);
+/* Read a dataset whose rank and dims must match exactly (else an error naming
  * the file, the dataset and both shapes); float datasets read as float
  * (float64 files are converted), integer datasets as int64. */
-void gt_h5_read_floats(gt_h5 *f, const char *name, float *data, int rank, const int *dims);
-void gt_h5_read_int64(gt_h5 *f, const char *name, int64_t *data, int rank, const int *dims);
+gt_status gt_h5_read_floats(gt_h5 *f, const char *name, float *data, int rank, const int *dims);
+gt_status gt_h5_read_int64(gt_h5 *f, const char *name, int64_t *data, int rank, const int *dims);
 
 /* Attributes. obj: NULL, "" or "/" = the root; else a group or dataset path. */
-int gt_h5_has_attr(gt_h5 *f, const char *obj, const char *key);
-void gt_h5_set_attr_str(gt_h5 *f, const char *obj, const char *key, const char *value);
+gt_status gt_h5_has_attr(gt_h5 *f, const char *obj, const char *key, int *yes);
+gt_status gt_h5_set_attr_str(gt_h5 *f, const char *obj, const char *key, const char *value);
 /* A fixed-length string (h5py gives bytes): stored in the object header, which
  * the 1.10 format checksums, unlike variable-length strings, whose bytes live
  * in HDF5's unchecked global heap (checkpoints use this one). */
-void gt_h5_set_attr_str_fixed(gt_h5 *f, const char *obj, const char *key, const char *value);
-void gt_h5_set_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t value);
-void gt_h5_set_attr_double(gt_h5 *f, const char *obj, const char *key, double value);
-/* The string (malloc'd, gt_free it); a missing attribute or another type gt_fatal()s. */
-char *gt_h5_get_attr_str(gt_h5 *f, const char *obj, const char *key);
-int64_t gt_h5_get_attr_int64(gt_h5 *f, const char *obj, const char *key);
-double gt_h5_get_attr_double(gt_h5 *f, const char *obj, const char *key);
+gt_status gt_h5_set_attr_str_fixed(gt_h5 *f, const char *obj, const char *key, const char *value);
+gt_status gt_h5_set_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t value);
+gt_status gt_h5_set_attr_double(gt_h5 *f, const char *obj, const char *key, double value);
+/* *out is gt_alloc'd (gt_free it); a missing attribute or another type is an error. */
+gt_status gt_h5_get_attr_str(gt_h5 *f, const char *obj, const char *key, char **out);
+gt_status gt_h5_get_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t *out);
+gt_status gt_h5_get_attr_double(gt_h5 *f, const char *obj, const char *key, double *out);
 
 /* Names of the datasets under a group, relative to it and sorted by name
  * (byte order; recursive = 1 descends into subgroups, giving "sub/name").
- * Returns the count; *names is an array of strings, free with gt_h5_free_names.
+ * *names is an array of *n strings, free with gt_h5_free_names.
  * group NULL, "" or "/" = the root. */
-int gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names);
+gt_status gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names, int *n);
 void gt_h5_free_names(char **names, int n);
 
-/* Deletes an object (dataset or group); returns 1 if it existed. */
-int gt_h5_delete(gt_h5 *f, const char *name);
+/* Deletes an object (dataset or group) if it exists. */
+gt_status gt_h5_delete(gt_h5 *f, const char *name);
 
 /* Inspection of any HDF5 file. Attribute names of an object (sorted; free
  * with gt_h5_free_names); an attribute's type: 'i' integer, 'f' float,
  * 's' string, '?' anything else or not a single value. */
-int gt_h5_attr_names(gt_h5 *f, const char *obj, char ***names);
-char gt_h5_attr_type(gt_h5 *f, const char *obj, const char *key);
+gt_status gt_h5_attr_names(gt_h5 *f, const char *obj, char ***names, int *n);
+gt_status gt_h5_attr_type(gt_h5 *f, const char *obj, const char *key, char *type);
+/* *yes = 1 if the attribute exists and is a single string. */
+gt_status gt_h5_attr_is_string(gt_h5 *f, const char *obj, const char *key, int *yes);
 /* A dataset's element type as text: "float32", "int64", "table{step:int64, loss:float64}". */
-void gt_h5_dtype(gt_h5 *f, const char *name, char *buf, size_t cap);
+gt_status gt_h5_dtype(gt_h5 *f, const char *name, char *buf, size_t cap);
 /* Reads a whole dataset back (which verifies its Fletcher32 checksum, if it
- * has one). 0 = fine; -1 = it does not read, and why says why. Never fatal. */
-int gt_h5_verify(gt_h5 *f, const char *name, char *why, size_t cap);
+ * has one); an error says why it does not read. */
+gt_status gt_h5_verify(gt_h5 *f, const char *name);
 
 /* Extendible tables, stored by column: group/<col> is a 1-D dataset with an
  * unlimited length (chunked, checksummed), int64 for the first n_int columns
@@ -144,28 +112,29 @@ int gt_h5_verify(gt_h5 *f, const char *name, char *why, size_t cap);
  * value (NaN; 0 for int64), and a new column is back-filled with it, so
  * h5py/pandas read a table as {name: f[group][name][:] for name in f[group]}.
  * cols[0] is the key column (e.g. "step") whose length is the row count. */
-void gt_h5_table_append(gt_h5 *f, const char *group, int ncols, const char *const *cols, int n_int,
-                        const double *values);
-int64_t gt_h5_table_rows(gt_h5 *f, const char *group, const char *key);
+gt_status gt_h5_table_append(gt_h5 *f, const char *group, int ncols, const char *const *cols, int n_int,
+                             const double *values);
+gt_status gt_h5_table_rows(gt_h5 *f, const char *group, const char *key, int64_t *rows);
 /* One column as doubles: out[rows]. */
-void gt_h5_table_column(gt_h5 *f, const char *group, const char *col, double *out);
+gt_status gt_h5_table_column(gt_h5 *f, const char *group, const char *col, double *out);
 /* Keeps the first `rows` rows of every column of the group. */
-void gt_h5_table_truncate(gt_h5 *f, const char *group, int64_t rows);
+gt_status gt_h5_table_truncate(gt_h5 *f, const char *group, int64_t rows);
 
 /* ---- PNG (src/io/png.c is the only code that includes <png.h>) ---------- */
 
-/* Writes 8-bit pixels [h][w][channels] (channels 1 = gray, 3 = RGB) to path.
- * Returns 0, or -1 with a message in why (never fatal). */
-int gt_png_write(const char *path, const uint8_t *pixels, int w, int h, int channels, char *why, size_t cap);
+/* Writes 8-bit pixels [h][w][channels] (channels 1 = gray, 3 = RGB) to path,
+ * atomically: a temporary file next to it is written, then renamed over it,
+ * so a failure (disk full) leaves the earlier picture as it was. */
+gt_status gt_png_write(const char *path, const uint8_t *pixels, int w, int h, int channels);
 /* A grid of n images [n, c, h, w] (c = 1 or 3) with values in [lo, hi]
  * mapped linearly to 0..255 (clamped), `cols` per row (0 = about square),
- * 2 pixels of gap. 0 or -1 with why. */
-int gt_png_write_grid(const char *path, const float *images, int n, int c, int h, int w, float lo, float hi,
-                      int cols, char *why, size_t cap);
+ * 2 pixels of gap. */
+gt_status gt_png_write_grid(const char *path, const float *images, int n, int c, int h, int w, float lo, float hi,
+                            int cols);
 /* A scatter plot of n 2-D points (x, y pairs) on a size x size white square,
  * the view centred on 0 with half-width `extent`; `ref` (n_ref points, may be
  * NULL) drawn in red under them (e.g. the toy mixture's centres). */
-int gt_png_write_scatter(const char *path, const float *xy, int n, const float *ref, int n_ref, float extent,
-                         int size, char *why, size_t cap);
+gt_status gt_png_write_scatter(const char *path, const float *xy, int n, const float *ref, int n_ref, float extent,
+                               int size);
 
 #endif

@@ -1,20 +1,34 @@
-/* layers: the per-layer forward/backward functions behind nn.h's network.
+/* layers: the plain forward/backward functions underneath the layer kinds of
+ * src/nn/layers/ (each file's descriptor calls them), for the reference
+ * layers and the tests. A new layer kind need not add anything here.
  *
  * Plain functions over pointers and sizes; shapes in the comments, NCHW,
  * PyTorch weight layouts. Conventions for every backward:
  *   - dx is OVERWRITTEN (dx may be NULL: input delta not needed);
  *   - parameter gradients are ADDED into dW/db (dW/db may be NULL: skipped);
  *   - dy is never written.
- * Buffers must not overlap unless stated. src/nn/net.c dispatches to these. */
+ * Buffers must not overlap unless stated. */
 #ifndef GENTRAIN_LAYERS_H
 #define GENTRAIN_LAYERS_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gentrain/nn.h"
 
-/* ---- dense (src/nn/dense.c) --------------------------------------------- */
+/* Branch-free select of a where c else b, on the bits, so that the loops
+ * vectorize (GCC does not if-convert the float forms under -ftrapping-math). */
+static inline float gt_select_bits(int c, float a, float b) {
+    uint32_t ua, ub, m = -(uint32_t)(c != 0);
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+
+/* ---- dense (src/nn/layers/dense.c) --------------------------------------------- */
 
 /* x [B,in], W [out,in], b [out] or NULL -> y [B,out] */
 void gt_dense_forward(float *y, const float *x, const float *W, const float *b, int B, int in, int out);
@@ -22,7 +36,7 @@ void gt_dense_forward(float *y, const float *x, const float *W, const float *b, 
 void gt_dense_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
                        int B, int in, int out);
 
-/* ---- conv2d (src/nn/conv2d.c) ------------------------------------------- */
+/* ---- conv2d (src/nn/layers/conv2d.c; lowering helpers in src/nn/lowering.c) */
 
 /* Output size of a convolution along one axis: (n + 2P - K)/S + 1. */
 int gt_conv_out_size(int n, int K, int S, int P);
@@ -41,6 +55,9 @@ void gt_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
                         const float *weight, int B, int C, int H, int W, int OC, int K, int S, int P,
                         float *scratch, int cols_ready);
 
+/* The output positions o in [*lo, *hi) of a convolution axis of on outputs
+ * whose input position o*S - P + k lies in [0, n). */
+void gt_nn_valid_range(int k, int S, int P, int n, int on, int *lo, int *hi);
 /* Batched lowering used by conv2d and convt2d:
  * x [B,C,H,W] -> col [C*K*K, B*OH*OW], column b*OH*OW + oh*OW + ow (overwrites col). */
 void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
@@ -60,7 +77,7 @@ void gt_nn_cbl_to_nchw(float *y, const float *t, const float *bias, int B, int C
 /* db [C] += sum over b, l of dy [B,C,L] */
 void gt_nn_bias_grad_nchw(float *db, const float *dy, int B, int C, size_t L);
 
-/* ---- convt2d, ConvTranspose2d (src/nn/convt2d.c) ------------------------ */
+/* ---- convt2d, ConvTranspose2d (src/nn/layers/convt2d.c) ------------------------ */
 
 /* OH = (H-1)*S - 2P + K + output_pad (requires output_pad < S). */
 int gt_convt_out_size(int n, int K, int S, int P, int output_pad);
@@ -73,7 +90,7 @@ void gt_convt2d_backward(float *dx, float *dweight, float *dbias, const float *d
                          const float *weight, int B, int IC, int H, int W, int OC, int K, int S, int P,
                          int output_pad, float *scratch);
 
-/* ---- batchnorm (src/nn/batchnorm.c) ------------------------------------- */
+/* ---- batchnorm (src/nn/layers/batchnorm.c) ------------------------------------- */
 
 /* Floats of aux one batch-norm call keeps: x-hat [B,C,HW], mean [C], invstd [C], sums [2C]. */
 size_t gt_batchnorm_aux_size(int B, int C, int HW);
@@ -89,7 +106,7 @@ void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *runn
 void gt_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, float *aux,
                            const float *gamma, int B, int C, int HW, int train, const gt_bn_sync *sync);
 
-/* ---- activations, elementwise over n floats (src/nn/activations.c) ------ */
+/* ---- activations, elementwise over n floats (src/nn/layers/relu.c, leakyrelu.c, tanh.c, sigmoid.c) ------ */
 
 void gt_relu_forward(float *y, const float *x, size_t n);
 void gt_relu_backward(float *dx, const float *dy, const float *y, size_t n);
@@ -100,7 +117,7 @@ void gt_tanh_backward(float *dx, const float *dy, const float *y, size_t n);
 void gt_sigmoid_forward(float *y, const float *x, size_t n);
 void gt_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n);
 
-/* ---- dropout (src/nn/dropout.c) ----------------------------------------- */
+/* ---- dropout (src/nn/layers/dropout.c) ----------------------------------------- */
 
 /* x [B,n] -> y [B,n]. train = 1: mask [B,n] (written) holds 0 or 1/(1-p); example i
  * draws n uniforms u from (rng->seed, GT_PURPOSE(GT_RNG_DROPOUT, rng->call << 8 | layer),

@@ -1,23 +1,50 @@
-/* models: GAN, VAE and classifier built from a config, and their training
- * step. A model owns up to two networks, each with its own optimizer. The
- * step talks to the outside (gradient allreduce under MPI) only through the
- * reduce hook in gt_step_ctx, so models know nothing of MPI. */
+/* models: GAN, VAE and classifier, each a kind (src/models/gan.c, vae.c,
+ * classifier.c) behind one small table of functions: its networks and their
+ * shapes, a training step, an evaluation on a batch, and where it has them,
+ * generation and reconstruction. src/models/model.c builds a model from its
+ * options and dispatches. A model owns up to two networks, each with its own
+ * optimizer. Models know nothing of MPI, HDF5 or config files: the step
+ * reaches the other ranks only through the hooks in gt_step_ctx. */
 #ifndef GENTRAIN_MODEL_H
 #define GENTRAIN_MODEL_H
 
 #include <stdint.h>
 
-#include "gentrain/config.h"
+#include "gentrain/core.h"
 #include "gentrain/data.h"
 #include "gentrain/loss.h"
 #include "gentrain/nn.h"
 #include "gentrain/optim.h"
 
+#define GT_MAX_NETS 2
+#define GT_MAX_STATS 16
+
 typedef enum { GT_MODEL_GAN, GT_MODEL_VAE, GT_MODEL_CLASSIFIER } gt_model_kind;
 typedef enum { GT_RECON_BERNOULLI, GT_RECON_GAUSSIAN } gt_recon;
 
-#define GT_MAX_NETS 2
-#define GT_MAX_STATS 12
+/* ---- options (parsed from a config by src/app/options.c) ------------------ */
+
+/* One network: its layers, where each was configured (for messages:
+ * "FILE:LINE: [section] layerN = \"...\""), and its optimizer. */
+typedef struct {
+    int n_layers;
+    gt_layer_spec *layers;
+    char **where;
+    gt_optim_opts optim;
+} gt_net_opts;
+
+typedef struct {
+    gt_model_kind kind;
+    int z_dim;           /* GAN, VAE */
+    gt_gan_loss gan_loss; /* GAN */
+    gt_recon recon;      /* VAE */
+    int binarize;        /* VAE: dynamic binarization of the inputs */
+    float kl_weight;     /* VAE: beta */
+    gt_net_opts net[GT_MAX_NETS]; /* in the kind's order (gt_model_kind_info) */
+} gt_model_opts;
+void gt_model_opts_free(gt_model_opts *o);
+
+/* ---- statistics of a step ------------------------------------------------- */
 
 /* Named scalars a step reports (losses, D(x), D(G(z)), ...), each a mean over
  * the local batch, so that averaging over ranks gives the global mean. */
@@ -28,16 +55,51 @@ typedef struct {
 } gt_stats;
 void gt_stats_add(gt_stats *s, const char *name, double value);
 
+/* ---- one step -------------------------------------------------------------- */
+
 typedef struct {
     uint64_t seed, step;
     uint64_t example0, stride; /* see gt_rng_ctx */
-    /* Sums n floats over replicas and divides by the world size; NULL = one process. */
-    void (*reduce_grads)(float *buf, size_t n, void *arg);
+    /* Given to the backward that makes a network's gradients final ({NULL} = none). */
+    gt_grads_ready ready;
+    /* Sums a network's gradients over the replicas and divides by their number,
+     * right before its optimizer step; NULL = one process. */
+    void (*reduce_grads)(gt_net *net, void *arg);
     void *reduce_arg;
 } gt_step_ctx;
 
+/* ---- the model ---------------------------------------------------------------- */
+
+typedef struct gt_model gt_model;
+
+/* What a model kind is: its networks and the functions of src/models/<kind>.c. */
 typedef struct {
+    const char *name; /* "gan", "vae", "classifier" (configs, checkpoints) */
+    int n_nets;
+    const char *net_names[GT_MAX_NETS]; /* config sections and checkpoint groups */
+    gt_pixel_scale scale;               /* the pixel range it trains on */
+    /* The input shape of network k and the output shape it must have (and
+     * what that output is, for messages), for data of m->data_shape. */
+    void (*net_shapes)(const gt_model *m, int k, gt_shape *in, gt_shape *out, const char **what);
+    size_t (*work_floats)(const gt_model *m, int max_batch); /* step scratch */
+    /* One optimization step on the local batch x [B, data] (labels [B] for a classifier). */
+    void (*train_step)(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
+                       gt_stats *stats);
+    /* Losses in eval mode, no update. */
+    void (*evaluate)(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx, gt_stats *stats);
+    /* z [n, z_dim] -> images [n, data] in the data range (NULL: the kind does not generate). */
+    void (*generate)(gt_model *m, const float *z, int n, float *images);
+    /* x [n, data] -> reconstructions [n, data] (NULL: the kind does not reconstruct). */
+    void (*reconstruct)(gt_model *m, const float *x, int n, float *out);
+} gt_model_kind_info;
+
+extern const gt_model_kind_info gt_model_gan, gt_model_vae, gt_model_classifier;
+const gt_model_kind_info *gt_model_kind_get(gt_model_kind kind);
+const char *gt_model_kind_name(gt_model_kind kind);
+
+struct gt_model {
     gt_model_kind kind;
+    const gt_model_kind_info *info;
     int n_nets;
     gt_net net[GT_MAX_NETS];   /* GAN: generator, discriminator; VAE: encoder, decoder; classifier: one */
     gt_optim opt[GT_MAX_NETS];
@@ -45,45 +107,44 @@ typedef struct {
     int z_dim, n_classes, max_batch;
     gt_gan_loss gan_loss;      /* GAN */
     gt_recon recon;            /* VAE */
-    int binarize;              /* VAE: dynamic binarization of the inputs */
-    float kl_weight;           /* VAE: beta */
+    int binarize;              /* VAE */
+    float kl_weight;           /* VAE */
     float *work;               /* step scratch (latents, noise, logits, deltas) */
     size_t n_work;
-} gt_model;
+};
 
-/* Builds the model described by cfg ([model], [generator]/[discriminator] or
- * [encoder]/[decoder] or [classifier], [optim]) for data of the given shape. */
-gt_model *gt_model_build(gt_config *cfg, gt_shape data_shape, int n_classes, int max_batch, uint64_t seed);
+/* Builds the model the options describe for data of the given shape (an
+ * error names the configured layer that does not fit, or the network whose
+ * output has the wrong shape, or the memory it would need). */
+gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_classes, int max_batch, uint64_t seed,
+                         gt_model **out);
 void gt_model_free(gt_model *m);
-const char *gt_model_kind_name(gt_model_kind kind);
-/* The pixel range the model trains on: GAN [-1,1], VAE and classifier [0,1]. */
-gt_pixel_scale gt_model_pixel_scale(const gt_model *m);
 
-/* One optimization step on the local batch x [B, data] (labels for the classifier).
- * Randomness of local example i, with g = example0 + i*stride:
+/* Randomness of local example i, with g = example0 + i*stride:
  *   GAN latent z: gt_rand_normal(z_dim values, seed, GT_PURPOSE(GT_RNG_LATENT, 0), step, g);
  *   D's dropout: rng call 0 = D(x real), 1 = D(G(z)) in the D phase, 2 = D(G(z)) in the G phase;
  *   G's dropout (if any): call 3;
  *   VAE noise eps: gt_rand_normal(z_dim values, seed, GT_PURPOSE(GT_RNG_REPARAM, 0), step, g);
- *   VAE binarization: gt_binarize(..., seed, step, example0, stride); encoder call 0, decoder call 1.
- * GAN step (as PyTorch's DCGAN example): fake = G(z) once (train mode);
- * D phase: D(x) and D(fake) -> D loss, D grads reduced, D optimizer step;
- * G phase: D(fake) with the updated D -> G loss, G grads reduced, G optimizer
- * step (D's parameter gradients are not computed in the G phase). */
+ *   VAE binarization: gt_binarize(..., seed, step, example0, stride); encoder call 0, decoder call 1. */
 void gt_model_train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
                          gt_stats *stats);
-/* Losses in eval mode, no update (VAE: ELBO terms; classifier: loss, accuracy; GAN: D and G losses). */
 void gt_model_eval_batch(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
                          gt_stats *stats);
-/* Latents z [n, z_dim] -> images [n, data] in the data range, eval mode
- * (GAN: G(z); VAE: the decoder's mean, sigmoid for Bernoulli). */
+/* 1 if the model generates images from latents (GAN, VAE). */
+int gt_model_generates(const gt_model *m);
+/* z [n, z_dim] -> images [n, data] in the model's data range (eval mode,
+ * batches of at most max_batch). Panics for a kind that does not generate. */
 void gt_model_generate(gt_model *m, const float *z, int n, float *images);
+/* x [n, data] -> reconstructions [n, data]; NULL reconstruct: panics. */
+void gt_model_reconstruct(gt_model *m, const float *x, int n, float *out);
+/* The pixel range the model trains on: GAN [-1,1], VAE and classifier [0,1]. */
+gt_pixel_scale gt_model_pixel_scale(const gt_model *m);
 
-/* Builds a network from the layer lines of one config section:
- *   layer1 = dense out=256 bias=false
- *   layer2 = batchnorm eps=1e-5 momentum=0.1
- * Layers are taken in the order of their numbers; a bad line gt_fatal()s
- * naming file, line, key and what is allowed. */
-void gt_net_from_config(gt_net *net, gt_config *cfg, const char *section, gt_shape in);
+/* Shared by the kinds (src/models/model.c). */
+gt_rng_ctx gt_model_rng(const gt_step_ctx *ctx, uint32_t call);
+/* Row i of out [B, D] = normals of the stream (seed, purpose, step, example0 + i*stride). */
+void gt_model_normal_rows(float *out, int B, int D, const gt_step_ctx *ctx, uint32_t purpose);
+/* Reduce a net's gradients over replicas, then one optimizer step; returns the gradient's L2 norm. */
+double gt_model_update(gt_net *net, gt_optim *opt, const gt_step_ctx *ctx);
 
 #endif

@@ -1,79 +1,78 @@
-/* nn: layers and the sequential network.
+/* nn: layer kinds and the sequential network.
  *
  * A network is a list of layers with ONE flat parameter buffer and ONE flat
  * gradient buffer of the same layout (so the optimizer and the gradient
  * allreduce are one loop and one call), plus one flat buffer of non-trained
- * state (batch-norm running statistics). Tensors are NCHW, and parameter
- * layouts follow PyTorch: dense weight [out,in]; conv weight [out,in,K,K];
- * conv-transpose weight [in,out,K,K]; batch-norm weight/bias [C].
+ * state (batch-norm running statistics). Tensors are NCHW; parameter layouts
+ * follow PyTorch (dense weight [out,in]; conv weight [out,in,K,K];
+ * conv-transpose weight [in,out,K,K]).
  *
- * Each layer kind lives in its own file (src/nn/<kind>.c) as plain forward and
- * backward functions over pointers and sizes, with the shapes in a comment;
- * src/nn/net.c only dispatches. nn knows nothing of MPI or HDF5. */
+ * Every layer kind is one file, src/nn/layers/<name>.c, exporting one
+ * descriptor `const gt_layer_kind gt_layer_<name>`: its options with defaults
+ * and ranges, shape inference, its tensors in PyTorch order (which fix the
+ * parameter layout and the initialization), its buffer needs, forward and
+ * backward. The build collects src/nn/layers/ into the registry
+ * (gt_layer_kinds), which the network (src/nn/net.c), the layer-line parser
+ * (src/nn/spec.c) and the documentation (`gentrain help layers`) loop over.
+ * nn knows nothing of MPI, HDF5 or config files. */
 #ifndef GENTRAIN_NN_H
 #define GENTRAIN_NN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    GT_DENSE,
-    GT_CONV2D,
-    GT_CONVT2D,
-    GT_BATCHNORM,   /* 1-d on [B,C] (h = w = 1) or 2-d on [B,C,H,W] */
-    GT_RELU,
-    GT_LEAKYRELU,
-    GT_TANH,
-    GT_SIGMOID,
-    GT_DROPOUT,
-    GT_RESHAPE,     /* also flatten: only the per-example shape changes */
-    GT_LAYER_KINDS
-} gt_layer_kind;
+#include "gentrain/core.h"
 
-/* Name in configs and checkpoints ("dense", "conv2d", ...), and back. */
-const char *gt_layer_kind_name(gt_layer_kind kind);
-int gt_layer_kind_from_name(const char *name); /* -1 if unknown */
+typedef struct gt_layer gt_layer;
+typedef struct gt_layer_kind gt_layer_kind;
 
-/* Per-example shape; a vector of n features is {n, 1, 1}. */
+/* ---- layer options ------------------------------------------------------ */
+
+typedef enum { GT_OPT_INT, GT_OPT_BOOL, GT_OPT_FLOAT, GT_OPT_SHAPE } gt_opt_type;
+typedef union {
+    long i; /* INT and BOOL (0/1) */
+    double f;
+    gt_shape shape;
+} gt_opt_value;
+
 typedef struct {
-    int c, h, w;
-} gt_shape;
-static inline size_t gt_shape_size(gt_shape s) { return (size_t)s.c * s.h * s.w; }
+    const char *name;
+    gt_opt_type type;
+    const char *def;            /* the default as written in a layer line; NULL = required */
+    double min, max;            /* INT and FLOAT: the allowed range */
+    int min_open, max_open;     /* 1: that end is excluded */
+    const char *help;
+} gt_layer_opt;
+#define GT_LAYER_MAX_OPTS 8
 
-/* What a layer is, as a config describes it. Fields a kind does not use are ignored. */
+/* A layer as a layer line describes it: "conv2d out=64 kernel=4 stride=2". */
 typedef struct {
-    gt_layer_kind kind;
-    int out;          /* dense: output features; conv/convt: output channels */
-    int kernel, stride, pad, output_pad; /* conv2d, convt2d (square kernels) */
-    int bias;         /* dense, conv2d, convt2d: 1 = has a bias */
-    float slope;      /* leakyrelu negative slope */
-    float p;          /* dropout probability */
-    float eps, momentum; /* batchnorm (PyTorch meaning of momentum) */
-    gt_shape reshape; /* reshape target; {0,0,0} = flatten to {n,1,1} */
+    const gt_layer_kind *kind;
+    gt_opt_value opt[GT_LAYER_MAX_OPTS]; /* indexed like kind->opts */
 } gt_layer_spec;
 
-/* Defaults: bias 1, slope 0.01, p 0.5, eps 1e-5, momentum 0.1, stride 1, pad 0. */
-gt_layer_spec gt_layer_spec_default(gt_layer_kind kind);
+/* ---- tensors ------------------------------------------------------------- */
+
+/* What a tensor is, which decides its initialization (src/nn/net.c). */
+typedef enum {
+    GT_T_WEIGHT, /* a linear map's weight: fan_in, fan_out */
+    GT_T_BIAS,   /* a linear map's bias: fan_in of its weight */
+    GT_T_SCALE,  /* a normalization's gain: 1 */
+    GT_T_SHIFT,  /* a normalization's bias: 0 */
+    GT_T_MEAN,   /* a running mean (state): 0 */
+    GT_T_VAR,    /* a running variance (state): 1 */
+} gt_tensor_role;
 
 typedef struct {
-    gt_layer_spec spec;
-    gt_shape in, out;
-    /* offsets into the network's flat parameter/gradient buffer (weight, bias)
-     * and flat state buffer (running_mean, running_var); counts in floats. */
-    size_t weight, n_weight, bias, n_bias;
-    size_t running_mean, running_var, n_state;
-    float *y;   /* output of the last forward, [batch, out] */
-    float *aux; /* what backward needs besides x and y: BN x-hat, mean, inverse std; dropout mask;
-                 * conv2d: its scratch, which keeps the forward's im2col columns */
-} gt_layer;
+    const char *name;    /* PyTorch's: "weight", "bias", "running_mean", ... */
+    gt_tensor_role role;
+    int trainable;       /* 1: in params (has a gradient); 0: in state */
+    int rank, dims[4];   /* PyTorch shape */
+    int fan_in, fan_out; /* GT_T_WEIGHT and GT_T_BIAS (PyTorch's definitions) */
+} gt_tensor_desc;
+#define GT_LAYER_MAX_TENSORS 6
 
-/* Synchronized batch norm: a hook that sums n floats over all replicas and
- * says how many examples those sums cover. NULL = local batch statistics. */
-typedef struct {
-    void (*sum)(float *buf, int n, void *arg);
-    void *arg;
-    int world; /* the global batch is world * local batch */
-} gt_bn_sync;
+/* ---- one forward or backward call ----------------------------------------- */
 
 /* Where per-example randomness (dropout) comes from in one forward call:
  * example i of the local batch has position example0 + i*stride in the
@@ -84,7 +83,98 @@ typedef struct {
     uint32_t call;
 } gt_rng_ctx;
 
+/* Synchronized batch norm: a hook that sums n floats over all replicas and
+ * says how many examples those sums cover. sum == NULL: local statistics. */
 typedef struct {
+    void (*sum)(float *buf, int n, void *arg);
+    void *arg;
+    int world; /* the global batch is world * local batch */
+} gt_bn_sync;
+
+typedef struct {
+    int B;                   /* examples in this call */
+    int train;               /* 1: batch statistics, dropout on */
+    gt_rng_ctx rng;
+    const gt_bn_sync *sync;  /* NULL unless training with synchronized batch norm */
+    float *scratch;          /* the network's shared scratch (kind->scratch_floats) */
+} gt_pass;
+
+/* ---- a layer kind ---------------------------------------------------------- */
+
+struct gt_layer_kind {
+    const char *name;  /* in layer lines, tensor names and checkpoints */
+    const char *torch; /* its PyTorch equivalent, for the documentation */
+    const char *help;
+    const gt_layer_opt *opts;
+    int n_opts;
+    /* 1: the output is the input, reinterpreted (reshape, flatten): no buffer,
+     * no forward or backward (the delta passes through). */
+    int alias;
+    /* The output shape for input L->in and L's options; an error says why the
+     * layer does not fit (the caller adds where it was configured). */
+    gt_status (*shape)(const gt_layer *L, gt_shape *out);
+    /* The tensors, in PyTorch's state_dict order (may be NULL: none). */
+    int (*tensors)(const gt_layer *L, gt_tensor_desc *t);
+    /* Floats of the layer's own buffer L->aux (kept from forward to backward)
+     * and of the network's shared scratch, for batches up to B (may be NULL: 0). */
+    size_t (*aux_floats)(const gt_layer *L, int B);
+    size_t (*scratch_floats)(const gt_layer *L, int B);
+    /* x [B, in] -> y [B, out] */
+    void (*forward)(gt_layer *L, const float *x, float *y, const gt_pass *p);
+    /* dy [B, out] -> dx [B, in] (overwritten; dx NULL: not needed); when
+     * param_grads, parameter gradients are ADDED into L->grad. x and y are
+     * this layer's input and output of the last forward. */
+    void (*backward)(gt_layer *L, const float *x, const float *y, const float *dy, float *dx, int param_grads,
+                     const gt_pass *p);
+};
+
+/* Every layer kind, from src/nn/layers/ (NULL-terminated; generated by the build). */
+extern const gt_layer_kind *const gt_layer_kinds[];
+const gt_layer_kind *gt_layer_kind_find(const char *name); /* NULL if unknown */
+int gt_layer_opt_index(const gt_layer_kind *kind, const char *name); /* -1 if it has no such option */
+
+/* A spec with every option at its default (required ones zero). */
+gt_layer_spec gt_layer_spec_default(const gt_layer_kind *kind);
+/* Parses a layer line "KIND opt=value ..."; the error says what is wrong
+ * with it (the caller adds where the line came from). */
+gt_status gt_layer_spec_parse(const char *line, gt_layer_spec *spec);
+
+/* ---- a layer in a network --------------------------------------------------- */
+
+struct gt_layer {
+    gt_layer_spec spec;
+    const gt_layer_kind *kind; /* = spec.kind */
+    int index;                 /* position in its network */
+    gt_shape in, out;
+    int n_tensors;
+    gt_tensor_desc tensor[GT_LAYER_MAX_TENSORS];
+    size_t toff[GT_LAYER_MAX_TENSORS]; /* offset of tensor i in the layer's params (trainable) or state */
+    size_t n_params, n_state;          /* floats */
+    size_t param_offset, state_offset; /* where the layer's block starts in the network's buffers */
+    float *param, *grad, *state;       /* the layer's block of params, grads and state */
+    float *y;                          /* output of the last forward [B, out] (alias: the input) */
+    float *aux;                        /* the layer's own buffer */
+};
+
+/* Option i of a layer (indexed like its kind's opts). */
+static inline long gt_opt_int(const gt_layer *L, int i) { return L->spec.opt[i].i; }
+static inline float gt_opt_float(const gt_layer *L, int i) { return (float)L->spec.opt[i].f; }
+/* Tensor i of a layer in a buffer: base is L->param, L->grad or L->state. */
+static inline float *gt_layer_tensor(const gt_layer *L, float *base, int i) { return base + L->toff[i]; }
+
+/* ---- the network ------------------------------------------------------------ */
+
+/* Called during a backward that computes parameter gradients, each time
+ * grads[offset, n_params) have become final, in decreasing offset order
+ * (layers run in reverse): lets the allreduce of finished buckets overlap
+ * the rest of backward. fn NULL = not called. */
+typedef struct gt_net gt_net;
+typedef struct {
+    void (*fn)(const gt_net *net, size_t offset, void *arg);
+    void *arg;
+} gt_grads_ready;
+
+typedef struct gt_net {
     char name[32];
     int n_layers, cap_layers;
     gt_layer *layers;
@@ -93,42 +183,41 @@ typedef struct {
     size_t n_params;
     float *params, *grads; /* both n_params floats, one allocation each */
     size_t n_state;
-    float *state;          /* BN running statistics */
-    float *scratch;        /* im2col columns and other per-call scratch */
+    float *state;          /* batch-norm running statistics */
+    float *scratch;        /* shared per-call scratch */
     size_t n_scratch;
     float *dx[2];          /* ping-pong buffers for deltas in backward */
     const float *x;        /* input of the last forward */
     int batch, train;
     gt_rng_ctx rng;
     gt_bn_sync bn_sync;
-    int skip_param_grads;  /* 1: backward computes only the input delta (e.g. D in the G phase) */
-    int need_input_grad;   /* 1 (the default): backward returns dx; 0: it stops at the first layer
-                            * with parameters and returns NULL (e.g. G, an encoder, D in the D phase) */
-    /* Called during backward (when parameter gradients are computed) each time
-     * grads[offset, n_params) have become final, in decreasing offset order
-     * (layers run in reverse): lets the gradient allreduce of finished buckets
-     * overlap the rest of backward. NULL = not called. */
-    void (*grads_ready)(size_t offset, void *arg);
-    void *grads_ready_arg;
 } gt_net;
 
-/* Build: init with the input shape, add layers (shapes are inferred; a layer
- * that does not fit gt_fatal()s naming it), then finalize to allocate every
- * buffer for batches up to max_batch and initialize parameters like PyTorch's
- * defaults from (seed, net_id). */
+/* Build: init with the input shape, add layers (shapes are inferred; an
+ * error says why a layer does not fit), then finalize to allocate every
+ * buffer for batches up to max_batch and initialize the parameters like
+ * PyTorch's defaults from (seed, net_id). */
 void gt_net_init(gt_net *net, const char *name, gt_shape in);
-/* Returns NULL on success, else a message saying why the layer does not fit. */
-const char *gt_net_add(gt_net *net, gt_layer_spec spec);
+gt_status gt_net_add(gt_net *net, gt_layer_spec spec);
+/* Floats the network needs (parameters, gradients, state, activations,
+ * scratch) for batches up to max_batch: check it before finalizing. */
+size_t gt_net_floats_needed(const gt_net *net, int max_batch);
 void gt_net_finalize(gt_net *net, int max_batch, uint64_t seed, uint32_t net_id);
 void gt_net_free(gt_net *net);
 
 /* x [B, in] -> returns y [B, out] (owned by the net, valid until the next forward).
  * train = 1: batch statistics for BN (and running averages updated), dropout on. */
 const float *gt_net_forward(gt_net *net, const float *x, int B, int train, gt_rng_ctx rng);
-/* dy [B, out] of the last forward -> adds parameter gradients into net->grads
- * (unless skip_param_grads) and returns dx [B, in] (owned by the net), or
- * NULL when need_input_grad is 0. */
-const float *gt_net_backward(gt_net *net, const float *dy);
+
+/* What a backward computes. */
+enum {
+    GT_BACKWARD_PARAMS = 1, /* add parameter gradients into net->grads */
+    GT_BACKWARD_INPUT = 2,  /* return dx [B, in]; without it backward stops at the first layer with parameters */
+    GT_BACKWARD_ALL = 3,
+};
+/* dy [B, out] of the last forward -> dx [B, in] (owned by the net) or NULL
+ * without GT_BACKWARD_INPUT. ready: see gt_grads_ready ({NULL} = none). */
+const float *gt_net_backward(gt_net *net, const float *dy, int what, gt_grads_ready ready);
 void gt_net_zero_grads(gt_net *net);
 
 /* The tensors of a network in checkpoint order, named like PyTorch's

@@ -10,6 +10,12 @@
 
 typedef enum { GT_OPT_ADAM, GT_OPT_SGD } gt_opt_kind;
 
+/* The settings of one network's optimizer ([optim] in a config). */
+typedef struct {
+    gt_opt_kind kind;
+    double lr, beta1, beta2, eps, weight_decay; /* SGD: beta1 is the momentum */
+} gt_optim_opts;
+
 typedef struct {
     gt_opt_kind kind;
     float lr, beta1, beta2, eps, weight_decay; /* SGD uses beta1 as its momentum */
@@ -18,8 +24,7 @@ typedef struct {
     float *m, *v; /* Adam first and second moments; SGD momentum buffer in m; v unused by SGD */
 } gt_optim;
 
-void gt_optim_init(gt_optim *opt, gt_opt_kind kind, size_t n, float lr, float beta1, float beta2, float eps,
-                   float weight_decay);
+void gt_optim_init(gt_optim *opt, const gt_optim_opts *o, size_t n);
 void gt_optim_step(gt_optim *opt, float *params, const float *grads);
 void gt_optim_free(gt_optim *opt);
 

@@ -1,10 +1,10 @@
-/* gentrain: the program's entry point and subcommand dispatch. */
+/* gentrain: the program's entry point and command dispatch; the one place
+ * that ends the process on an error (gt_exit_error). */
 #include <stdio.h>
 #include <string.h>
 
 #include "gentrain/app.h"
-#include "gentrain/core.h"
-#include "gentrain/dist.h"
+#include "gentrain/io.h"
 
 static const char usage[] =
     "gentrain: data-parallel training of GANs and VAEs (MPI + OpenBLAS + HDF5)\n"
@@ -17,28 +17,43 @@ static const char usage[] =
     "                                         from the newest checkpoint in run.dir)\n"
     "  sample CHECKPOINT [--n 64] [--out grid.png] [--seed S]   a PNG grid of samples\n"
     "  inspect FILE.h5                        what a checkpoint/samples/metrics file holds\n"
+    "  help keys|layers [--markdown]          every config key; every layer kind\n"
     "\n"
-    "Run `gentrain COMMAND --help` for a command's options. Configs are INI files;\n"
-    "the reference models ship in configs/ (dcgan, vae, mlpvae, mlpgan, toygan,\n"
-    "toyvae, classifier). Exit codes: 0 done, 1 error, 2 usage error,\n"
-    "75 stopped on SIGTERM/SIGUSR1 after writing a checkpoint (requeue to resume).\n";
+    "Run `gentrain COMMAND --help` for a command's options; `gentrain --version`.\n"
+    "Configs are INI files; the reference models ship in configs/ (dcgan, vae, mlpvae,\n"
+    "mlpgan, toygan, toyvae, classifier). Exit codes: 0 done, 1 error, 2 usage error,\n"
+    "75 stopped on a signal after writing a checkpoint (requeue to resume).\n";
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? GT_ERR_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("gentrain %s\n", gt_version());
+        return 0;
     }
     const char *cmd = argv[1];
-    /* sample and inspect are single-process tools: no MPI */
-    if (!strcmp(cmd, "sample")) return gt_cmd_sample(argc - 1, argv + 1);
-    if (!strcmp(cmd, "inspect")) return gt_cmd_inspect(argc - 1, argv + 1);
-    if (strcmp(cmd, "train") != 0) {
-        fprintf(stderr, "gentrain: error: unknown command '%s'\n\n%s", cmd, usage);
-        return 2;
+    gt_status st;
+    /* sample, inspect and help are single-process tools: no MPI */
+    if (!strcmp(cmd, "sample"))
+        st = gt_cmd_sample(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "inspect"))
+        st = gt_cmd_inspect(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "help"))
+        st = gt_cmd_help(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "train")) {
+        gt_dist_init(&argc, &argv);
+        gt_flush_denormals();
+        st = gt_cmd_train(argc - 1, argv + 1);
+        if (st != GT_OK && st != GT_STOPPED) gt_exit_error(st); /* ends every rank */
+        gt_dist_finalize();
+    } else {
+        fprintf(stderr, "%s\n", usage);
+        st = GT_USAGE_ERROR("unknown command '%s'", cmd);
     }
-    gt_dist_init(&argc, &argv);
-    gt_flush_denormals();
-    int rc = gt_cmd_train(argc - 1, argv + 1);
-    gt_dist_finalize();
-    return rc;
+    gt_h5_library_close();
+    if (st == GT_STOPPED) return GT_STOPPED;
+    if (st != GT_OK) gt_exit_error(st);
+    return 0;
 }

@@ -1,21 +1,21 @@
 /* gentrain train: the training loop. Every rank runs the same loop on its
- * shard; gradients are reduced through dist/; only rank 0 prints and writes. */
+ * shard; gradients are reduced through dist/; only rank 0 prints and writes.
+ *
+ * One step: the sampler gives this rank's indices, the batch is gathered,
+ * the model's step runs (forward, backward, gradient allreduce through the
+ * step context's hooks, optimizer), then dist's step end (batch-norm buffers,
+ * replica checks), the log line, samples and checkpoints when due, and the
+ * ranks agree whether a stop signal arrived. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "gentrain/app.h"
-#include "gentrain/config.h"
-#include "gentrain/core.h"
-#include "gentrain/data.h"
-#include "gentrain/dist.h"
-#include "gentrain/model.h"
-#include "gentrain/run_io.h"
 
-static const char train_usage[] =
+static const char train_usage_head[] =
     "usage: gentrain train CONFIG [section.key=value ...]\n"
     "       mpirun -np N gentrain train CONFIG [section.key=value ...]\n"
     "\n"
@@ -23,37 +23,9 @@ static const char train_usage[] =
     "the command line as section.key=value, e.g. train.steps=100 run.dir=runs/a.\n"
     "Unknown keys and bad values are errors naming the file, line and key.\n"
     "\n"
-    "Keys (defaults in brackets):\n"
-    "  [run]    dir [runs/<config name>]   seed [1]   threads (BLAS threads per rank) [1]\n"
-    "  [data]   kind = fashion-mnist | toy [fashion-mnist]\n"
-    "           train_images, train_labels, test_images, test_labels\n"
-    "                 [/usr/share/datasets/fashion-mnist/*-ubyte.gz]\n"
-    "           limit (use the first N training examples; 0 = all) [0]\n"
-    "           toy = ring8 | grid25 [ring8]   n [100000]   n_test [10000]   std [0.05]\n"
-    "  [model]  type = gan | vae | classifier;  z_dim;  loss = nonsaturating | minimax | hinge (GAN);\n"
-    "           recon = bernoulli | gaussian, binarize, kl_weight (VAE)\n"
-    "  [generator] [discriminator] | [encoder] [decoder] | [classifier]\n"
-    "           layer1 = KIND opt=value ..., layer2 = ...  (see README: layers)\n"
-    "  [train]  steps (0 = use epochs)   epochs   batch_size (per rank) [64]\n"
-    "  [optim]  kind = adam | sgd [adam]   lr [1e-3]   beta1 [0.9; SGD momentum 0]   beta2 [0.999]\n"
-    "           eps [1e-8]   weight_decay [0]   lr_<net> (per-network learning rate) [lr]\n"
-    "  [log]    every (steps between progress lines and metrics; 0 = off) [50]\n"
-    "  [eval]   at_end (test-set losses at the end) [true]   n (test examples; 0 = all) [0]\n"
-    "  [checkpoint] every (steps between checkpoints, and one at the end; 0 = off) [1000]\n"
-    "           keep (the newest N are kept; 0 = all) [3]\n"
-    "  [samples] every (steps between samples, and at the end; 0 = off) [500]   n [64]\n"
-    "  [run]    resume = auto | never [auto]: auto continues from the newest checkpoint of\n"
-    "           run.dir that verifies (skipping damaged ones with a warning); never starts\n"
-    "           over, moving run.dir's earlier checkpoints, metrics and samples into\n"
-    "           run.dir/previous-<date-time>/\n"
-    "  [dist]   overlap (allreduce gradient buckets during backward; false = one call after it) [false]\n"
-    "           bucket_mb (bucket size; whole layers, reverse layer order) [1]\n"
-    "           sync_bn (batch-norm statistics over the global batch; false = local batches,\n"
-    "                    rank 0's running statistics broadcast every step) [false]\n"
-    "           check_every (steps between replica parameter-hash checks; 0 = off) [100]\n"
-    "  [debug]  test hooks, not for production: fail_rank, fail_step (that rank fails at that\n"
-    "           step); perturb_rank, perturb_step (that rank moves every parameter by one ulp);\n"
-    "           dump_params = PATH (every rank writes its final parameters to PATH.rank<R>)\n"
+    "Keys [defaults]:\n";
+
+static const char train_usage_tail[] =
     "\n"
     "Data parallelism: every rank trains a replica on its own strided shard; the global\n"
     "batch is ranks x batch_size and gradients are averaged over ranks. The learning rate\n"
@@ -72,50 +44,9 @@ static const char train_usage[] =
     "stays as configured (the global batch changes; a warning says so). Architecture\n"
     "keys ([model], the network sections, optim.kind) must match the checkpoint's.\n"
     "\n"
-    "SIGTERM or SIGUSR1 (mpirun forwards SIGUSR1 to every rank) on any rank: all ranks\n"
-    "stop at the next step boundary, rank 0 writes a checkpoint, and the exit code is\n"
-    "75 (requeue me); running the same command again resumes.\n";
-
-typedef struct {
-    gt_dataset train, test;
-    gt_pixel_scale scale;
-} data_t;
-
-static void load_data(gt_config *cfg, data_t *d, uint64_t seed) {
-    static const char *const kinds[] = {"fashion-mnist", "toy", NULL};
-    int kind = gt_config_choice(cfg, "data", "kind", "fashion-mnist", kinds);
-    if (kind == 0) {
-        const char *dir = "/usr/share/datasets/fashion-mnist/";
-        char def[4][512];
-        snprintf(def[0], sizeof def[0], "%strain-images-idx3-ubyte.gz", dir);
-        snprintf(def[1], sizeof def[1], "%strain-labels-idx1-ubyte.gz", dir);
-        snprintf(def[2], sizeof def[2], "%st10k-images-idx3-ubyte.gz", dir);
-        snprintf(def[3], sizeof def[3], "%st10k-labels-idx1-ubyte.gz", dir);
-        const char *ti = gt_config_str(cfg, "data", "train_images", def[0]);
-        const char *tl = gt_config_str(cfg, "data", "train_labels", def[1]);
-        const char *vi = gt_config_str(cfg, "data", "test_images", def[2]);
-        const char *vl = gt_config_str(cfg, "data", "test_labels", def[3]);
-        long limit = gt_config_int(cfg, "data", "limit", 0, 0, 1L << 40);
-        gt_idx_load(&d->train, ti, tl, limit);
-        gt_idx_load(&d->test, vi, vl, 0);
-    } else {
-        static const char *const toys[] = {"ring8", "grid25", NULL};
-        int toy = gt_config_choice(cfg, "data", "toy", "ring8", toys);
-        long n = gt_config_int(cfg, "data", "n", 100000, 1, 1L << 32);
-        long n_test = gt_config_int(cfg, "data", "n_test", 10000, 1, 1L << 32);
-        double std = gt_config_float(cfg, "data", "std", 0.05, 0.0, 100.0);
-        gt_toy_make(&d->train, (gt_toy_kind)toy, n, (float)std, seed);
-        /* the test points come from another stream of the same mixture */
-        gt_toy_make(&d->test, (gt_toy_kind)toy, n_test, (float)std, seed ^ 0x5eed7e57ull);
-    }
-}
-
-static void broadcast_model(gt_model *m) {
-    for (int k = 0; k < m->n_nets; k++) {
-        gt_dist_bcast(m->net[k].params, m->net[k].n_params * sizeof(float));
-        gt_dist_bcast(m->net[k].state, m->net[k].n_state * sizeof(float));
-    }
-}
+    "SIGTERM, SIGUSR1, SIGINT or SIGHUP on any rank: all ranks stop at the next step\n"
+    "boundary, rank 0 writes a checkpoint, and the exit code is 75 (requeue me);\n"
+    "running the same command again resumes.\n";
 
 static void format_eta(double seconds, char *out, size_t cap) {
     if (!(seconds >= 0) || seconds > 1e8) seconds = 0;
@@ -125,12 +56,12 @@ static void format_eta(double seconds, char *out, size_t cap) {
 
 /* Test-set losses: rank r evaluates batches r, r+world, ...; the means are
  * weighted by batch size and reduced over ranks. */
-static void evaluate(gt_model *m, const data_t *d, long n_eval, int batch, uint64_t seed, uint64_t step,
+static void evaluate(gt_model *m, const gt_dataset *test, long n_eval, int batch, uint64_t seed, uint64_t step,
                      gt_stats *out) {
     int rank = gt_dist_rank(), world = gt_dist_size();
-    int64_t n = n_eval > 0 && n_eval < d->test.n ? n_eval : d->test.n;
-    size_t size = gt_shape_size(d->test.shape);
-    float *x = gt_alloc_floats((size_t)batch * size);
+    int64_t n = n_eval > 0 && n_eval < test->n ? n_eval : test->n;
+    gt_pixel_scale scale = gt_model_pixel_scale(m);
+    float *x = gt_alloc_floats((size_t)batch * gt_shape_size(test->shape));
     int *labels = gt_alloc((size_t)batch * sizeof(int));
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
     double sums[GT_MAX_STATS + 1] = {0};
@@ -138,18 +69,18 @@ static void evaluate(gt_model *m, const data_t *d, long n_eval, int batch, uint6
     for (int64_t start = (int64_t)rank * batch; start < n; start += (int64_t)world * batch) {
         int B = (int)(n - start < batch ? n - start : batch);
         for (int i = 0; i < B; i++) idx[i] = start + i;
-        gt_dataset_batch(&d->test, idx, B, d->scale, x, d->test.labels ? labels : NULL);
-        gt_step_ctx ctx = {seed, step, (uint64_t)start, 1, NULL, NULL};
-        gt_model_eval_batch(m, x, d->test.labels ? labels : NULL, B, &ctx, &st);
+        gt_dataset_batch(test, idx, B, scale, x, test->labels ? labels : NULL);
+        gt_step_ctx ctx = {.seed = seed, .step = step, .example0 = (uint64_t)start, .stride = 1};
+        gt_model_eval_batch(m, x, test->labels ? labels : NULL, B, &ctx, &st);
         for (int k = 0; k < st.n; k++) sums[k] += st.value[k] * B;
         sums[GT_MAX_STATS] += B;
     }
     if (st.n == 0) { /* a small test set left this rank no batch: one example gives the
                         * names of the statistics, counted with weight 0 */
         idx[0] = 0;
-        gt_dataset_batch(&d->test, idx, 1, d->scale, x, d->test.labels ? labels : NULL);
-        gt_step_ctx ctx = {seed, step, 0, 1, NULL, NULL};
-        gt_model_eval_batch(m, x, d->test.labels ? labels : NULL, 1, &ctx, &st);
+        gt_dataset_batch(test, idx, 1, scale, x, test->labels ? labels : NULL);
+        gt_step_ctx ctx = {.seed = seed, .step = step, .stride = 1};
+        gt_model_eval_batch(m, x, test->labels ? labels : NULL, 1, &ctx, &st);
         for (int k = 0; k < st.n; k++) st.value[k] = 0;
     }
     gt_dist_allreduce_mean_f64(sums, GT_MAX_STATS + 1);
@@ -168,141 +99,213 @@ static void print_stats(char *line, size_t cap, const gt_stats *st) {
     }
 }
 
-int gt_cmd_train(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        if (gt_dist_rank() == 0) fputs(train_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *config_path = argv[1];
-    gt_config *cfg = gt_config_load(config_path);
-    for (int i = 2; i < argc; i++) {
-        if (argv[i][0] == '-') gt_fatal("unknown option '%s' (settings are section.key=value)", argv[i]);
-        gt_config_override(cfg, argv[i]);
-    }
-    int rank = gt_dist_rank(), world = gt_dist_size();
-
-    /* [run] */
-    char def_dir[512];
-    const char *base = strrchr(config_path, '/');
-    base = base ? base + 1 : config_path;
-    snprintf(def_dir, sizeof def_dir, "runs/%.*s", (int)(strcspn(base, ".")), base);
-    const char *run_dir = gt_config_str(cfg, "run", "dir", def_dir);
-    uint64_t seed = (uint64_t)gt_config_int(cfg, "run", "seed", 1, 0, (long)(~0ul >> 1));
-    int threads = (int)gt_config_int(cfg, "run", "threads", 1, 1, 1024);
-    gt_blas_set_threads(threads);
-
-    /* [train] [log] [eval] */
-    long steps = gt_config_int(cfg, "train", "steps", 0, 0, 1L << 40);
-    long epochs = gt_config_int(cfg, "train", "epochs", 0, 0, 1L << 20);
-    int batch = (int)gt_config_int(cfg, "train", "batch_size", 64, 1, 1 << 16);
-    long log_every = gt_config_int(cfg, "log", "every", 50, 0, 1L << 40);
-    int eval_at_end = gt_config_bool(cfg, "eval", "at_end", 1);
-    long eval_n = gt_config_int(cfg, "eval", "n", 0, 0, 1L << 40);
-    if (steps == 0 && epochs == 0)
-        gt_fatal("%s: set [train] steps or [train] epochs (both are 0)", config_path);
-    if (steps > 0 && epochs > 0)
-        gt_fatal("%s: set only one of [train] steps (%s) and [train] epochs (%s)", config_path,
-                 gt_config_where(cfg, "train", "steps"), gt_config_where(cfg, "train", "epochs"));
-
-    data_t data = {0};
-    load_data(cfg, &data, seed);
-    gt_model *m = gt_model_build(cfg, data.train.shape, data.train.n_classes > 0 ? data.train.n_classes : 1,
-                                 batch, seed);
-    data.scale = gt_model_pixel_scale(m);
-    gt_dist_run dist;
-    gt_dist_run_config(&dist, cfg);
-    gt_run_io *io = gt_run_io_new(cfg, run_dir); /* [checkpoint] [samples] [run] resume; signal handlers */
-    gt_config_check_unused(cfg);
-    gt_dist_run_attach(&dist, m, cfg, data.train.n); /* all ranks agree, or all stop */
-    broadcast_model(m);
-
+/* What a run holds besides the options: data, model, sampler, outputs. */
+typedef struct {
+    gt_options o;
+    gt_dataset train, test;
+    gt_model *m;
     gt_sampler sampler;
-    gt_sampler_init(&sampler, data.train.n, batch, rank, world, seed);
-    if (epochs > 0) steps = epochs * sampler.steps_per_epoch;
+    gt_dist_run dist;
+    gt_metrics *metrics;  /* rank 0 */
+    gt_samples *samples;  /* rank 0, models that generate, samples.every > 0 */
+    int64_t last_ckpt;
+} run_t;
 
-    /* The run directory (rank 0): a new run, or resume from its newest valid checkpoint. */
-    long start = (long)gt_run_io_start(io, cfg, m, &sampler, &data.train, &data.test, data.scale, steps);
-    int stopped = 0;
+/* Rank 0's outputs; every rank learns whether they opened. */
+static gt_status open_outputs(run_t *r, int64_t resumed_step) {
+    gt_status st = GT_OK;
+    if (gt_dist_rank() == 0) {
+        st = gt_metrics_open(r->o.dir, resumed_step, &r->metrics);
+        if (!st && r->o.samples_every > 0 && gt_model_generates(r->m))
+            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, &r->test, resumed_step, &r->samples);
+    }
+    if (gt_dist_any(st != GT_OK)) return st ? gt_error_trace(__FILE__, __LINE__, st) : GT_ERROR_ALL("rank 0 failed");
+    return GT_OK;
+}
 
-    gt_info("gentrain: %s model, %d rank%s x batch %d = global batch %d; %lld train / %lld test examples "
-            "of %dx%dx%d; %lld steps per epoch, %ld steps; seed %llu; run dir %s",
-            gt_model_kind_name(m->kind), world, world > 1 ? "s" : "", batch, batch * world,
-            (long long)data.train.n, (long long)data.test.n, data.train.shape.c, data.train.shape.h,
-            data.train.shape.w, (long long)sampler.steps_per_epoch, steps, (unsigned long long)seed, run_dir);
-    for (int k = 0; k < m->n_nets; k++) gt_net_print(&m->net[k]);
+/* After step `done` of `steps`: samples and checkpoints when due (rank 0),
+ * then all ranks agree whether a stop signal arrived on any of them; if so,
+ * a checkpoint is written (unless one was just written) and *stop = 1. */
+static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
+    int last = done >= steps, failed = 0;
+    if (r->samples && (done % r->o.samples_every == 0 || last)) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
+    if (!failed && r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last)) {
+        failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done) != GT_OK;
+        r->last_ckpt = done;
+    }
+    int sig = gt_signal_received();
+    /* one collective: whether rank 0 failed (2), and whether a signal arrived anywhere (1) */
+    int flags = gt_dist_or((failed ? 2 : 0) | (sig ? 1 : 0));
+    if (flags & 2) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
+    *stop = (flags & 1) && !last;
+    if (!*stop) return GT_OK;
+    if (r->last_ckpt != done) GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done));
+    gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
+    gt_info("stopping at step %" PRId64 " on %s: checkpoint written; exit code %d asks to be requeued (run the same "
+            "command again to resume)",
+            done, gt_signal_name(sig), GT_STOPPED);
+    return GT_OK;
+}
 
-    size_t size = gt_shape_size(data.train.shape);
+static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
+    int rank = gt_dist_rank(), world = gt_dist_size(), batch = r->o.batch;
+    size_t size = gt_shape_size(r->train.shape);
+    gt_pixel_scale scale = gt_model_pixel_scale(r->m);
     float *x = gt_alloc_floats((size_t)batch * size);
     int *labels = gt_alloc((size_t)batch * sizeof(int));
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
     gt_stats st = {0}, acc = {0};
     int acc_steps = 0;
     double t_start = gt_now(), t_log = t_start;
-    int64_t epoch_of_step = 0;
-
-    for (long step = start; step < steps; step++) {
-        epoch_of_step = sampler.epoch;
-        if (sampler.cursor == sampler.steps_per_epoch) epoch_of_step++;
-        gt_sampler_next(&sampler, idx);
-        gt_dataset_batch(&data.train, idx, batch, data.scale, x, data.train.labels ? labels : NULL);
-        gt_step_ctx ctx = {seed, (uint64_t)step, (uint64_t)rank, (uint64_t)world, gt_dist_reduce_grads,
-                           dist.reducer};
-        gt_dist_run_step_begin(&dist, step);
-        gt_model_train_step(m, x, data.train.labels ? labels : NULL, batch, &ctx, &st);
-        gt_dist_run_step_end(&dist, m, step, steps);
-        for (int k = 0; k < st.n; k++) {
+    gt_status status = GT_OK;
+    for (long step = start; step < steps && !status && !*stopped; step++) {
+        int64_t epoch_of_step = r->sampler.epoch + (r->sampler.cursor == r->sampler.steps_per_epoch);
+        gt_sampler_next(&r->sampler, idx);
+        gt_dataset_batch(&r->train, idx, batch, scale, x, r->train.labels ? labels : NULL);
+        gt_step_ctx ctx = {.seed = r->o.seed, .step = (uint64_t)step, .example0 = (uint64_t)rank, .stride = (uint64_t)world};
+        gt_dist_run_step_ctx(&r->dist, &ctx);
+        if ((status = gt_dist_run_step_begin(&r->dist, step))) break;
+        gt_model_train_step(r->m, x, r->train.labels ? labels : NULL, batch, &ctx, &st);
+        if ((status = gt_dist_run_step_end(&r->dist, r->m, step, steps))) break;
+        for (int k = 0; k < st.n && !status; k++) {
             if (!isfinite(st.value[k]))
-                gt_fatal("step %ld: %s is %g: training diverged (lower [optim] lr or check the data)", step,
-                         st.name[k], st.value[k]);
+                status = GT_ERROR("step %ld: %s is %g: training diverged (lower [optim] lr or check the data)", step + 1,
+                                  st.name[k], st.value[k]);
             acc.name[k] = st.name[k];
             acc.value[k] += st.value[k];
         }
+        if (status) break;
         acc.n = st.n;
         acc_steps++;
-        int last = step + 1 == steps;
-        if (log_every > 0 && ((step + 1) % log_every == 0 || last)) {
+        if (r->o.log_every > 0 && ((step + 1) % r->o.log_every == 0 || step + 1 == steps)) {
             for (int k = 0; k < acc.n; k++) acc.value[k] /= acc_steps;
-            if (world > 1) gt_stats_add(&acc, "comm_wait_frac", gt_dist_run_comm_frac(&dist));
+            if (world > 1) gt_stats_add(&acc, "comm_wait_frac", gt_dist_run_comm_frac(&r->dist));
             gt_dist_allreduce_mean_f64(acc.value, acc.n);
             double now = gt_now();
             double ips = (double)acc_steps * batch * world / (now - t_log);
             char eta[32], line[1024];
             format_eta((now - t_start) / (step + 1 - start) * (steps - step - 1), eta, sizeof eta);
-            snprintf(line, sizeof line, "step %6ld/%ld  epoch %lld", step + 1, steps, (long long)epoch_of_step);
+            snprintf(line, sizeof line, "step %6ld/%ld  epoch %" PRId64, step + 1, steps, epoch_of_step);
             print_stats(line, sizeof line, &acc);
             gt_info("%s  | %.1f img/s  ETA %s", line, ips, eta);
-            gt_run_io_metrics(io, step + 1, epoch_of_step, NULL, &acc, ips, now - t_start);
+            if (r->metrics && (status = gt_metrics_write(r->metrics, step + 1, epoch_of_step, NULL, &acc, ips, now - t_start)))
+                break;
             memset(&acc, 0, sizeof acc);
             acc_steps = 0;
             t_log = gt_now();
         }
-        /* samples, checkpoints, and a stop signal on any rank (all ranks agree) */
-        if (gt_run_io_step_end(io, m, &sampler, step + 1, steps)) {
-            stopped = 1;
-            break;
-        }
+        status = step_end(r, step + 1, steps, stopped);
     }
-    if (eval_at_end && !stopped && start < steps) {
-        gt_stats test;
-        evaluate(m, &data, eval_n, batch, seed, (uint64_t)steps, &test);
-        char line[1024] = "test set:";
-        print_stats(line, sizeof line, &test);
-        gt_info("%s", line);
-        gt_run_io_metrics(io, steps, epoch_of_step, "test", &test, 0, 0);
-    }
-    if (!stopped) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
-    /* No rank leaves before rank 0's last checkpoint is on disk (a launcher
-     * may tear the job down as soon as the first rank exits). */
-    gt_dist_barrier();
-    gt_run_io_free(io);
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
-    gt_sampler_free(&sampler);
-    gt_dist_run_finish(&dist, m);
-    gt_model_free(m);
-    gt_dataset_free(&data.train);
-    gt_dataset_free(&data.test);
+    if (!status && !*stopped) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
+    return status;
+}
+
+static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *stopped) {
+    GT_TRY(gt_options_from_config(cfg, config_path, &r->o));
+    gt_options *o = &r->o;
+    int rank = gt_dist_rank(), world = gt_dist_size();
+    gt_blas_set_threads(o->threads);
+    GT_TRY(gt_signals_install());
+    GT_TRY(gt_data_load(&o->data, o->seed, &r->train, &r->test));
+    if (o->model.kind == GT_MODEL_CLASSIFIER && !r->train.labels)
+        return GT_ERROR("a classifier needs labels: %s has none", r->train.source);
+    GT_TRY(gt_model_build(&o->model, r->train.shape, r->train.n_classes > 0 ? r->train.n_classes : 1, o->batch, o->seed,
+                          &r->m));
+    GT_TRY(gt_dist_run_attach(&r->dist, &o->dist, r->m, o->text, r->train.n)); /* all ranks agree, or all stop */
+    gt_dist_bcast_model(r->m);
+    if ((int64_t)world * o->batch > r->train.n)
+        return GT_ERROR("the training set has %" PRId64 " examples, fewer than one global batch of %d ranks x %d",
+                        r->train.n, world, o->batch);
+    gt_sampler_init(&r->sampler, r->train.n, o->batch, rank, world, o->seed);
+    long steps = o->epochs > 0 ? o->epochs * (long)r->sampler.steps_per_epoch : o->steps;
+
+    /* The run directory (rank 0): a new run, or resume from its newest valid checkpoint. */
+    gt_resume_point rp;
+    GT_TRY(gt_resume(o, cfg, r->m, &r->train, &rp));
+    r->last_ckpt = -1;
+    long start = 0;
+    if (rp.found) {
+        int64_t epoch = rp.epoch, cursor = rp.cursor;
+        int64_t old_global = rp.world * rp.batch, new_global = (int64_t)world * o->batch;
+        if (rp.world != world || rp.batch != o->batch || rp.n_train != r->train.n) {
+            if (old_global != new_global || rp.n_train != r->train.n)
+                cursor = cursor * old_global / new_global; /* the same place in the epoch's shuffle, rounded down */
+            if (cursor > r->sampler.steps_per_epoch) cursor = r->sampler.steps_per_epoch;
+            gt_warn("resuming a checkpoint written by %" PRId64 " rank%s x batch %" PRId64 " (global %" PRId64
+                    ") with %d rank%s x batch %d (global %" PRId64 "): the per-rank batch_size is kept as configured, "
+                    "so the global batch %s; the sampler continues at step %" PRId64 " of epoch %" PRId64
+                    ". The run is no longer bitwise reproducible",
+                    rp.world, rp.world > 1 ? "s" : "", rp.batch, old_global, world, world > 1 ? "s" : "", o->batch,
+                    new_global, old_global == new_global ? "is unchanged" : "changes", cursor, epoch);
+        }
+        gt_sampler_seek(&r->sampler, epoch, cursor);
+        r->last_ckpt = rp.step;
+        start = (long)rp.step;
+    } else {
+        gt_info("starting a new run in %s", o->dir);
+    }
+    GT_TRY(open_outputs(r, rp.found ? rp.step : -1));
+
+    gt_info("gentrain %s: %s model, %d rank%s x batch %d = global batch %d; %" PRId64 " train / %" PRId64
+            " test examples of %dx%dx%d; %" PRId64 " steps per epoch, %ld steps; seed %" PRIu64 "; run dir %s",
+            gt_version(), gt_model_kind_name(r->m->kind), world, world > 1 ? "s" : "", o->batch, o->batch * world,
+            r->train.n, r->test.n, r->train.shape.c, r->train.shape.h, r->train.shape.w, r->sampler.steps_per_epoch,
+            steps, o->seed, o->dir);
+    for (int k = 0; k < r->m->n_nets; k++) gt_net_print(&r->m->net[k]);
+
+    GT_TRY(train_loop(r, start, steps, stopped));
+    int test_done = r->metrics && gt_metrics_has_test(r->metrics, steps);
+    if (o->eval_at_end && !*stopped && !gt_dist_any(test_done)) {
+        gt_stats test;
+        evaluate(r->m, &r->test, o->eval_n, o->batch, o->seed, (uint64_t)steps, &test);
+        char line[1024] = "test set:";
+        print_stats(line, sizeof line, &test);
+        gt_info("%s", line);
+        if (r->metrics) GT_TRY(gt_metrics_write(r->metrics, steps, r->sampler.epoch, "test", &test, 0, 0));
+    } else if (start >= steps && !*stopped) {
+        gt_info("%s has reached train.steps = %ld already: nothing to do", o->dir, steps);
+    }
+    /* No rank leaves before rank 0's last checkpoint is on disk (a launcher
+     * may tear the job down as soon as the first rank exits). */
+    gt_dist_barrier();
+    return gt_dist_run_finish(&r->dist, r->m);
+}
+
+gt_status gt_cmd_train(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        FILE *out = argc < 2 ? stderr : stdout;
+        if (gt_dist_rank() == 0) {
+            fputs(train_usage_head, out);
+            gt_options_print_keys(out, 0);
+            fputs(train_usage_tail, out);
+        }
+        return argc < 2 ? GT_USAGE_ERROR("gentrain train: no CONFIG given") : GT_OK;
+    }
+    const char *config_path = argv[1];
+    gt_config *cfg;
+    GT_TRY(gt_config_load(config_path, &cfg));
+    gt_status st = GT_OK;
+    for (int i = 2; i < argc && !st; i++)
+        st = argv[i][0] == '-' ? GT_USAGE_ERROR("unknown option '%s' (settings are section.key=value)", argv[i])
+                               : gt_config_override(cfg, argv[i]);
+    run_t r;
+    memset(&r, 0, sizeof r);
+    int stopped = 0;
+    if (!st) st = run(&r, cfg, config_path, &stopped);
+    if (r.metrics) {
+        gt_status c = gt_metrics_close(r.metrics);
+        if (!st) st = c;
+    }
+    gt_samples_close(r.samples);
+    gt_sampler_free(&r.sampler);
+    gt_model_free(r.m);
+    gt_dataset_free(&r.train);
+    gt_dataset_free(&r.test);
+    gt_options_free(&r.o);
     gt_config_free(cfg);
-    return stopped ? GT_EXIT_REQUEUE : 0;
+    if (!st && stopped) return GT_STOPPED;
+    return st;
 }

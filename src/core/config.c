@@ -12,7 +12,11 @@
  * fed to ini_parse_stream() by our own line reader, which counts the lines:
  * the handler runs while the reader's current line is being parsed.
  *
- * Keys and sections are case-sensitive. Lines may be at most MAX_LINE bytes.
+ * Keys and sections are case-sensitive. Lines have no length limit: inih's
+ * line buffer holds INI_MAX_LINE (200) bytes in Debian's build, so the reader
+ * hands inih a long line with its value replaced by a short token and the
+ * handler puts the real value back. Errors found while inih parses are
+ * recorded in the parse state and returned once it has stopped.
  * Continuation lines (an indented line after a key) are rejected: inih would
  * otherwise read an indented "key = value" as part of the previous value. */
 #include "gentrain/config.h"
@@ -118,7 +122,7 @@ static void know(gt_config *cfg, const char *section, const char *key) {
 
 /* ---- parsing ---------------------------------------------------------- */
 
-#define MAX_LINE 200 /* inih's line buffer (INI_MAX_LINE) holds 200 bytes */
+#define LONG_TOKEN "\x01long-value\x01" /* stands for a long line's value while inih reads the line */
 
 typedef struct {
     gt_config *cfg;
@@ -126,9 +130,11 @@ typedef struct {
     const char *line;     /* start of the current line */
     int lineno;           /* current line (1-based) */
     const char *last_section, *last_key; /* the previous handler call's key */
+    char *long_value;     /* the value a LONG_TOKEN stands for on the current line */
+    gt_status failed;     /* an error recorded while inih was parsing */
 } parse_state;
 
-/* Copies the line starting at `line` (without its newline) into buf. */
+/* Copies the line starting at `line` (without its newline) into buf, cut at cap. */
 static void line_text(const char *line, char *buf, size_t cap) {
     size_t n = strcspn(line, "\r\n");
     if (n >= cap) n = cap - 1;
@@ -136,42 +142,68 @@ static void line_text(const char *line, char *buf, size_t cap) {
     buf[n] = '\0';
 }
 
-_Noreturn static void syntax_error(const gt_config *cfg, int lineno, const char *line) {
-    char buf[MAX_LINE + 1] = "";
+static gt_status syntax_error(const gt_config *cfg, int lineno, const char *line) {
+    char buf[256] = "";
     if (line) line_text(line, buf, sizeof buf);
-    gt_fatal("%s:%d: syntax error in \"%s\": expected \"[section]\", \"key = value\" or a comment (; or #)",
-             cfg->origin, lineno, buf);
+    return GT_ERROR("%s:%d: syntax error in \"%s\": expected \"[section]\", \"key = value\" or a comment (; or #)",
+                    cfg->origin, lineno, buf);
 }
 
 /* Catches what inih would report only after going on parsing (so that a bad
  * section header is not followed by confusing errors about the keys below). */
-static void check_line(const gt_config *cfg, int lineno, const char *line, size_t len) {
+static gt_status check_line(const gt_config *cfg, int lineno, const char *line, size_t len) {
     size_t i = 0;
     if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) i = 3; /* UTF-8 BOM */
     while (i < len && isspace((unsigned char)line[i])) i++;
-    if (i == len || line[i] == ';' || line[i] == '#') return;
+    if (i == len || line[i] == ';' || line[i] == '#') return GT_OK;
     if (line[i] == '[') {
-        if (!memchr(line + i, ']', len - i)) syntax_error(cfg, lineno, line);
-        return;
+        if (!memchr(line + i, ']', len - i)) return syntax_error(cfg, lineno, line);
+        return GT_OK;
     }
-    if (!memchr(line + i, '=', len - i) && !memchr(line + i, ':', len - i)) syntax_error(cfg, lineno, line);
+    if (!memchr(line + i, '=', len - i) && !memchr(line + i, ':', len - i)) return syntax_error(cfg, lineno, line);
+    if (memchr(line, '\x01', len)) return GT_ERROR("%s:%d: control character \\x01 in the line", cfg->origin, lineno);
+    return GT_OK;
 }
 
-/* fgets-style reader over the text, counting lines. */
+/* fgets-style reader over the text, counting lines. A line too long for
+ * inih's buffer is handed over as "KEY = LONG_TOKEN" (a comment or section
+ * line that long is an error). Returns NULL at the end or on an error. */
 static char *reader(char *str, int num, void *stream) {
     parse_state *st = stream;
-    if (*st->p == '\0') return NULL;
+    if (st->failed || *st->p == '\0') return NULL;
     const char *nl = strchr(st->p, '\n');
     size_t len = nl ? (size_t)(nl - st->p) + 1 : strlen(st->p);
     st->line = st->p;
     st->lineno++;
-    /* inih needs room for '\r', '\n' and '\0' after the longest line. */
-    if (num < 4 || len + 3 > (size_t)num)
-        gt_fatal("%s:%d: line too long (%zu characters; at most %d are allowed)", st->cfg->origin, st->lineno,
-                 len - (nl ? 1 : 0), num - 3);
-    check_line(st->cfg, st->lineno, st->p, len);
-    memcpy(str, st->p, len);
-    str[len] = '\0';
+    gt_free(st->long_value);
+    st->long_value = NULL;
+    if ((st->failed = check_line(st->cfg, st->lineno, st->p, len)) != GT_OK) return NULL;
+    if (len + 3 > (size_t)num) { /* inih needs room for '\r', '\n' and '\0' */
+        const char *eq = st->p + strcspn(st->p, "=:");
+        size_t klen = (size_t)(eq - st->p);
+        if (eq >= st->p + len || klen + sizeof LONG_TOKEN + 4 > (size_t)num) {
+            st->failed = GT_ERROR("%s:%d: line of %zu characters is too long for a section, comment or key (at most "
+                                  "%d before the '=')",
+                                  st->cfg->origin, st->lineno, len, num - (int)sizeof LONG_TOKEN - 4);
+            return NULL;
+        }
+        /* the value as inih would give it: trimmed, an inline comment (" ;") cut off */
+        const char *v = eq + 1, *vend = st->p + len;
+        while (v < vend && isspace((unsigned char)*v)) v++;
+        for (const char *c = v; c < vend; c++)
+            if (*c == ';' && c > v && isspace((unsigned char)c[-1])) {
+                vend = c;
+                break;
+            }
+        while (vend > v && isspace((unsigned char)vend[-1])) vend--;
+        st->long_value = gt_alloc((size_t)(vend - v) + 1);
+        memcpy(st->long_value, v, (size_t)(vend - v));
+        memcpy(str, st->p, klen + 1);
+        snprintf(str + klen + 1, (size_t)num - klen - 1, " %s\n", LONG_TOKEN);
+    } else {
+        memcpy(str, st->p, len);
+        str[len] = '\0';
+    }
     st->p += len;
     return str;
 }
@@ -182,20 +214,25 @@ static int handler(void *user, const char *section, const char *name, const char
     char where[1024];
     snprintf(where, sizeof where, "%s:%d", cfg->origin, st->lineno);
     if (!value) value = "";
-    if (section[0] == '\0')
-        gt_fatal("%s: key \"%s\" comes before any [section]; put it under one, e.g. [run]", where, name);
+    if (st->long_value && !strcmp(value, LONG_TOKEN)) value = st->long_value;
+    if (section[0] == '\0') {
+        st->failed = GT_ERROR("%s: key \"%s\" comes before any [section]; put it under one, e.g. [run]", where, name);
+        return 0;
+    }
     cfg_entry *old = find(cfg, section, name);
     if (old) {
         int indented = st->line && (st->line[0] == ' ' || st->line[0] == '\t');
         if (indented && st->last_key && strcmp(st->last_section, section) == 0 && strcmp(st->last_key, name) == 0) {
-            char text[MAX_LINE + 1];
+            char text[256];
             line_text(st->line, text, sizeof text);
-            gt_fatal("%s: indented line \"%s\" continues the value of [%s] %s (%s); continuation lines are not "
-                     "supported: remove the indentation or put the value on one line",
-                     where, text, section, name, old->where);
+            st->failed = GT_ERROR("%s: indented line \"%s\" continues the value of [%s] %s (%s); continuation lines "
+                                  "are not supported: remove the indentation or put the value on one line",
+                                  where, text, section, name, old->where);
+            return 0;
         }
-        gt_fatal("%s: duplicate key [%s] %s (already set at %s); give each key once", where, section, name,
-                 old->where);
+        st->failed = GT_ERROR("%s: duplicate key [%s] %s (already set at %s); give each key once", where, section,
+                              name, old->where);
+        return 0;
     }
     cfg_entry *e = add(cfg, section, name, value, where, st->lineno);
     st->last_section = e->section;
@@ -203,33 +240,42 @@ static int handler(void *user, const char *section, const char *name, const char
     return 1;
 }
 
-static void parse_into(gt_config *cfg, const char *text) {
+static gt_status parse_into(gt_config *cfg, const char *text) {
     parse_state st = {.cfg = cfg, .p = text};
     int rc = ini_parse_stream(reader, &st, handler, &st);
-    if (rc == 0) return;
-    if (rc < 0) gt_fatal("%s: cannot parse (inih error %d: out of memory)", cfg->origin, rc);
+    gt_free(st.long_value);
+    if (st.failed) return st.failed;
+    if (rc == 0) return GT_OK;
+    if (rc < 0) return GT_ERROR("%s: cannot parse (inih error %d: out of memory)", cfg->origin, rc);
     /* rc = line of the first syntax error (check_line catches most before). */
     const char *line = text;
     for (int i = 1; i < rc && line; i++) {
         line = strchr(line, '\n');
         if (line) line++;
     }
-    syntax_error(cfg, rc, line);
+    return syntax_error(cfg, rc, line);
 }
 
-gt_config *gt_config_parse(const char *text, const char *origin) {
-    GT_CHECK(text && origin, "gt_config_parse: NULL argument");
+gt_status gt_config_parse(const char *text, const char *origin, gt_config **out) {
+    GT_ASSERT(text && origin && out, "gt_config_parse: NULL argument");
+    *out = NULL;
     gt_config *cfg = gt_config_new();
     gt_free(cfg->origin);
     cfg->origin = gt_strdup(origin);
-    parse_into(cfg, text);
-    return cfg;
+    gt_status st = parse_into(cfg, text);
+    if (st) {
+        gt_config_free(cfg);
+        return st;
+    }
+    *out = cfg;
+    return GT_OK;
 }
 
-gt_config *gt_config_load(const char *path) {
-    GT_CHECK(path, "gt_config_load: NULL path");
+gt_status gt_config_load(const char *path, gt_config **out) {
+    GT_ASSERT(path && out, "gt_config_load: NULL argument");
+    *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) gt_fatal("cannot open config file %s: %s", path, strerror(errno));
+    if (!f) return GT_ERROR("cannot open config file %s: %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = gt_alloc(cap);
     for (;;) {
@@ -244,13 +290,18 @@ gt_config *gt_config_load(const char *path) {
         n += got;
         if (got == 0) break;
     }
-    if (ferror(f)) gt_fatal("cannot read config file %s: %s", path, strerror(errno));
-    if (fclose(f) != 0) gt_fatal("cannot close config file %s: %s", path, strerror(errno));
+    int read_error = ferror(f), e = errno;
+    if (fclose(f) != 0 && !read_error) read_error = 1, e = errno;
+    gt_status st = GT_OK;
     buf[n] = '\0';
-    if (strlen(buf) != n) gt_fatal("config file %s contains a NUL byte; is it a text file?", path);
-    gt_config *cfg = gt_config_parse(buf, path);
+    if (read_error)
+        st = GT_ERROR("cannot read config file %s: %s", path, strerror(e));
+    else if (strlen(buf) != n)
+        st = GT_ERROR("config file %s contains a NUL byte; is it a text file?", path);
+    else
+        st = gt_config_parse(buf, path, out);
     gt_free(buf);
-    return cfg;
+    return st;
 }
 
 /* ---- overrides -------------------------------------------------------- */
@@ -267,31 +318,35 @@ static void trim(const char **s, size_t *n) {
     while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
 }
 
-void gt_config_override(gt_config *cfg, const char *assignment) {
-    GT_CHECK(cfg && assignment, "gt_config_override: NULL argument");
+gt_status gt_config_override(gt_config *cfg, const char *assignment) {
+    GT_ASSERT(cfg && assignment, "gt_config_override: NULL argument");
     const char *form = "expected section.key=value, e.g. train.steps=1000";
     const char *eq = strchr(assignment, '=');
-    if (!eq) gt_fatal("command line: bad override \"%s\": no '='; %s", assignment, form);
+    if (!eq) return GT_USAGE_ERROR("command line: bad setting \"%s\": no '='; %s", assignment, form);
     const char *dot = memchr(assignment, '.', (size_t)(eq - assignment));
-    if (!dot) gt_fatal("command line: bad override \"%s\": no '.' between section and key; %s", assignment, form);
+    if (!dot)
+        return GT_USAGE_ERROR("command line: bad setting \"%s\": no '.' between section and key; %s", assignment, form);
     const char *sec = assignment, *key = dot + 1, *val = eq + 1;
     size_t nsec = (size_t)(dot - assignment), nkey = (size_t)(eq - key), nval = strlen(val);
     trim(&sec, &nsec);
     trim(&key, &nkey);
     trim(&val, &nval);
-    if (nsec == 0) gt_fatal("command line: bad override \"%s\": empty section; %s", assignment, form);
-    if (nkey == 0) gt_fatal("command line: bad override \"%s\": empty key; %s", assignment, form);
+    if (nsec == 0) return GT_USAGE_ERROR("command line: bad setting \"%s\": empty section; %s", assignment, form);
+    if (nkey == 0) return GT_USAGE_ERROR("command line: bad setting \"%s\": empty key; %s", assignment, form);
     if (!is_name(sec, nsec) || !is_name(key, nkey))
-        gt_fatal("command line: bad override \"%s\": section and key may contain only letters, digits, '_' and "
-                 "'-'; %s",
-                 assignment, form);
-    if (memchr(val, '\n', nval) || memchr(val, '\r', nval))
-        gt_fatal("command line: bad override \"%s\": the value contains a line break", assignment);
+        return GT_USAGE_ERROR("command line: bad setting \"%s\": section and key may contain only letters, digits, "
+                              "'_' and '-'; %s",
+                              assignment, form);
+    if (memchr(val, '\n', nval) || memchr(val, '\r', nval) || memchr(val, '\x01', nval))
+        return GT_USAGE_ERROR("command line: bad setting \"%s\": the value contains a line break or control character",
+                              assignment);
     char *s = gt_alloc(nsec + 1), *k = gt_alloc(nkey + 1), *v = gt_alloc(nval + 1);
     memcpy(s, sec, nsec);
     memcpy(k, key, nkey);
     memcpy(v, val, nval);
     cfg_entry *e = find(cfg, s, k);
+    if (e && !strcmp(e->where, "command line"))
+        gt_warn("command line: %s.%s is given twice (\"%s\", then \"%s\"): the last one is used", s, k, e->value, v);
     if (e) {
         gt_free(e->value);
         gt_free(e->where);
@@ -304,6 +359,7 @@ void gt_config_override(gt_config *cfg, const char *assignment) {
     }
     gt_free(s);
     gt_free(k);
+    return GT_OK;
 }
 
 /* ---- getters ---------------------------------------------------------- */
@@ -318,45 +374,35 @@ const char *gt_config_where(gt_config *cfg, const char *section, const char *key
     return e ? e->where : "(not set)";
 }
 
-void gt_config_touch(gt_config *cfg, const char *section, const char *key) {
-    know(cfg, section, key);
-    cfg_entry *e = find(cfg, section, key);
-    if (e) e->used = 1;
-}
+const char *gt_config_origin(const gt_config *cfg) { return cfg->origin; }
 
 /* The entry for a key, marked used; a default is recorded when the key is
  * absent; a missing required key (def == NULL) is an error. */
-static cfg_entry *lookup(gt_config *cfg, const char *section, const char *key, const char *def) {
-    GT_CHECK(cfg && section && key, "gt_config: NULL argument");
+static gt_status lookup(gt_config *cfg, const char *section, const char *key, const char *def, cfg_entry **out) {
+    GT_ASSERT(cfg && section && key, "gt_config: NULL argument");
     know(cfg, section, key);
     cfg_entry *e = find(cfg, section, key);
     if (!e) {
         if (!def)
-            gt_fatal("%s: missing required key [%s] %s (add it to the file or give %s.%s=... on the command line)",
-                     cfg->origin, section, key, section, key);
+            return GT_ERROR("%s: missing required key [%s] %s (add it to the file or give %s.%s=... on the command "
+                            "line)",
+                            cfg->origin, section, key, section, key);
         e = add(cfg, section, key, def, "default", 0);
     }
     e->used = 1;
-    return e;
+    *out = e;
+    return GT_OK;
 }
 
-_Noreturn static void bad_value(const cfg_entry *e, const char *expected) {
-    gt_fatal("%s: [%s] %s = \"%s\": %s", e->where, e->section, e->key, e->value, expected);
+static gt_status bad_value(const cfg_entry *e, const char *expected) {
+    return GT_ERROR("%s: [%s] %s = \"%s\": %s", e->where, e->section, e->key, e->value, expected);
 }
 
-const char *gt_config_str(gt_config *cfg, const char *section, const char *key, const char *def) {
-    return lookup(cfg, section, key, def)->value;
-}
-
-/* Strict integer: optional sign and decimal digits, nothing else. */
-static int parse_long(const char *s, long *out) {
-    if (!*s || isspace((unsigned char)*s)) return 0;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end) return 0;
-    *out = v;
-    return 1;
+gt_status gt_config_str(gt_config *cfg, const char *section, const char *key, const char *def, const char **out) {
+    cfg_entry *e;
+    GT_TRY(lookup(cfg, section, key, def, &e));
+    *out = e->value;
+    return GT_OK;
 }
 
 static void int_range(char *buf, size_t n, long min, long max) {
@@ -370,24 +416,25 @@ static void int_range(char *buf, size_t n, long min, long max) {
         snprintf(buf, n, "expected an integer in [%ld, %ld]", min, max);
 }
 
-long gt_config_int(gt_config *cfg, const char *section, const char *key, long def, long min, long max) {
-    GT_CHECK(min <= max && def >= min && def <= max, "gt_config_int [%s] %s: default %ld not in [%ld, %ld]",
-             section, key, def, min, max);
+gt_status gt_config_int(gt_config *cfg, const char *section, const char *key, long def, long min, long max,
+                        long *out) {
+    GT_ASSERT(min <= max && def >= min && def <= max, "gt_config_int [%s] %s: default %ld not in [%ld, %ld]",
+              section, key, def, min, max);
     char dbuf[32];
     snprintf(dbuf, sizeof dbuf, "%ld", def);
-    cfg_entry *e = lookup(cfg, section, key, dbuf);
+    cfg_entry *e;
+    GT_TRY(lookup(cfg, section, key, dbuf, &e));
     long v;
-    if (!parse_long(e->value, &v) || v < min || v > max) {
+    if (!gt_parse_long(e->value, &v) || v < min || v > max) {
         char msg[128];
         int_range(msg, sizeof msg, min, max);
-        bad_value(e, msg);
+        return bad_value(e, msg);
     }
-    return v;
+    *out = v;
+    return GT_OK;
 }
 
-/* The shortest "%.Ng" that reads back as v, preferring plain decimals
- * ("10", "100000") to exponents unless those are clearly shorter. */
-static void format_double(char *buf, size_t n, double v) {
+void gt_format_double(char *buf, size_t n, double v) {
     char best[40] = "", tmp[40];
     int best_score = 1 << 30;
     for (int prec = 1; prec <= 17; prec++) {
@@ -403,72 +450,81 @@ static void format_double(char *buf, size_t n, double v) {
     snprintf(buf, n, "%s", best);
 }
 
-static void float_range(char *buf, size_t n, double min, double max) {
+static void float_range(char *buf, size_t n, double min, double max, int min_open) {
     char a[32], b[32];
-    format_double(a, sizeof a, min);
-    format_double(b, sizeof b, max);
+    gt_format_double(a, sizeof a, min);
+    gt_format_double(b, sizeof b, max);
     int lo = min <= -DBL_MAX, hi = max >= DBL_MAX;
     if (lo && hi)
         snprintf(buf, n, "expected a finite number");
     else if (hi)
-        snprintf(buf, n, "expected a number >= %s", a);
+        snprintf(buf, n, "expected a number %s %s", min_open ? ">" : ">=", a);
     else if (lo)
         snprintf(buf, n, "expected a number <= %s", b);
     else
-        snprintf(buf, n, "expected a number in [%s, %s]", a, b);
+        snprintf(buf, n, "expected a number in %s%s, %s]", min_open ? "(" : "[", a, b);
 }
 
-double gt_config_float(gt_config *cfg, const char *section, const char *key, double def, double min, double max) {
-    GT_CHECK(min <= max && def >= min && def <= max, "gt_config_float [%s] %s: default %g not in [%g, %g]",
-             section, key, def, min, max);
+gt_status gt_config_float(gt_config *cfg, const char *section, const char *key, double def, double min, double max,
+                          double *out) {
+    GT_ASSERT(min <= max && def >= min && def <= max, "gt_config_float [%s] %s: default %g not in [%g, %g]",
+              section, key, def, min, max);
     char dbuf[32];
-    format_double(dbuf, sizeof dbuf, def);
-    cfg_entry *e = lookup(cfg, section, key, dbuf);
-    const char *s = e->value;
-    char *end = NULL;
-    double v = NAN;
-    if (*s && !isspace((unsigned char)*s)) {
-        errno = 0;
-        v = strtod(s, &end);
-        if (*end || errno == ERANGE) v = NAN;
-    }
-    if (!isfinite(v) || v < min || v > max) {
+    gt_format_double(dbuf, sizeof dbuf, def);
+    cfg_entry *e;
+    GT_TRY(lookup(cfg, section, key, dbuf, &e));
+    double v;
+    if (!gt_parse_double(e->value, &v) || v < min || v > max) {
         char msg[128];
-        float_range(msg, sizeof msg, min, max);
-        bad_value(e, msg);
+        float_range(msg, sizeof msg, min, max, 0);
+        return bad_value(e, msg);
     }
-    return v;
+    *out = v;
+    return GT_OK;
 }
 
-/* 1 / 0 for the accepted spellings of true / false, -1 otherwise. */
-static int parse_bool(const char *s) {
-    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0) return 1;
-        if (strcasecmp(s, no[i]) == 0) return 0;
+gt_status gt_config_positive(gt_config *cfg, const char *section, const char *key, double def, double max,
+                             double *out) {
+    GT_ASSERT(def > 0 && def <= max, "gt_config_positive [%s] %s: default %g not in (0, %g]", section, key, def, max);
+    char dbuf[32];
+    gt_format_double(dbuf, sizeof dbuf, def);
+    cfg_entry *e;
+    GT_TRY(lookup(cfg, section, key, dbuf, &e));
+    double v;
+    if (!gt_parse_double(e->value, &v) || !(v > 0) || v > max) {
+        char msg[128];
+        float_range(msg, sizeof msg, 0, max, 1);
+        return bad_value(e, msg);
     }
-    return -1;
+    *out = v;
+    return GT_OK;
 }
 
-int gt_config_bool(gt_config *cfg, const char *section, const char *key, int def) {
-    cfg_entry *e = lookup(cfg, section, key, def ? "true" : "false");
-    int v = parse_bool(e->value);
-    if (v < 0) bad_value(e, "expected true or false (also yes/no, on/off, 1/0)");
-    return v;
+gt_status gt_config_bool(gt_config *cfg, const char *section, const char *key, int def, int *out) {
+    cfg_entry *e;
+    GT_TRY(lookup(cfg, section, key, def ? "true" : "false", &e));
+    int v = gt_parse_bool(e->value);
+    if (v < 0) return bad_value(e, "expected true or false (also yes/no, on/off, 1/0)");
+    *out = v;
+    return GT_OK;
 }
 
-int gt_config_choice(gt_config *cfg, const char *section, const char *key, const char *def,
-                     const char *const *choices) {
-    GT_CHECK(choices && choices[0], "gt_config_choice [%s] %s: no choices", section, key);
-    cfg_entry *e = lookup(cfg, section, key, def);
+gt_status gt_config_choice(gt_config *cfg, const char *section, const char *key, const char *def,
+                           const char *const *choices, int *out) {
+    GT_ASSERT(choices && choices[0], "gt_config_choice [%s] %s: no choices", section, key);
+    cfg_entry *e;
+    GT_TRY(lookup(cfg, section, key, def, &e));
     for (int i = 0; choices[i]; i++)
-        if (strcmp(e->value, choices[i]) == 0) return i;
+        if (strcmp(e->value, choices[i]) == 0) {
+            *out = i;
+            return GT_OK;
+        }
     char msg[1024] = "expected one of: ";
     for (int i = 0; choices[i]; i++) {
         size_t len = strlen(msg);
         snprintf(msg + len, sizeof msg - len, "%s%s", i ? ", " : "", choices[i]);
     }
-    bad_value(e, msg);
+    return bad_value(e, msg);
 }
 
 int gt_config_keys(gt_config *cfg, const char *section, const char **keys, int cap) {
@@ -540,7 +596,7 @@ static void suggest(sbuf *b, const char *word, const char *const *cands, int n) 
     }
 }
 
-void gt_config_check_unused(gt_config *cfg) {
+gt_status gt_config_check_unused(gt_config *cfg) {
     for (int i = 0; i < cfg->n; i++) {
         cfg_entry *e = &cfg->e[i];
         if (e->used) continue;
@@ -582,8 +638,12 @@ void gt_config_check_unused(gt_config *cfg) {
             }
             suggest(&msg, e->section, cands, nc);
         }
-        gt_fatal("%s: %s", e->where, msg.s);
+        gt_status st = GT_ERROR("%s: %s", e->where, msg.s);
+        gt_free(msg.s);
+        gt_free(cands);
+        return st;
     }
+    return GT_OK;
 }
 
 char *gt_config_text(gt_config *cfg) {

@@ -1,4 +1,5 @@
-/* Errors, warnings, info lines; checked allocation; denormal flushing. */
+/* Errors as values, panics, the one exit; logging; checked allocation;
+ * denormal flushing. See core.h. */
 #include "gentrain/core.h"
 
 #include <stdarg.h>
@@ -9,17 +10,15 @@
 #include <xmmintrin.h>
 #include <pmmintrin.h>
 
-static void (*abort_hook)(int code);
+static void (*exit_hook)(int code, int collective);
 static int log_rank, log_size = 1;
 
-void gt_set_abort_hook(void (*hook)(int code)) { abort_hook = hook; }
+void gt_set_exit_hook(void (*hook)(int code, int collective)) { exit_hook = hook; }
 
 void gt_set_log_rank(int rank, int size) {
     log_rank = rank;
     log_size = size;
 }
-
-int gt_log_rank(void) { return log_rank; }
 
 static void prefix(FILE *f, const char *what) {
     if (log_size > 1)
@@ -28,7 +27,79 @@ static void prefix(FILE *f, const char *what) {
         fprintf(f, "gentrain: %s", what);
 }
 
-_Noreturn void gt_fatal_at(const char *file, int line, const char *fmt, ...) {
+/* ---- errors ------------------------------------------------------------ */
+
+/* The pending error of this thread: message, origin and callers. */
+static _Thread_local struct {
+    gt_status code;
+    int collective;
+    char msg[4096];
+    char where[1024];
+} pending;
+
+static void add_where(const char *file, int line) {
+    size_t n = strlen(pending.where);
+    if (n + 8 >= sizeof pending.where) return; /* the first frames are the telling ones */
+    snprintf(pending.where + n, sizeof pending.where - n, "%s%s:%d", n ? " < " : "", file, line);
+}
+
+gt_status gt_error_at(const char *file, int line, gt_status code, const char *fmt, ...) {
+    char msg[sizeof pending.msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap); /* may read the message it replaces */
+    va_end(ap);
+    memcpy(pending.msg, msg, sizeof msg);
+    if (pending.code == GT_OK) pending.where[0] = '\0', pending.collective = 0;
+    add_where(file, line);
+    pending.code = code == GT_OK ? GT_ERR : code;
+    return pending.code;
+}
+
+gt_status gt_error_trace(const char *file, int line, gt_status code) {
+    if (pending.code == GT_OK) { /* a status without a message: a bug, but say something */
+        snprintf(pending.msg, sizeof pending.msg, "failed (status %d, no message recorded)", (int)code);
+        pending.where[0] = '\0';
+        pending.code = code;
+    }
+    add_where(file, line);
+    return code;
+}
+
+gt_status gt_error_collective(gt_status code) {
+    pending.collective = 1;
+    return code;
+}
+
+const char *gt_error_message(void) { return pending.msg; }
+const char *gt_error_where(void) { return pending.where; }
+
+void gt_error_clear(void) {
+    pending.code = GT_OK;
+    pending.collective = 0;
+    pending.msg[0] = pending.where[0] = '\0';
+}
+
+static _Noreturn void end_process(int code, int collective) {
+    fflush(stderr);
+    if (exit_hook) exit_hook(code, collective);
+    exit(code);
+}
+
+_Noreturn void gt_exit_error(gt_status code) {
+    fflush(stdout);
+    int collective = pending.code != GT_OK && pending.collective;
+    if (!collective || log_rank == 0) {
+        prefix(stderr, "error: ");
+        if (pending.code != GT_OK)
+            fprintf(stderr, "%s [%s]\n", pending.msg, pending.where);
+        else
+            fprintf(stderr, "failed (status %d, no message recorded)\n", (int)code);
+    }
+    end_process(code == GT_OK ? GT_ERR : (int)code, collective);
+}
+
+_Noreturn void gt_panic_at(const char *file, int line, const char *fmt, ...) {
     fflush(stdout);
     va_list ap;
     va_start(ap, fmt);
@@ -36,10 +107,10 @@ _Noreturn void gt_fatal_at(const char *file, int line, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, " [%s:%d]\n", file, line);
-    fflush(stderr);
-    if (abort_hook) abort_hook(GT_EXIT_ERROR);
-    exit(GT_EXIT_ERROR);
+    end_process(GT_ERR, 0);
 }
+
+/* ---- logging ------------------------------------------------------------ */
 
 void gt_warn(const char *fmt, ...) {
     fflush(stdout);
@@ -62,11 +133,14 @@ void gt_info(const char *fmt, ...) {
     fflush(stdout);
 }
 
+/* ---- allocation ---------------------------------------------------------- */
+
 void *gt_alloc_at(const char *file, int line, size_t bytes) {
+    if (bytes > SIZE_MAX - 64) gt_panic_at(file, line, "out of memory: %zu bytes requested", bytes);
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
     void *p = aligned_alloc(64, rounded);
-    if (!p) gt_fatal_at(file, line, "out of memory allocating %zu bytes", bytes);
+    if (!p) gt_panic_at(file, line, "out of memory allocating %zu bytes", bytes);
     memset(p, 0, rounded);
     return p;
 }

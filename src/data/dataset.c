@@ -3,14 +3,15 @@
 #include "gentrain/data.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* idx: [B] dataset indices; x: [B, size]; labels: [B] or NULL.
  * Pixels p become p/127.5 - 1 (SIGNED) or p/255 (UNIT); float values are
  * copied as they are. Labels of an unlabelled dataset are -1. */
 void gt_dataset_batch(const gt_dataset *ds, const int64_t *idx, int B, gt_pixel_scale scale, float *x, int *labels) {
-    GT_CHECK(ds != NULL && (ds->pixels || ds->values), "gt_dataset_batch: dataset is empty or freed");
-    GT_CHECK(B >= 0, "gt_dataset_batch: negative batch size %d", B);
-    GT_CHECK(scale == GT_SCALE_SIGNED || scale == GT_SCALE_UNIT, "gt_dataset_batch: unknown pixel scale %d",
+    GT_ASSERT(ds != NULL && (ds->pixels || ds->values), "gt_dataset_batch: dataset is empty or freed");
+    GT_ASSERT(B >= 0, "gt_dataset_batch: negative batch size %d", B);
+    GT_ASSERT(scale == GT_SCALE_SIGNED || scale == GT_SCALE_UNIT, "gt_dataset_batch: unknown pixel scale %d",
              (int)scale);
     const size_t size = gt_shape_size(ds->shape);
     float lut[256];
@@ -19,7 +20,7 @@ void gt_dataset_batch(const gt_dataset *ds, const int64_t *idx, int B, gt_pixel_
     for (int b = 0; b < B; b++) {
         int64_t e = idx[b];
         if (e < 0 || e >= ds->n)
-            gt_fatal("%s: example index %lld (batch position %d) is outside [0, %lld)", ds->source, (long long)e, b,
+            gt_panic("%s: example index %lld (batch position %d) is outside [0, %lld)", ds->source, (long long)e, b,
                      (long long)ds->n);
         float *dst = x + (size_t)b * size;
         if (ds->pixels) {
@@ -45,6 +46,38 @@ void gt_binarize(float *x, int B, size_t size, uint64_t seed, uint64_t step, uin
         for (size_t k = 0; k < size; k++) xi[k] = u[k] < xi[k] ? 1.0f : 0.0f;
     }
     gt_free(u);
+}
+
+/* The training set, then the test set; they must agree (the test set is
+ * read whole, so that a bad test file stops the run before any training). */
+gt_status gt_data_load(const gt_data_opts *o, uint64_t seed, gt_dataset *train, gt_dataset *test) {
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (o->kind == GT_DATA_TOY) {
+        gt_toy_make(train, o->toy, o->n, o->std, seed);
+        /* the test points come from another stream of the same mixture */
+        gt_toy_make(test, o->toy, o->n_test, o->std, seed ^ 0x5eed7e57ull);
+        return GT_OK;
+    }
+    GT_TRY(gt_idx_load(train, o->train_images, o->train_labels, o->limit));
+    gt_status st = gt_idx_load(test, o->test_images, o->test_labels, 0);
+    if (!st && !gt_shape_eq(train->shape, test->shape))
+        st = GT_ERROR("the test images %s are %dx%dx%d but the training images %s are %dx%dx%d: both sets must have "
+                      "one shape",
+                      o->test_images, test->shape.c, test->shape.h, test->shape.w, o->train_images, train->shape.c,
+                      train->shape.h, train->shape.w);
+    if (!st && (train->labels != NULL) != (test->labels != NULL))
+        st = GT_ERROR("%s has labels but %s does not: give labels for both sets or for neither",
+                      train->labels ? o->train_images : o->test_images, train->labels ? o->test_images : o->train_images);
+    if (!st && test->n_classes > train->n_classes)
+        st = GT_ERROR("%s has labels up to %d but the training labels %s go only up to %d", o->test_labels,
+                      test->n_classes - 1, o->train_labels, train->n_classes - 1);
+    if (st) {
+        gt_dataset_free(train);
+        gt_dataset_free(test);
+        return gt_error_trace(__FILE__, __LINE__, st);
+    }
+    return GT_OK;
 }
 
 void gt_dataset_free(gt_dataset *ds) {

@@ -24,13 +24,13 @@ typedef struct {
     const char *path;
 } idx_file;
 
-static idx_file idx_open(const char *path) {
-    GT_CHECK(path != NULL && path[0] != '\0', "IDX: empty file name");
+static gt_status idx_open(const char *path, idx_file *r) {
+    if (!path || !path[0]) return GT_ERROR("IDX: empty file name");
     errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f) gt_fatal("%s: cannot open: %s", path, errno ? strerror(errno) : "zlib could not allocate its state");
-    idx_file r = {f, path};
-    return r;
+    r->f = gzopen(path, "rb");
+    r->path = path;
+    if (!r->f) return GT_ERROR("%s: cannot open: %s", path, errno ? strerror(errno) : "zlib could not allocate its state");
+    return GT_OK;
 }
 
 /* zlib's message for the last error, without the file name gzerror puts first. */
@@ -42,7 +42,7 @@ static const char *zlib_message(idx_file *r, int *zerr) {
 }
 
 /* Reads exactly `len` bytes of `what`; a short read is a truncated file. */
-static void idx_read(idx_file *r, void *buf, uint64_t len, const char *what) {
+static gt_status idx_read(idx_file *r, void *buf, uint64_t len, const char *what) {
     unsigned char *p = buf;
     uint64_t done = 0;
     int zerr = Z_OK;
@@ -54,18 +54,19 @@ static void idx_read(idx_file *r, void *buf, uint64_t len, const char *what) {
             const char *msg = zlib_message(r, &zerr);
             if (zerr == Z_ERRNO) msg = strerror(errno);
             if (zerr == Z_BUF_ERROR) /* "unexpected end of file": a cut-off gzip stream */
-                gt_fatal("%s: file is truncated: %s needs %llu bytes, the compressed data ends after %llu (zlib: %s)",
-                         r->path, what, (unsigned long long)len, (unsigned long long)done, msg);
-            gt_fatal("%s: read error in %s after %llu of %llu bytes: %s", r->path, what, (unsigned long long)done,
-                     (unsigned long long)len, msg);
+                return GT_ERROR("%s: file is truncated: %s needs %llu bytes, the compressed data ends after %llu "
+                                "(zlib: %s)",
+                                r->path, what, (unsigned long long)len, (unsigned long long)done, msg);
+            return GT_ERROR("%s: read error in %s after %llu of %llu bytes: %s", r->path, what,
+                            (unsigned long long)done, (unsigned long long)len, msg);
         }
         if (got == 0) {
             const char *msg = zlib_message(r, &zerr);
             if (zerr != Z_OK && zerr != Z_STREAM_END)
-                gt_fatal("%s: file is truncated: %s needs %llu bytes, only %llu present (zlib: %s)", r->path, what,
-                         (unsigned long long)len, (unsigned long long)done, msg);
-            gt_fatal("%s: file is truncated: %s needs %llu bytes, only %llu present", r->path, what,
-                     (unsigned long long)len, (unsigned long long)done);
+                return GT_ERROR("%s: file is truncated: %s needs %llu bytes, only %llu present (zlib: %s)", r->path,
+                                what, (unsigned long long)len, (unsigned long long)done, msg);
+            return GT_ERROR("%s: file is truncated: %s needs %llu bytes, only %llu present", r->path, what,
+                            (unsigned long long)len, (unsigned long long)done);
         }
         done += (uint64_t)got;
     }
@@ -73,93 +74,124 @@ static void idx_read(idx_file *r, void *buf, uint64_t len, const char *what) {
      * already noticed the damage; report that too. */
     const char *msg = zlib_message(r, &zerr);
     if (zerr != Z_OK && zerr != Z_STREAM_END)
-        gt_fatal("%s: damaged or truncated file while reading %s (zlib: %s)", r->path, what, msg);
+        return GT_ERROR("%s: damaged or truncated file while reading %s (zlib: %s)", r->path, what, msg);
+    return GT_OK;
 }
 
-static void idx_close(idx_file *r) {
+/* After the last example: nothing may follow (a file with trailing bytes is
+ * not what its header says). */
+static gt_status idx_expect_end(idx_file *r) {
+    unsigned char extra[64];
+    int got = gzread(r->f, extra, sizeof extra);
+    if (got < 0) {
+        int zerr;
+        return GT_ERROR("%s: damaged file after its data (zlib: %s)", r->path, zlib_message(r, &zerr));
+    }
+    if (got > 0)
+        return GT_ERROR("%s: %s%d bytes follow the data that the IDX header announces: the file is damaged or its "
+                        "header is wrong",
+                        r->path, got == (int)sizeof extra ? "at least " : "", got);
+    return GT_OK;
+}
+
+static gt_status idx_close(idx_file *r) {
+    if (!r->f) return GT_OK;
     int rc = gzclose(r->f);
     r->f = NULL;
-    if (rc != Z_OK) gt_fatal("%s: error closing file (zlib code %d)", r->path, rc);
+    if (rc != Z_OK) return GT_ERROR("%s: error closing file (zlib code %d)", r->path, rc);
+    return GT_OK;
 }
 
 static uint32_t be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-static uint32_t read_magic(idx_file *r, uint32_t expected, const char *kind) {
+static gt_status read_magic(idx_file *r, uint32_t expected, const char *kind) {
     unsigned char b[4];
-    idx_read(r, b, 4, "the IDX header");
+    GT_TRY(idx_read(r, b, 4, "the IDX header"));
     uint32_t magic = be32(b);
     if (magic != expected)
-        gt_fatal("%s: not an IDX %s file (magic 0x%08x, expected 0x%08x)", r->path, kind, (unsigned)magic,
-                 (unsigned)expected);
-    return magic;
+        return GT_ERROR("%s: not an IDX %s file (magic 0x%08x, expected 0x%08x)", r->path, kind, (unsigned)magic,
+                        (unsigned)expected);
+    return GT_OK;
 }
 
-static void *checked_malloc(uint64_t bytes, const char *path, const char *what) {
-    void *p = malloc(bytes ? (size_t)bytes : 1);
-    if (!p)
-        gt_fatal("%s: out of memory allocating %llu bytes for %s", path, (unsigned long long)bytes, what);
-    return p;
-}
-
-void gt_idx_load(gt_dataset *ds, const char *images_path, const char *labels_path, int64_t limit) {
-    GT_CHECK(ds != NULL, "gt_idx_load: NULL dataset");
-    memset(ds, 0, sizeof *ds);
-
-    /* ---- images: [n, rows, cols] uint8 */
-    idx_file im = idx_open(images_path);
-    read_magic(&im, IDX_IMAGES_MAGIC, "image");
+/* The images file: header checks, then keep * rows * cols pixels. */
+static gt_status load_images(idx_file *im, int64_t limit, gt_dataset *ds, uint32_t *in_file) {
+    GT_TRY(read_magic(im, IDX_IMAGES_MAGIC, "image"));
     unsigned char hdr[12];
-    idx_read(&im, hdr, 12, "the image dimensions");
+    GT_TRY(idx_read(im, hdr, 12, "the image dimensions"));
     uint32_t n = be32(hdr), rows = be32(hdr + 4), cols = be32(hdr + 8);
+    *in_file = n;
     if (rows == 0 || cols == 0 || rows > IDX_MAX_SIDE || cols > IDX_MAX_SIDE)
-        gt_fatal("%s: bad image size %ux%u in the IDX header (expected 1..%u on each side)", images_path,
-                 (unsigned)rows, (unsigned)cols, (unsigned)IDX_MAX_SIDE);
-    uint64_t size = (uint64_t)rows * cols;
-    uint64_t keep = n;
-    if (limit > 0 && (uint64_t)limit < keep) keep = (uint64_t)limit;
+        return GT_ERROR("%s: bad image size %ux%u in the IDX header (expected 1..%u on each side)", im->path,
+                        (unsigned)rows, (unsigned)cols, (unsigned)IDX_MAX_SIDE);
+    if (n == 0) return GT_ERROR("%s: the IDX header says the file holds no images", im->path);
+    if (limit > (int64_t)n)
+        return GT_ERROR("%s holds %u images, fewer than the %lld asked for ([data] limit)", im->path, (unsigned)n,
+                        (long long)limit);
+    uint64_t size = (uint64_t)rows * cols, keep = limit > 0 ? (uint64_t)limit : n;
     if (keep * size > IDX_MAX_BYTES)
-        gt_fatal("%s: header claims %u images of %ux%u (%llu bytes), more than the %llu bytes allowed", images_path,
-                 (unsigned)n, (unsigned)rows, (unsigned)cols, (unsigned long long)(keep * size),
-                 (unsigned long long)IDX_MAX_BYTES);
-    uint8_t *pixels = checked_malloc(keep * size, images_path, "the pixels");
+        return GT_ERROR("%s: header claims %llu images of %ux%u (%llu bytes), more than the %llu bytes allowed",
+                        im->path, (unsigned long long)keep, (unsigned)rows, (unsigned)cols,
+                        (unsigned long long)(keep * size), (unsigned long long)IDX_MAX_BYTES);
+    ds->pixels = gt_alloc(keep * size);
     char what[128];
     snprintf(what, sizeof what, "%llu images of %ux%u pixels", (unsigned long long)keep, (unsigned)rows,
              (unsigned)cols);
-    idx_read(&im, pixels, keep * size, what);
-    idx_close(&im);
-
-    /* ---- labels: [n] uint8, as many as images */
-    int *labels = NULL;
-    int n_classes = 0;
-    if (labels_path) {
-        idx_file lb = idx_open(labels_path);
-        read_magic(&lb, IDX_LABELS_MAGIC, "label");
-        unsigned char b[4];
-        idx_read(&lb, b, 4, "the label count");
-        uint32_t nl = be32(b);
-        if (nl != n)
-            gt_fatal("%s: has %u labels but %s has %u images", labels_path, (unsigned)nl, images_path, (unsigned)n);
-        uint8_t *raw = checked_malloc(keep, labels_path, "the labels");
-        snprintf(what, sizeof what, "%llu labels", (unsigned long long)keep);
-        idx_read(&lb, raw, keep, what);
-        idx_close(&lb);
-        labels = checked_malloc(keep * sizeof(int), labels_path, "the labels");
-        for (uint64_t i = 0; i < keep; i++) {
-            labels[i] = raw[i];
-            if (raw[i] + 1 > n_classes) n_classes = raw[i] + 1;
-        }
-        free(raw);
-    }
-
+    GT_TRY(idx_read(im, ds->pixels, keep * size, what));
+    if (keep == n) GT_TRY(idx_expect_end(im));
     ds->n = (int64_t)keep;
-    ds->shape.c = 1;
-    ds->shape.h = (int)rows;
-    ds->shape.w = (int)cols;
-    ds->pixels = pixels;
-    ds->values = NULL;
-    ds->labels = labels;
-    ds->n_classes = n_classes;
-    snprintf(ds->source, sizeof ds->source, "%s", images_path);
+    ds->shape = (gt_shape){1, (int)rows, (int)cols};
+    return GT_OK;
+}
+
+/* The labels file: as many labels as the images file has images. */
+static gt_status load_labels(idx_file *lb, uint32_t n_images, const char *images_path, gt_dataset *ds) {
+    GT_TRY(read_magic(lb, IDX_LABELS_MAGIC, "label"));
+    unsigned char b[4];
+    GT_TRY(idx_read(lb, b, 4, "the label count"));
+    uint32_t nl = be32(b);
+    if (nl != n_images)
+        return GT_ERROR("%s: has %u labels but %s has %u images", lb->path, (unsigned)nl, images_path,
+                        (unsigned)n_images);
+    uint64_t keep = (uint64_t)ds->n;
+    uint8_t *raw = gt_alloc(keep);
+    char what[64];
+    snprintf(what, sizeof what, "%llu labels", (unsigned long long)keep);
+    gt_status st = idx_read(lb, raw, keep, what);
+    if (!st && keep == nl) st = idx_expect_end(lb);
+    if (!st) {
+        ds->labels = gt_alloc(keep * sizeof(int));
+        for (uint64_t i = 0; i < keep; i++) {
+            ds->labels[i] = raw[i];
+            if (raw[i] + 1 > ds->n_classes) ds->n_classes = raw[i] + 1;
+        }
+    }
+    gt_free(raw);
+    return st;
+}
+
+gt_status gt_idx_load(gt_dataset *ds, const char *images_path, const char *labels_path, int64_t limit) {
+    GT_ASSERT(ds != NULL, "gt_idx_load: NULL dataset");
+    memset(ds, 0, sizeof *ds);
+    ds->toy = GT_TOY_NONE;
+    snprintf(ds->source, sizeof ds->source, "%s", images_path ? images_path : "");
+    idx_file im = {0}, lb = {0};
+    uint32_t n_images = 0;
+    gt_status st = idx_open(images_path, &im);
+    if (!st) st = load_images(&im, limit, ds, &n_images);
+    gt_status close_st = idx_close(&im);
+    if (!st) st = close_st;
+    if (!st && labels_path) {
+        st = idx_open(labels_path, &lb);
+        if (!st) st = load_labels(&lb, n_images, images_path, ds);
+        close_st = idx_close(&lb);
+        if (!st) st = close_st;
+    }
+    if (st) {
+        gt_dataset_free(ds);
+        return gt_error_trace(__FILE__, __LINE__, st);
+    }
+    return GT_OK;
 }

@@ -31,14 +31,14 @@ static void make_perm(gt_sampler *s) {
 }
 
 void gt_sampler_init(gt_sampler *s, int64_t n, int batch, int rank, int world, uint64_t seed) {
-    GT_CHECK(s != NULL, "gt_sampler_init: NULL sampler");
-    GT_CHECK(n > 0, "sampler: the dataset is empty (n = %lld)", (long long)n);
-    GT_CHECK(batch > 0, "sampler: batch size must be positive (batch = %d)", batch);
-    GT_CHECK(world > 0, "sampler: world size must be positive (world = %d)", world);
-    GT_CHECK(rank >= 0 && rank < world, "sampler: rank %d is outside [0, %d)", rank, world);
+    GT_ASSERT(s != NULL, "gt_sampler_init: NULL sampler");
+    GT_ASSERT(n > 0, "sampler: the dataset is empty (n = %lld)", (long long)n);
+    GT_ASSERT(batch > 0, "sampler: batch size must be positive (batch = %d)", batch);
+    GT_ASSERT(world > 0, "sampler: world size must be positive (world = %d)", world);
+    GT_ASSERT(rank >= 0 && rank < world, "sampler: rank %d is outside [0, %d)", rank, world);
     int64_t global = (int64_t)world * batch;
     s->steps_per_epoch = n / global;
-    GT_CHECK(s->steps_per_epoch > 0,
+    GT_ASSERT(s->steps_per_epoch > 0,
              "sampler: dataset of %lld examples is smaller than one global batch (world %d x batch %d = %lld)",
              (long long)n, world, batch, (long long)global);
     s->n = n;
@@ -53,9 +53,9 @@ void gt_sampler_init(gt_sampler *s, int64_t n, int batch, int rank, int world, u
 }
 
 void gt_sampler_seek(gt_sampler *s, int64_t epoch, int64_t cursor) {
-    GT_CHECK(s != NULL && s->perm != NULL, "gt_sampler_seek: sampler not initialized");
-    GT_CHECK(epoch >= 0, "sampler: cannot seek to negative epoch %lld", (long long)epoch);
-    GT_CHECK(cursor >= 0 && cursor <= s->steps_per_epoch,
+    GT_ASSERT(s != NULL && s->perm != NULL, "gt_sampler_seek: sampler not initialized");
+    GT_ASSERT(epoch >= 0, "sampler: cannot seek to negative epoch %lld", (long long)epoch);
+    GT_ASSERT(cursor >= 0 && cursor <= s->steps_per_epoch,
              "sampler: cannot seek to step %lld of epoch %lld: an epoch has %lld steps (n %lld, world %d, batch %d)",
              (long long)cursor, (long long)epoch, (long long)s->steps_per_epoch, (long long)s->n, s->world,
              s->batch);
@@ -66,7 +66,7 @@ void gt_sampler_seek(gt_sampler *s, int64_t epoch, int64_t cursor) {
 
 /* idx: [batch]; idx[j] = perm[cursor*world*batch + rank + j*world] */
 void gt_sampler_next(gt_sampler *s, int64_t *idx) {
-    GT_CHECK(s != NULL && s->perm != NULL, "gt_sampler_next: sampler not initialized");
+    GT_ASSERT(s != NULL && s->perm != NULL, "gt_sampler_next: sampler not initialized");
     if (s->cursor >= s->steps_per_epoch) {
         s->epoch++;
         s->cursor = 0;

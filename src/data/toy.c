@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *const gt_toy_names[] = {"ring8", "grid25", NULL};
+
 static int toy_count(gt_toy_kind kind) {
     switch (kind) {
     case GT_TOY_RING8: return 8;
     case GT_TOY_GRID25: return 25;
-    default: gt_fatal("toy data: unknown mixture kind %d (expected ring8 or grid25)", (int)kind);
+    default: gt_panic("toy data: unknown mixture kind %d (expected ring8 or grid25)", (int)kind);
     }
 }
 
@@ -37,9 +39,9 @@ int gt_toy_centres(gt_toy_kind kind, float *xy, int cap) {
 }
 
 void gt_toy_make(gt_dataset *ds, gt_toy_kind kind, int64_t n, float std, uint64_t seed) {
-    GT_CHECK(ds != NULL, "gt_toy_make: NULL dataset");
-    GT_CHECK(n > 0, "toy data: number of points must be positive (n = %lld)", (long long)n);
-    GT_CHECK(isfinite(std) && std >= 0.0f, "toy data: std = %g must be finite and >= 0", (double)std);
+    GT_ASSERT(ds != NULL, "gt_toy_make: NULL dataset");
+    GT_ASSERT(n > 0, "toy data: number of points must be positive (n = %lld)", (long long)n);
+    GT_ASSERT(isfinite(std) && std >= 0.0f, "toy data: std = %g must be finite and >= 0", (double)std);
     float centres[2 * 25];
     int count = gt_toy_centres(kind, centres, 25);
     memset(ds, 0, sizeof *ds);
@@ -60,6 +62,8 @@ void gt_toy_make(gt_dataset *ds, gt_toy_kind kind, int64_t n, float std, uint64_
     ds->shape.w = 1;
     ds->pixels = NULL;
     ds->n_classes = count;
+    ds->toy = kind;
+    ds->toy_std = std;
     snprintf(ds->source, sizeof ds->source, "toy:%s(n=%lld,std=%g,seed=%llu)",
              kind == GT_TOY_RING8 ? "ring8" : "grid25", (long long)n, (double)std, (unsigned long long)seed);
 }

@@ -15,11 +15,16 @@ static MPI_Comm grad_comm = MPI_COMM_NULL;
 double gt_dist_comm_clock;
 
 MPI_Comm gt_dist_grad_comm(void) { return grad_comm; }
-double gt_dist_comm_seconds(void) { return gt_dist_comm_clock; }
 
-_Noreturn void gt_dist_abort(int code) {
+/* The exit hook: every rank ends at once. A collective error was found by
+ * every rank at the same point, so they meet first: rank 0's message is out
+ * before the abort tears the job down. */
+static _Noreturn void end_job(int code, int collective) {
     /* A world of one just exits: MPI_Abort's banner would bury the message. */
-    if (initialized && size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+    if (initialized && size > 1) {
+        if (collective) MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Abort(MPI_COMM_WORLD, code);
+    }
     exit(code);
 }
 
@@ -27,7 +32,7 @@ void gt_dist_init(int *argc, char ***argv) {
     int rc = MPI_Init(argc, argv);
     if (rc != MPI_SUCCESS) {
         fprintf(stderr, "gentrain: error: MPI_Init failed (code %d) [%s:%d]\n", rc, __FILE__, __LINE__);
-        exit(GT_EXIT_ERROR);
+        exit(GT_ERR);
     }
     initialized = 1;
     /* Errors come back to us as codes, so they are reported with file and line. */
@@ -35,7 +40,7 @@ void gt_dist_init(int *argc, char ***argv) {
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &grad_comm)); /* inherits MPI_ERRORS_RETURN */
-    gt_set_abort_hook(gt_dist_abort);
+    gt_set_exit_hook(end_job);
     gt_set_log_rank(rank, size);
 }
 
@@ -49,25 +54,15 @@ void gt_dist_finalize(void) {
 int gt_dist_rank(void) { return rank; }
 int gt_dist_size(void) { return size; }
 
-void gt_dist_allreduce_sum(float *buf, size_t n) {
-    if (size == 1) return;
-    for (size_t off = 0; off < n; off += INT_MAX / 2) {
-        size_t len = n - off < INT_MAX / 2 ? n - off : INT_MAX / 2;
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-    }
-}
-
-void gt_dist_allreduce_mean(float *buf, size_t n) {
-    if (size == 1) return;
-    gt_dist_allreduce_sum(buf, n);
-    float inv = 1.0f / (float)size;
-    for (size_t i = 0; i < n; i++) buf[i] *= inv;
-}
-
 void gt_dist_allreduce_mean_f64(double *buf, int n) {
     if (size == 1) return;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
     for (int i = 0; i < n; i++) buf[i] /= size;
+}
+
+void gt_dist_allreduce_sum_f64(double *buf, int n) {
+    if (size == 1) return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
 }
 
 void gt_dist_bcast(void *buf, size_t bytes) {
@@ -86,6 +81,13 @@ int gt_dist_any(int flag) {
     return out;
 }
 
+int gt_dist_or(int flags) {
+    if (size == 1) return flags;
+    int out = 0;
+    MPI_CHECK(MPI_Allreduce(&flags, &out, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD));
+    return out;
+}
+
 void gt_dist_barrier(void) {
     if (size == 1) return;
     MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
@@ -97,4 +99,16 @@ void gt_dist_allgather_u64(const uint64_t *mine, int n, uint64_t *all) {
         return;
     }
     MPI_CHECK(MPI_Allgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, MPI_COMM_WORLD));
+}
+
+void gt_dist_bcast_model(gt_model *m) {
+    for (int k = 0; k < m->n_nets; k++) {
+        gt_net *net = &m->net[k];
+        gt_optim *opt = &m->opt[k];
+        gt_dist_bcast(net->params, net->n_params * sizeof(float));
+        gt_dist_bcast(net->state, net->n_state * sizeof(float));
+        gt_dist_bcast(opt->m, opt->n * sizeof(float));
+        if (opt->v) gt_dist_bcast(opt->v, opt->n * sizeof(float));
+        gt_dist_bcast(&opt->t, sizeof opt->t);
+    }
 }

@@ -7,8 +7,8 @@
 #include "gentrain/core.h"
 
 /* Every MPI call's return code is checked; a failure names the call, file and
- * line and ends the job (gt_fatal -> MPI_Abort). MPI_COMM_WORLD's error
- * handler is MPI_ERRORS_RETURN, set in gt_dist_init, so codes do come back. */
+ * line and ends the job (a panic: gt_panic -> MPI_Abort). MPI_COMM_WORLD's
+ * error handler is MPI_ERRORS_RETURN, set in gt_dist_init, so codes do come back. */
 #define MPI_CHECK(call)                                                                          \
     do {                                                                                         \
         int rc_ = (call);                                                                        \
@@ -16,7 +16,7 @@
             char msg_[MPI_MAX_ERROR_STRING];                                                     \
             int len_ = 0;                                                                        \
             MPI_Error_string(rc_, msg_, &len_);                                                  \
-            gt_fatal_at(__FILE__, __LINE__, "MPI call %s failed: %s", #call, msg_);              \
+            gt_panic_at(__FILE__, __LINE__, "MPI call %s failed: %s", #call, msg_);              \
         }                                                                                        \
     } while (0)
 

@@ -1,7 +1,7 @@
 /* The gradient allreduce (include/gentrain/dist.h): bucketed and overlapped
  * with backward, or one call after it.
  *
- * Overlapped mode. gt_net's backward calls grads_ready(offset) each time a
+ * Overlapped mode. gt_net's backward calls the grads-ready hook each time a
  * layer's parameter gradients are done, i.e. grads[offset, n_params) are
  * final; offsets decrease because layers run in reverse. The reducer keeps
  * `posted`, the start of the tail that is already on its way: when the final
@@ -49,7 +49,7 @@
 
 typedef struct {
     gt_dist_reducer *owner;
-    gt_net *net;
+    const gt_net *net;
     float *grads;
     size_t n;
     size_t posted;     /* grads[posted, n) are posted (in flight or done) */
@@ -67,7 +67,7 @@ struct gt_dist_reducer {
 };
 
 gt_dist_reducer *gt_dist_reducer_new(int overlap, double bucket_mb) {
-    GT_CHECK(bucket_mb >= 0, "[dist] bucket_mb must be >= 0 (got %g)", bucket_mb);
+    GT_ASSERT(bucket_mb >= 0, "[dist] bucket_mb must be >= 0 (got %g)", bucket_mb);
     gt_dist_reducer *r = gt_alloc(sizeof *r);
     r->overlap = overlap ? 1 : 0;
     double floats = bucket_mb * 1024.0 * 1024.0 / sizeof(float);
@@ -79,11 +79,7 @@ void gt_dist_reducer_free(gt_dist_reducer *r) {
     if (!r) return;
     for (int i = 0; i < r->n_slots; i++) {
         slot_t *s = &r->slot[i];
-        GT_CHECK(s->n_req == 0, "gradient reducer freed with %d buckets of %s in flight", s->n_req, s->net->name);
-        if (s->net->grads_ready_arg == s) {
-            s->net->grads_ready = NULL;
-            s->net->grads_ready_arg = NULL;
-        }
+        GT_ASSERT(s->n_req == 0, "gradient reducer freed with %d buckets of %s in flight", s->n_req, s->net->name);
         gt_free(s->req);
     }
     gt_free(r);
@@ -117,10 +113,17 @@ static void post(slot_t *s, size_t lo, size_t hi) {
     s->posted = lo;
 }
 
-static void grads_ready(size_t offset, void *arg) {
-    slot_t *s = arg;
+static slot_t *slot_of(gt_dist_reducer *r, const gt_net *net) {
+    for (int i = 0; r && i < r->n_slots; i++)
+        if (r->slot[i].net == net) return &r->slot[i];
+    return NULL;
+}
+
+static void grads_ready(const gt_net *net, size_t offset, void *arg) {
+    slot_t *s = slot_of(arg, net);
+    GT_ASSERT(s, "gradient reducer: net %s is not attached", net->name);
     if (offset >= s->last_ready || offset > s->n)
-        gt_fatal("net %s: gradients at offset %zu were reported final after offset %zu (backward ran twice "
+        gt_panic("net %s: gradients at offset %zu were reported final after offset %zu (backward ran twice "
                  "before one optimizer step with the overlapped reducer on; disable grads_ready for the "
                  "first backward)",
                  s->net->name, offset, s->last_ready);
@@ -133,8 +136,8 @@ static void grads_ready(size_t offset, void *arg) {
 }
 
 void gt_dist_reducer_attach(gt_dist_reducer *r, gt_net *net) {
-    GT_CHECK(r->n_slots < MAX_SLOTS, "gradient reducer: more than %d networks", MAX_SLOTS);
-    GT_CHECK(net->grads, "gradient reducer: net %s is not finalized", net->name);
+    GT_ASSERT(r->n_slots < MAX_SLOTS, "gradient reducer: more than %d networks", MAX_SLOTS);
+    GT_ASSERT(net->grads, "gradient reducer: net %s is not finalized", net->name);
     slot_t *s = &r->slot[r->n_slots++];
     memset(s, 0, sizeof *s);
     s->owner = r;
@@ -142,18 +145,19 @@ void gt_dist_reducer_attach(gt_dist_reducer *r, gt_net *net) {
     s->grads = net->grads;
     s->n = net->n_params;
     round_reset(s);
-    if (r->overlap && gt_dist_size() > 1) {
-        net->grads_ready = grads_ready;
-        net->grads_ready_arg = s;
-    }
 }
 
-void gt_dist_reduce_grads(float *buf, size_t n, void *arg) {
+gt_grads_ready gt_dist_reducer_hook(gt_dist_reducer *r) {
+    gt_grads_ready none = {0}, hook = {grads_ready, r};
+    return r && r->overlap && gt_dist_size() > 1 ? hook : none;
+}
+
+void gt_dist_reduce_grads(gt_net *net, void *arg) {
     gt_dist_reducer *r = arg;
     int world = gt_dist_size();
-    slot_t *s = NULL;
-    for (int i = 0; r && i < r->n_slots; i++)
-        if (r->slot[i].grads == buf && r->slot[i].n == n) s = &r->slot[i];
+    float *buf = net->grads;
+    size_t n = net->n_params;
+    slot_t *s = slot_of(r, net);
     if (world == 1) {
         if (s) round_reset(s);
         return;

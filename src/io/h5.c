@@ -13,11 +13,11 @@
 
 #include <errno.h>
 #include <math.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct gt_h5 {
@@ -50,64 +50,36 @@ static void h5_reason(char *buf) {
         if (*p == '\n' || *p == '\r') *p = ' '; /* one line */
 }
 
-/* The innermost active gt_h5_catch (see io.h), NULL = failures are fatal. */
-static gt_h5_catch *catch_top;
-
-void gt_h5_catch_push(gt_h5_catch *c) {
-    c->prev = catch_top;
-    c->msg[0] = '\0';
-    catch_top = c;
-}
-
-void gt_h5_catch_pop(gt_h5_catch *c) {
-    GT_CHECK(catch_top == c, "gt_h5_catch_pop: not the innermost catch");
-    catch_top = c->prev;
-}
-
-/* The end of every failure in this file: back to the innermost catch, or gt_fatal. */
-__attribute__((format(printf, 3, 4))) static _Noreturn void h5_raise(const char *src, int line, const char *fmt, ...) {
-    char msg[sizeof catch_top->msg];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    H5Eclear2(H5E_DEFAULT);
-    if (catch_top) {
-        gt_h5_catch *c = catch_top;
-        catch_top = c->prev;
-        snprintf(c->msg, sizeof c->msg, "%s", msg);
-        snprintf(c->where, sizeof c->where, "%s:%d", src, line);
-        longjmp(c->jb, 1);
-    }
-    gt_fatal_at(src, line, "%s", msg);
-}
-
-/* One line: the HDF5 file, what was being done, and (with_reason) HDF5's reason. */
-__attribute__((format(printf, 5, 6))) static _Noreturn void h5_fail(const char *src, int line, const char *path,
-                                                                    int with_reason, const char *fmt, ...) {
-    char what[512], reason[256];
+/* One line: the HDF5 file, what was being done, and (with_reason) HDF5's
+ * reason; recorded as the pending error, whose status is returned. */
+__attribute__((format(printf, 5, 6))) static gt_status h5_fail(const char *src, int line, const char *path,
+                                                               int with_reason, const char *fmt, ...) {
+    char what[1024], reason[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (!with_reason) h5_raise(src, line, "HDF5 file '%s': %s", path, what);
+    if (!with_reason) {
+        H5Eclear2(H5E_DEFAULT);
+        return gt_error_at(src, line, GT_ERR, "HDF5 file '%s': %s", path, what);
+    }
     h5_reason(reason);
-    h5_raise(src, line, "HDF5 file '%s': %s: %s", path, what, reason);
+    return gt_error_at(src, line, GT_ERR, "HDF5 file '%s': %s: %s", path, what, reason);
 }
 
 /* Failure of an HDF5 call (the reason comes from HDF5's error stack). */
-#define FAIL(f, ...) h5_fail(__FILE__, __LINE__, (f)->path, 1, __VA_ARGS__)
+#define FAIL(f, ...) return h5_fail(__FILE__, __LINE__, (f)->path, 1, __VA_ARGS__)
 #define CHECK(ok, f, ...)                                                                                   \
     do {                                                                                                    \
         if (!(ok)) FAIL(f, __VA_ARGS__);                                                                    \
     } while (0)
 /* A failure that is ours (wrong shape, wrong type): no HDF5 reason. */
-#define BAD(f, ...) h5_fail(__FILE__, __LINE__, (f)->path, 0, __VA_ARGS__)
+#define BAD(f, ...) return h5_fail(__FILE__, __LINE__, (f)->path, 0, __VA_ARGS__)
 
 static int library_open;
 
 void gt_h5_library_close(void) {
-    if (library_open && H5close() < 0) gt_fatal("cannot close the HDF5 library");
+    if (library_open) H5close(); /* at the end of a program: nothing is left to lose */
     library_open = 0;
 }
 
@@ -115,9 +87,8 @@ static void h5_init(void) {
     if (library_open) return;
     /* No clean-up at exit: a file whose close failed (disk full) can crash
      * HDF5's exit handler; every file we write is closed explicitly. */
-    if (H5dont_atexit() < 0) gt_fatal("cannot configure the HDF5 library");
-    if (H5open() < 0) gt_fatal("cannot initialize the HDF5 library");
-    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) gt_fatal("cannot turn off HDF5's error printing");
+    if (H5dont_atexit() < 0 || H5open() < 0 || H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0)
+        gt_panic("cannot initialize the HDF5 library");
     library_open = 1;
 }
 
@@ -142,27 +113,31 @@ static gt_h5 *handle(hid_t fid, const char *path, int writable) {
 }
 
 /* File access: closing a file closes whatever is still open in it (so that a
- * failure caught half-way leaks nothing that keeps the file open); new files
- * use the 1.10 format, whose metadata (superblock, object headers with their
+ * failure half-way leaks nothing that keeps the file open); new files use the
+ * 1.10 format, whose metadata (superblock, object headers with their
  * attributes, chunk indexes) carries checksums too. */
-static hid_t make_fapl(const char *path, int create) {
+static hid_t make_fapl(int create) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
         (create && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0))
-        h5_fail(__FILE__, __LINE__, path, 1, "making the file access properties");
+        gt_panic("HDF5: cannot make file access properties");
     return fapl;
 }
 
-gt_h5 *gt_h5_create(const char *path) {
+gt_status gt_h5_create(const char *path, gt_h5 **out) {
     h5_init();
-    hid_t fapl = make_fapl(path, 1);
+    *out = NULL;
+    hid_t fapl = make_fapl(1);
     hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (fid < 0) {
-        H5Pclose(fapl);
-        h5_fail(__FILE__, __LINE__, path, 1, "cannot create the file");
+        int e = errno;
+        gt_status st = h5_fail(__FILE__, __LINE__, path, 1, "cannot create the file");
+        if (e) st = GT_ERROR("%s (%s)", gt_error_message(), strerror(e));
+        return st;
     }
-    if (H5Pclose(fapl) < 0) h5_fail(__FILE__, __LINE__, path, 1, "creating the file");
-    return handle(fid, path, 1);
+    *out = handle(fid, path, 1);
+    return GT_OK;
 }
 
 void gt_h5_discard(gt_h5 *f) {
@@ -175,62 +150,83 @@ void gt_h5_discard(gt_h5 *f) {
 
 int gt_h5_is_hdf5(const char *path) {
     h5_init();
-    if (access(path, R_OK) != 0) return 0;
+    struct stat sb;
+    if (access(path, R_OK) != 0 || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
     htri_t r = H5Fis_hdf5(path);
     H5Eclear2(H5E_DEFAULT);
     return r > 0;
 }
 
-gt_h5 *gt_h5_open(const char *path, int writable) {
+gt_status gt_h5_open(const char *path, int writable, gt_h5 **out) {
     h5_init();
-    if (access(path, writable ? R_OK | W_OK : R_OK) != 0)
-        h5_raise(__FILE__, __LINE__, "HDF5 file '%s': cannot open for %s: %s", path, writable ? "writing" : "reading",
-                 strerror(errno));
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0 || access(path, writable ? R_OK | W_OK : R_OK) != 0)
+        return GT_ERROR("HDF5 file '%s': cannot open for %s: %s", path, writable ? "writing" : "reading",
+                        strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return GT_ERROR("'%s' is not a regular file", path);
     htri_t is = H5Fis_hdf5(path);
-    if (is <= 0) {
-        h5_raise(__FILE__, __LINE__, "'%s' is not an HDF5 file (or its header is damaged)", path);
-    }
-    hid_t fapl = make_fapl(path, 0);
+    H5Eclear2(H5E_DEFAULT);
+    if (is <= 0) return GT_ERROR("'%s' is not an HDF5 file (or its header is damaged)", path);
+    hid_t fapl = make_fapl(0);
     hid_t fid = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     if (fid < 0) {
-        H5Pclose(fapl);
-        h5_fail(__FILE__, __LINE__, path, 1, "cannot open the file");
+        char reason[256];
+        h5_reason(reason);
+        if (!strcmp(reason, "no reason on HDF5's error stack")) {
+            if (writable)
+                return GT_ERROR("HDF5 file '%s': cannot open for writing: it is truncated or damaged, or marked as "
+                                "still open by a process that was killed while writing it (HDF5 1.10 refuses such "
+                                "files; `h5clear -s %s` clears that mark)",
+                                path, path);
+            return GT_ERROR("HDF5 file '%s': cannot open: the file is truncated or damaged (its header is readable, "
+                            "the rest is not)",
+                            path);
+        }
+        return GT_ERROR("HDF5 file '%s': cannot open the file: %s", path, reason);
     }
-    if (H5Pclose(fapl) < 0) h5_fail(__FILE__, __LINE__, path, 1, "opening the file");
-    return handle(fid, path, writable);
+    *out = handle(fid, path, writable);
+    return GT_OK;
 }
 
-void gt_h5_flush(gt_h5 *f) { CHECK(H5Fflush(f->fid, H5F_SCOPE_LOCAL) >= 0, f, "flushing"); }
-
-void gt_h5_close(gt_h5 *f) {
-    if (!f) return;
-    CHECK(H5Fclose(f->fid) >= 0, f, "closing (data may not have been written)");
+gt_status gt_h5_close(gt_h5 *f) {
+    if (!f) return GT_OK;
+    herr_t rc = H5Fclose(f->fid);
+    gt_status st = GT_OK;
+    if (rc < 0) st = h5_fail(__FILE__, __LINE__, f->path, 1, "closing (data may not have been written)");
     gt_free(f->path);
     gt_free(f);
+    return st;
 }
 
 const char *gt_h5_path(const gt_h5 *f) { return f->path; }
 
 /* ---- objects ----------------------------------------------------------- */
 
-/* Object type at a path that exists, H5I_BADID if it is neither group nor dataset. */
-static H5I_type_t obj_type(gt_h5 *f, const char *name) {
+/* Object type at a path that exists (H5I_BADID if neither group nor dataset). */
+static gt_status obj_type(gt_h5 *f, const char *name, H5I_type_t *type) {
+    *type = H5I_BADID;
     hid_t o = H5Oopen(f->fid, name, H5P_DEFAULT);
     CHECK(o >= 0, f, "opening object '%s'", name);
-    H5I_type_t t = H5Iget_type(o);
+    *type = H5Iget_type(o);
     CHECK(H5Oclose(o) >= 0, f, "closing object '%s'", name);
-    return t;
+    return GT_OK;
 }
 
 /* Walks the path one component at a time: H5Lexists fails (rather than
  * saying no) when a group on the way is missing. */
-int gt_h5_exists(gt_h5 *f, const char *name) {
+gt_status gt_h5_exists(gt_h5 *f, const char *name, int *yes) {
     char path[1024];
     size_t len = strlen(name);
+    *yes = 0;
     if (len >= sizeof path) BAD(f, "object name too long: '%s'", name);
     size_t i = 0;
     while (i < len && name[i] == '/') i++;
-    if (i == len) return 1; /* the root */
+    if (i == len) { /* the root */
+        *yes = 1;
+        return GT_OK;
+    }
     while (i < len) {
         size_t j = i;
         while (j < len && name[j] != '/') j++;
@@ -238,25 +234,39 @@ int gt_h5_exists(gt_h5 *f, const char *name) {
         path[j] = '\0';
         htri_t e = H5Lexists(f->fid, path, H5P_DEFAULT);
         CHECK(e >= 0, f, "looking up '%s'", path);
-        if (!e) return 0;
+        if (!e) return GT_OK;
         htri_t o = H5Oexists_by_name(f->fid, path, H5P_DEFAULT);
         CHECK(o >= 0, f, "looking up '%s'", path);
-        if (!o) return 0; /* a dangling soft link */
+        if (!o) return GT_OK; /* a dangling soft link */
         while (j < len && name[j] == '/') j++;
-        if (j < len && obj_type(f, path) != H5I_GROUP) return 0;
+        if (j < len) {
+            H5I_type_t t;
+            GT_TRY(obj_type(f, path, &t));
+            if (t != H5I_GROUP) return GT_OK;
+        }
         i = j;
     }
-    return 1;
+    *yes = 1;
+    return GT_OK;
 }
 
-int gt_h5_is_dataset(gt_h5 *f, const char *name) {
-    return gt_h5_exists(f, name) && obj_type(f, name) == H5I_DATASET;
+gt_status gt_h5_is_dataset(gt_h5 *f, const char *name, int *yes) {
+    GT_TRY(gt_h5_exists(f, name, yes));
+    if (!*yes) return GT_OK;
+    H5I_type_t t;
+    GT_TRY(obj_type(f, name, &t));
+    *yes = t == H5I_DATASET;
+    return GT_OK;
 }
 
-void gt_h5_make_group(gt_h5 *f, const char *name) {
-    if (gt_h5_exists(f, name)) {
-        if (obj_type(f, name) != H5I_GROUP) BAD(f, "'%s' exists and is not a group", name);
-        return;
+gt_status gt_h5_make_group(gt_h5 *f, const char *name) {
+    int e;
+    GT_TRY(gt_h5_exists(f, name, &e));
+    if (e) {
+        H5I_type_t t;
+        GT_TRY(obj_type(f, name, &t));
+        if (t != H5I_GROUP) BAD(f, "'%s' exists and is not a group", name);
+        return GT_OK;
     }
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     CHECK(lcpl >= 0, f, "creating group '%s'", name);
@@ -265,76 +275,77 @@ void gt_h5_make_group(gt_h5 *f, const char *name) {
     CHECK(g >= 0, f, "creating group '%s'", name);
     CHECK(H5Gclose(g) >= 0, f, "closing group '%s'", name);
     CHECK(H5Pclose(lcpl) >= 0, f, "creating group '%s'", name);
+    return GT_OK;
 }
 
 /* ---- datasets ---------------------------------------------------------- */
 
-static hid_t open_dataset(gt_h5 *f, const char *name) {
-    if (!gt_h5_exists(f, name)) BAD(f, "no dataset '%s'", name);
-    if (obj_type(f, name) != H5I_DATASET) BAD(f, "'%s' is not a dataset", name);
-    hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
-    CHECK(d >= 0, f, "opening dataset '%s'", name);
-    return d;
+static gt_status open_dataset(gt_h5 *f, const char *name, hid_t *d) {
+    *d = -1;
+    int e;
+    GT_TRY(gt_h5_exists(f, name, &e));
+    if (!e) BAD(f, "no dataset '%s'", name);
+    H5I_type_t t;
+    GT_TRY(obj_type(f, name, &t));
+    if (t != H5I_DATASET) BAD(f, "'%s' is not a dataset", name);
+    *d = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    CHECK(*d >= 0, f, "opening dataset '%s'", name);
+    return GT_OK;
 }
 
 /* Rank and dims of an open dataset. */
-static int dataset_shape(gt_h5 *f, hid_t d, const char *name, hsize_t *dims) {
+static gt_status dataset_shape(gt_h5 *f, hid_t d, const char *name, int *rank, hsize_t *dims) {
+    *rank = 0;
     hid_t s = H5Dget_space(d);
     CHECK(s >= 0, f, "reading the shape of dataset '%s'", name);
-    int rank = H5Sget_simple_extent_ndims(s);
-    CHECK(rank >= 0, f, "reading the shape of dataset '%s'", name);
-    if (rank > GT_H5_MAX_RANK) BAD(f, "dataset '%s' has rank %d, more than %d", name, rank, GT_H5_MAX_RANK);
+    *rank = H5Sget_simple_extent_ndims(s);
+    CHECK(*rank >= 0, f, "reading the shape of dataset '%s'", name);
+    if (*rank > GT_H5_MAX_RANK) BAD(f, "dataset '%s' has rank %d, more than %d", name, *rank, GT_H5_MAX_RANK);
     CHECK(H5Sget_simple_extent_dims(s, dims, NULL) >= 0, f, "reading the shape of dataset '%s'", name);
     CHECK(H5Sclose(s) >= 0, f, "reading the shape of dataset '%s'", name);
-    return rank;
+    return GT_OK;
 }
 
-int gt_h5_shape(gt_h5 *f, const char *name, int *dims) {
+gt_status gt_h5_shape(gt_h5 *f, const char *name, int *rank, int *dims) {
     hsize_t hd[GT_H5_MAX_RANK];
-    hid_t d = open_dataset(f, name);
-    int rank = dataset_shape(f, d, name, hd);
+    hid_t d;
+    GT_TRY(open_dataset(f, name, &d));
+    GT_TRY(dataset_shape(f, d, name, rank, hd));
     CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
-    for (int i = 0; i < rank && dims; i++) {
-        if (hd[i] > (hsize_t)0x7fffffff) BAD(f, "dataset '%s': dimension %d is too large (%llu)", name, i, (unsigned long long)hd[i]);
+    for (int i = 0; i < *rank && dims; i++) {
+        if (hd[i] > (hsize_t)0x7fffffff)
+            BAD(f, "dataset '%s': dimension %d is too large (%llu)", name, i, (unsigned long long)hd[i]);
         dims[i] = (int)hd[i];
     }
-    return rank;
+    return GT_OK;
 }
 
-int64_t gt_h5_numel(gt_h5 *f, const char *name) {
-    hsize_t hd[GT_H5_MAX_RANK];
-    hid_t d = open_dataset(f, name);
-    int rank = dataset_shape(f, d, name, hd);
-    CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
-    int64_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (int64_t)hd[i];
-    return n;
-}
-
-int gt_h5_checksummed(gt_h5 *f, const char *name) {
-    hid_t d = open_dataset(f, name);
+gt_status gt_h5_checksummed(gt_h5 *f, const char *name, int *yes) {
+    hid_t d;
+    GT_TRY(open_dataset(f, name, &d));
     hid_t p = H5Dget_create_plist(d);
     CHECK(p >= 0, f, "reading the filters of dataset '%s'", name);
     int n = H5Pget_nfilters(p);
     CHECK(n >= 0, f, "reading the filters of dataset '%s'", name);
-    int found = 0;
+    *yes = 0;
     for (int i = 0; i < n; i++) {
         unsigned flags, cd[8];
         size_t ncd = 8;
         char fname[64];
         H5Z_filter_t id = H5Pget_filter2(p, (unsigned)i, &flags, &ncd, cd, sizeof fname, fname, NULL);
         CHECK(id >= 0, f, "reading the filters of dataset '%s'", name);
-        if (id == H5Z_FILTER_FLETCHER32) found = 1;
+        if (id == H5Z_FILTER_FLETCHER32) *yes = 1;
     }
     CHECK(H5Pclose(p) >= 0, f, "reading the filters of dataset '%s'", name);
     CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
-    return found;
+    return GT_OK;
 }
 
-static void write_dataset(gt_h5 *f, const char *name, hid_t ftype, hid_t mtype, size_t esize, const void *data,
-                          int rank, const int *dims) {
+static gt_status write_dataset(gt_h5 *f, const char *name, hid_t ftype, hid_t mtype, size_t esize, const void *data,
+                               int rank, const int *dims) {
     if (!f->writable) BAD(f, "writing dataset '%s': the file is open read-only", name);
-    if (rank < 0 || rank > GT_H5_MAX_RANK) BAD(f, "writing dataset '%s': rank %d is not in 0..%d", name, rank, GT_H5_MAX_RANK);
+    if (rank < 0 || rank > GT_H5_MAX_RANK)
+        BAD(f, "writing dataset '%s': rank %d is not in 0..%d", name, rank, GT_H5_MAX_RANK);
     hsize_t hd[GT_H5_MAX_RANK], chunk[GT_H5_MAX_RANK];
     size_t numel = 1;
     for (int i = 0; i < rank; i++) {
@@ -343,8 +354,12 @@ static void write_dataset(gt_h5 *f, const char *name, hid_t ftype, hid_t mtype, 
         numel *= (size_t)dims[i];
     }
     if (numel > 0 && !data) BAD(f, "writing dataset '%s': no data", name);
-    if (gt_h5_exists(f, name)) {
-        if (obj_type(f, name) != H5I_DATASET) BAD(f, "writing dataset '%s': a group of that name exists", name);
+    int e;
+    GT_TRY(gt_h5_exists(f, name, &e));
+    if (e) {
+        H5I_type_t t;
+        GT_TRY(obj_type(f, name, &t));
+        if (t != H5I_DATASET) BAD(f, "writing dataset '%s': a group of that name exists", name);
         CHECK(H5Ldelete(f->fid, name, H5P_DEFAULT) >= 0, f, "replacing dataset '%s'", name);
     }
     hid_t space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, hd, NULL);
@@ -377,12 +392,15 @@ static void write_dataset(gt_h5 *f, const char *name, hid_t ftype, hid_t mtype, 
     if (numel > 0) CHECK(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, f, "writing dataset '%s'", name);
     CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
     CHECK(H5Pclose(lcpl) >= 0 && H5Pclose(dcpl) >= 0 && H5Sclose(space) >= 0, f, "writing dataset '%s'", name);
+    return GT_OK;
 }
 
-static void read_dataset(gt_h5 *f, const char *name, H5T_class_t want, const char *want_name, hid_t mtype, void *data,
-                         int rank, const int *dims) {
-    if (rank < 0 || rank > GT_H5_MAX_RANK) BAD(f, "reading dataset '%s': rank %d is not in 0..%d", name, rank, GT_H5_MAX_RANK);
-    hid_t d = open_dataset(f, name);
+static gt_status read_dataset(gt_h5 *f, const char *name, H5T_class_t want, const char *want_name, hid_t mtype,
+                              void *data, int rank, const int *dims) {
+    if (rank < 0 || rank > GT_H5_MAX_RANK)
+        BAD(f, "reading dataset '%s': rank %d is not in 0..%d", name, rank, GT_H5_MAX_RANK);
+    hid_t d;
+    GT_TRY(open_dataset(f, name, &d));
     hid_t t = H5Dget_type(d);
     CHECK(t >= 0, f, "reading the type of dataset '%s'", name);
     H5T_class_t cls = H5Tget_class(t);
@@ -390,7 +408,8 @@ static void read_dataset(gt_h5 *f, const char *name, H5T_class_t want, const cha
     CHECK(H5Tclose(t) >= 0, f, "reading the type of dataset '%s'", name);
     if (cls != want) BAD(f, "dataset '%s' does not hold %s values", name, want_name);
     hsize_t have[GT_H5_MAX_RANK], expect[GT_H5_MAX_RANK];
-    int have_rank = dataset_shape(f, d, name, have);
+    int have_rank;
+    GT_TRY(dataset_shape(f, d, name, &have_rank, have));
     int same = have_rank == rank;
     size_t numel = 1;
     for (int i = 0; i < rank; i++) {
@@ -408,47 +427,55 @@ static void read_dataset(gt_h5 *f, const char *name, H5T_class_t want, const cha
         CHECK(H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, f,
               "reading dataset '%s' (checksum mismatch or damaged file?)", name);
     CHECK(H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+    return GT_OK;
 }
 
-void gt_h5_write_floats(gt_h5 *f, const char *name, const float *data, int rank, const int *dims) {
-    write_dataset(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float), data, rank, dims);
+gt_status gt_h5_write_floats(gt_h5 *f, const char *name, const float *data, int rank, const int *dims) {
+    return write_dataset(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float), data, rank, dims);
 }
 
-void gt_h5_write_int64(gt_h5 *f, const char *name, const int64_t *data, int rank, const int *dims) {
-    write_dataset(f, name, H5T_STD_I64LE, H5T_NATIVE_INT64, sizeof(int64_t), data, rank, dims);
+gt_status gt_h5_write_int64(gt_h5 *f, const char *name, const int64_t *data, int rank, const int *dims) {
+    return write_dataset(f, name, H5T_STD_I64LE, H5T_NATIVE_INT64, sizeof(int64_t), data, rank, dims);
 }
 
-void gt_h5_read_floats(gt_h5 *f, const char *name, float *data, int rank, const int *dims) {
-    read_dataset(f, name, H5T_FLOAT, "floating-point", H5T_NATIVE_FLOAT, data, rank, dims);
+gt_status gt_h5_read_floats(gt_h5 *f, const char *name, float *data, int rank, const int *dims) {
+    return read_dataset(f, name, H5T_FLOAT, "floating-point", H5T_NATIVE_FLOAT, data, rank, dims);
 }
 
-void gt_h5_read_int64(gt_h5 *f, const char *name, int64_t *data, int rank, const int *dims) {
-    read_dataset(f, name, H5T_INTEGER, "integer", H5T_NATIVE_INT64, data, rank, dims);
+gt_status gt_h5_read_int64(gt_h5 *f, const char *name, int64_t *data, int rank, const int *dims) {
+    return read_dataset(f, name, H5T_INTEGER, "integer", H5T_NATIVE_INT64, data, rank, dims);
 }
 
 /* ---- attributes -------------------------------------------------------- */
 
-static hid_t open_obj(gt_h5 *f, const char *obj, const char *key) {
+static gt_status open_obj(gt_h5 *f, const char *obj, const char *key, hid_t *id) {
+    *id = -1;
     const char *o = obj_name(obj);
-    if (!gt_h5_exists(f, o)) BAD(f, "attribute '%s' of '%s': no such object", key, o);
-    hid_t id = H5Oopen(f->fid, o, H5P_DEFAULT);
-    CHECK(id >= 0, f, "opening '%s' for attribute '%s'", o, key);
-    return id;
+    int e;
+    GT_TRY(gt_h5_exists(f, o, &e));
+    if (!e) BAD(f, "attribute '%s' of '%s': no such object", key, o);
+    *id = H5Oopen(f->fid, o, H5P_DEFAULT);
+    CHECK(*id >= 0, f, "opening '%s' for attribute '%s'", o, key);
+    return GT_OK;
 }
 
-int gt_h5_has_attr(gt_h5 *f, const char *obj, const char *key) {
-    if (!gt_h5_exists(f, obj_name(obj))) return 0;
-    hid_t o = open_obj(f, obj, key);
+gt_status gt_h5_has_attr(gt_h5 *f, const char *obj, const char *key, int *yes) {
+    GT_TRY(gt_h5_exists(f, obj_name(obj), yes));
+    if (!*yes) return GT_OK;
+    hid_t o;
+    GT_TRY(open_obj(f, obj, key, &o));
     htri_t e = H5Aexists(o, key);
     CHECK(e >= 0, f, "looking up attribute '%s' of '%s'", key, obj_name(obj));
     CHECK(H5Oclose(o) >= 0, f, "closing '%s'", obj_name(obj));
-    return e > 0;
+    *yes = e > 0;
+    return GT_OK;
 }
 
-static void set_attr(gt_h5 *f, const char *obj, const char *key, hid_t ftype, hid_t mtype, const void *value) {
+static gt_status set_attr(gt_h5 *f, const char *obj, const char *key, hid_t ftype, hid_t mtype, const void *value) {
     const char *on = obj_name(obj);
     if (!f->writable) BAD(f, "setting attribute '%s' of '%s': the file is open read-only", key, on);
-    hid_t o = open_obj(f, obj, key);
+    hid_t o;
+    GT_TRY(open_obj(f, obj, key, &o));
     htri_t e = H5Aexists(o, key);
     CHECK(e >= 0, f, "looking up attribute '%s' of '%s'", key, on);
     if (e) CHECK(H5Adelete(o, key) >= 0, f, "replacing attribute '%s' of '%s'", key, on);
@@ -458,116 +485,124 @@ static void set_attr(gt_h5 *f, const char *obj, const char *key, hid_t ftype, hi
     CHECK(a >= 0, f, "creating attribute '%s' of '%s'", key, on);
     CHECK(H5Awrite(a, mtype, value) >= 0, f, "writing attribute '%s' of '%s'", key, on);
     CHECK(H5Aclose(a) >= 0 && H5Sclose(s) >= 0 && H5Oclose(o) >= 0, f, "setting attribute '%s' of '%s'", key, on);
+    return GT_OK;
 }
 
-static hid_t vlen_string_type(gt_h5 *f) {
+static hid_t vlen_string_type(void) {
     hid_t t = H5Tcopy(H5T_C_S1);
-    CHECK(t >= 0 && H5Tset_size(t, H5T_VARIABLE) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0, f,
-          "making a string type");
+    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+        gt_panic("HDF5: cannot make a string type");
     return t;
 }
 
-void gt_h5_set_attr_str(gt_h5 *f, const char *obj, const char *key, const char *value) {
-    hid_t t = vlen_string_type(f);
-    set_attr(f, obj, key, t, t, &value);
-    CHECK(H5Tclose(t) >= 0, f, "setting attribute '%s'", key);
+gt_status gt_h5_set_attr_str(gt_h5 *f, const char *obj, const char *key, const char *value) {
+    hid_t t = vlen_string_type();
+    gt_status st = set_attr(f, obj, key, t, t, &value);
+    H5Tclose(t);
+    return st;
 }
 
-void gt_h5_set_attr_str_fixed(gt_h5 *f, const char *obj, const char *key, const char *value) {
+gt_status gt_h5_set_attr_str_fixed(gt_h5 *f, const char *obj, const char *key, const char *value) {
     hid_t t = H5Tcopy(H5T_C_S1);
     size_t n = strlen(value);
     CHECK(t >= 0 && H5Tset_size(t, n ? n : 1) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0 &&
               H5Tset_strpad(t, H5T_STR_NULLPAD) >= 0,
           f, "making a string type");
-    set_attr(f, obj, key, t, t, n ? value : "");
-    CHECK(H5Tclose(t) >= 0, f, "setting attribute '%s'", key);
+    gt_status st = set_attr(f, obj, key, t, t, n ? value : "");
+    H5Tclose(t);
+    return st;
 }
 
-void gt_h5_set_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t value) {
-    set_attr(f, obj, key, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+gt_status gt_h5_set_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t value) {
+    return set_attr(f, obj, key, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
 }
 
-void gt_h5_set_attr_double(gt_h5 *f, const char *obj, const char *key, double value) {
-    set_attr(f, obj, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+gt_status gt_h5_set_attr_double(gt_h5 *f, const char *obj, const char *key, double value) {
+    return set_attr(f, obj, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
-/* Opens attribute key of obj, checks that it is a single value of class `want`;
- * returns it and its file type (close both). */
-static hid_t open_attr(gt_h5 *f, const char *obj, const char *key, H5T_class_t want, const char *want_name,
-                       hid_t *type, hid_t *o) {
+/* An open attribute, its file type and its object (close all three with close_attr). */
+typedef struct {
+    hid_t a, type, obj;
+} attr_t;
+
+/* Opens attribute key of obj and checks that it is a single value of class `want`. */
+static gt_status open_attr(gt_h5 *f, const char *obj, const char *key, H5T_class_t want, const char *want_name,
+                           attr_t *at) {
     const char *on = obj_name(obj);
-    *o = open_obj(f, obj, key);
-    htri_t e = H5Aexists(*o, key);
+    GT_TRY(open_obj(f, obj, key, &at->obj));
+    htri_t e = H5Aexists(at->obj, key);
     CHECK(e >= 0, f, "looking up attribute '%s' of '%s'", key, on);
     if (!e) BAD(f, "'%s' has no attribute '%s'", on, key);
-    hid_t a = H5Aopen(*o, key, H5P_DEFAULT);
-    CHECK(a >= 0, f, "opening attribute '%s' of '%s'", key, on);
-    hid_t s = H5Aget_space(a);
+    at->a = H5Aopen(at->obj, key, H5P_DEFAULT);
+    CHECK(at->a >= 0, f, "opening attribute '%s' of '%s'", key, on);
+    hid_t s = H5Aget_space(at->a);
     CHECK(s >= 0, f, "reading attribute '%s' of '%s'", key, on);
     hssize_t n = H5Sget_simple_extent_npoints(s);
     CHECK(n >= 0 && H5Sclose(s) >= 0, f, "reading attribute '%s' of '%s'", key, on);
     if (n != 1) BAD(f, "attribute '%s' of '%s' holds %lld values, not one", key, on, (long long)n);
-    *type = H5Aget_type(a);
-    CHECK(*type >= 0, f, "reading the type of attribute '%s' of '%s'", key, on);
-    H5T_class_t cls = H5Tget_class(*type);
+    at->type = H5Aget_type(at->a);
+    CHECK(at->type >= 0, f, "reading the type of attribute '%s' of '%s'", key, on);
+    H5T_class_t cls = H5Tget_class(at->type);
     CHECK(cls != H5T_NO_CLASS, f, "reading the type of attribute '%s' of '%s'", key, on);
     int ok = cls == want || (want == H5T_FLOAT && cls == H5T_INTEGER);
     if (!ok) BAD(f, "attribute '%s' of '%s' is not %s", key, on, want_name);
-    return a;
+    return GT_OK;
 }
 
-static void close_attr(gt_h5 *f, hid_t a, hid_t t, hid_t o, const char *key) {
-    CHECK(H5Tclose(t) >= 0 && H5Aclose(a) >= 0 && H5Oclose(o) >= 0, f, "closing attribute '%s'", key);
+static gt_status close_attr(gt_h5 *f, attr_t *at, const char *key) {
+    CHECK(H5Tclose(at->type) >= 0 && H5Aclose(at->a) >= 0 && H5Oclose(at->obj) >= 0, f, "closing attribute '%s'",
+          key);
+    return GT_OK;
 }
 
-char *gt_h5_get_attr_str(gt_h5 *f, const char *obj, const char *key) {
-    hid_t t, o;
-    hid_t a = open_attr(f, obj, key, H5T_STRING, "a string", &t, &o);
+gt_status gt_h5_get_attr_str(gt_h5 *f, const char *obj, const char *key, char **out) {
+    attr_t at;
+    *out = NULL;
+    GT_TRY(open_attr(f, obj, key, H5T_STRING, "a string", &at));
     const char *on = obj_name(obj);
-    char *out;
-    htri_t vlen = H5Tis_variable_str(t);
+    htri_t vlen = H5Tis_variable_str(at.type);
     CHECK(vlen >= 0, f, "reading attribute '%s' of '%s'", key, on);
     if (vlen) {
-        hid_t m = vlen_string_type(f);
+        hid_t m = vlen_string_type();
         char *p = NULL;
-        CHECK(H5Aread(a, m, &p) >= 0, f, "reading attribute '%s' of '%s'", key, on);
-        out = gt_strdup(p ? p : "");
-        if (p) CHECK(H5free_memory(p) >= 0, f, "reading attribute '%s' of '%s'", key, on);
-        CHECK(H5Tclose(m) >= 0, f, "reading attribute '%s' of '%s'", key, on);
+        herr_t rc = H5Aread(at.a, m, &p);
+        H5Tclose(m);
+        CHECK(rc >= 0, f, "reading attribute '%s' of '%s'", key, on);
+        *out = gt_strdup(p ? p : "");
+        if (p) H5free_memory(p);
     } else {
         /* Fixed-length: read the raw bytes (NUL- or space-padded) and terminate them. */
-        size_t n = H5Tget_size(t);
+        size_t n = H5Tget_size(at.type);
         CHECK(n > 0, f, "reading attribute '%s' of '%s'", key, on);
-        out = gt_alloc(n + 1);
-        CHECK(H5Aread(a, t, out) >= 0, f, "reading attribute '%s' of '%s'", key, on);
-        out[n] = '\0';
+        char *buf = gt_alloc(n + 1);
+        if (H5Aread(at.a, at.type, buf) < 0) {
+            gt_free(buf);
+            FAIL(f, "reading attribute '%s' of '%s'", key, on);
+        }
+        buf[n] = '\0';
+        *out = buf;
     }
-    close_attr(f, a, t, o, key);
-    return out;
+    return close_attr(f, &at, key);
 }
 
-int64_t gt_h5_get_attr_int64(gt_h5 *f, const char *obj, const char *key) {
-    hid_t t, o;
-    hid_t a = open_attr(f, obj, key, H5T_INTEGER, "an integer", &t, &o);
-    int64_t v = 0;
-    CHECK(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0, f, "reading attribute '%s' of '%s'", key, obj_name(obj));
-    close_attr(f, a, t, o, key);
-    return v;
+gt_status gt_h5_get_attr_int64(gt_h5 *f, const char *obj, const char *key, int64_t *out) {
+    attr_t at;
+    GT_TRY(open_attr(f, obj, key, H5T_INTEGER, "an integer", &at));
+    CHECK(H5Aread(at.a, H5T_NATIVE_INT64, out) >= 0, f, "reading attribute '%s' of '%s'", key, obj_name(obj));
+    return close_attr(f, &at, key);
 }
 
-double gt_h5_get_attr_double(gt_h5 *f, const char *obj, const char *key) {
-    hid_t t, o;
-    hid_t a = open_attr(f, obj, key, H5T_FLOAT, "a number", &t, &o);
-    double v = 0;
-    CHECK(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0, f, "reading attribute '%s' of '%s'", key, obj_name(obj));
-    close_attr(f, a, t, o, key);
-    return v;
+gt_status gt_h5_get_attr_double(gt_h5 *f, const char *obj, const char *key, double *out) {
+    attr_t at;
+    GT_TRY(open_attr(f, obj, key, H5T_FLOAT, "a number", &at));
+    CHECK(H5Aread(at.a, H5T_NATIVE_DOUBLE, out) >= 0, f, "reading attribute '%s' of '%s'", key, obj_name(obj));
+    return close_attr(f, &at, key);
 }
 
 /* ---- listing ----------------------------------------------------------- */
 
 typedef struct {
-    gt_h5 *f;
     int recursive;
     char prefix[1024];
     char **names;
@@ -584,6 +619,18 @@ static int list_group(list_ctx *c, hid_t group);
         return -1;                                                                                           \
     } while (0)
 
+static void list_push(list_ctx *c, char *s) {
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        char **grown = gt_alloc(sizeof(char *) * (size_t)cap);
+        if (c->n) memcpy(grown, c->names, sizeof(char *) * (size_t)c->n);
+        gt_free(c->names);
+        c->names = grown;
+        c->cap = cap;
+    }
+    c->names[c->n++] = s;
+}
+
 static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, void *data) {
     (void)info;
     list_ctx *c = data;
@@ -596,18 +643,10 @@ static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, voi
     size_t plen = strlen(c->prefix);
     int rc = 0;
     if (t == H5I_DATASET) {
-        if (c->n == c->cap) {
-            int cap = c->cap ? 2 * c->cap : 16;
-            char **grown = gt_alloc(sizeof(char *) * (size_t)cap);
-            if (c->n) memcpy(grown, c->names, sizeof(char *) * (size_t)c->n);
-            gt_free(c->names);
-            c->names = grown;
-            c->cap = cap;
-        }
         size_t len = plen + strlen(name) + 1;
         char *s = gt_alloc(len);
         snprintf(s, len, "%s%s", c->prefix, name);
-        c->names[c->n++] = s;
+        list_push(c, s);
     } else if (t == H5I_GROUP && c->recursive) {
         if (plen + strlen(name) + 2 > sizeof c->prefix) {
             H5Oclose(o);
@@ -633,13 +672,19 @@ static int list_group(list_ctx *c, hid_t group) {
     return 0;
 }
 
-int gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names) {
+gt_status gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names, int *n) {
     const char *g = obj_name(group);
-    if (!gt_h5_exists(f, g)) BAD(f, "listing: no group '%s'", g);
-    if (obj_type(f, g) != H5I_GROUP) BAD(f, "listing: '%s' is not a group", g);
+    *names = NULL;
+    *n = 0;
+    int e;
+    GT_TRY(gt_h5_exists(f, g, &e));
+    if (!e) BAD(f, "listing: no group '%s'", g);
+    H5I_type_t t;
+    GT_TRY(obj_type(f, g, &t));
+    if (t != H5I_GROUP) BAD(f, "listing: '%s' is not a group", g);
     hid_t gid = H5Gopen2(f->fid, g, H5P_DEFAULT);
     CHECK(gid >= 0, f, "opening group '%s'", g);
-    list_ctx c = {.f = f, .recursive = recursive};
+    list_ctx c = {.recursive = recursive};
     if (list_group(&c, gid) < 0) {
         H5Gclose(gid);
         gt_h5_free_names(c.names, c.n);
@@ -647,7 +692,8 @@ int gt_h5_list(gt_h5 *f, const char *group, int recursive, char ***names) {
     }
     CHECK(H5Gclose(gid) >= 0, f, "closing group '%s'", g);
     *names = c.names;
-    return c.n;
+    *n = c.n;
+    return GT_OK;
 }
 
 void gt_h5_free_names(char **names, int n) {
@@ -660,22 +706,16 @@ void gt_h5_free_names(char **names, int n) {
 static herr_t attr_name_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
     (void)loc;
     (void)info;
-    list_ctx *c = data;
-    if (c->n == c->cap) {
-        int cap = c->cap ? 2 * c->cap : 16;
-        char **grown = gt_alloc(sizeof(char *) * (size_t)cap);
-        if (c->n) memcpy(grown, c->names, sizeof(char *) * (size_t)c->n);
-        gt_free(c->names);
-        c->names = grown;
-        c->cap = cap;
-    }
-    c->names[c->n++] = gt_strdup(name);
+    list_push(data, gt_strdup(name));
     return 0;
 }
 
-int gt_h5_attr_names(gt_h5 *f, const char *obj, char ***names) {
-    hid_t o = open_obj(f, obj, "(any)");
-    list_ctx c = {.f = f};
+gt_status gt_h5_attr_names(gt_h5 *f, const char *obj, char ***names, int *n) {
+    hid_t o;
+    *names = NULL;
+    *n = 0;
+    GT_TRY(open_obj(f, obj, "(any)", &o));
+    list_ctx c = {0};
     hsize_t idx = 0;
     if (H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_name_cb, &c) < 0) {
         H5Oclose(o);
@@ -684,11 +724,13 @@ int gt_h5_attr_names(gt_h5 *f, const char *obj, char ***names) {
     }
     CHECK(H5Oclose(o) >= 0, f, "closing '%s'", obj_name(obj));
     *names = c.names;
-    return c.n;
+    *n = c.n;
+    return GT_OK;
 }
 
-char gt_h5_attr_type(gt_h5 *f, const char *obj, const char *key) {
-    hid_t o = open_obj(f, obj, key);
+gt_status gt_h5_attr_type(gt_h5 *f, const char *obj, const char *key, char *type) {
+    hid_t o;
+    GT_TRY(open_obj(f, obj, key, &o));
     hid_t a = H5Aopen(o, key, H5P_DEFAULT);
     CHECK(a >= 0, f, "opening attribute '%s' of '%s'", key, obj_name(obj));
     hid_t t = H5Aget_type(a), s = H5Aget_space(a);
@@ -697,8 +739,17 @@ char gt_h5_attr_type(gt_h5 *f, const char *obj, const char *key) {
     hssize_t n = H5Sget_simple_extent_npoints(s);
     CHECK(H5Tclose(t) >= 0 && H5Sclose(s) >= 0 && H5Aclose(a) >= 0 && H5Oclose(o) >= 0, f,
           "reading attribute '%s' of '%s'", key, obj_name(obj));
-    if (n != 1) return '?';
-    return cls == H5T_INTEGER ? 'i' : cls == H5T_FLOAT ? 'f' : cls == H5T_STRING ? 's' : '?';
+    *type = n != 1 ? '?' : cls == H5T_INTEGER ? 'i' : cls == H5T_FLOAT ? 'f' : cls == H5T_STRING ? 's' : '?';
+    return GT_OK;
+}
+
+gt_status gt_h5_attr_is_string(gt_h5 *f, const char *obj, const char *key, int *yes) {
+    GT_TRY(gt_h5_has_attr(f, obj, key, yes));
+    if (!*yes) return GT_OK;
+    char t;
+    GT_TRY(gt_h5_attr_type(f, obj, key, &t));
+    *yes = t == 's';
+    return GT_OK;
 }
 
 /* "float32", "int64", "compound{a:int64,b:float64}", ... */
@@ -729,49 +780,37 @@ static void type_str(hid_t t, char *buf, size_t cap) {
     }
 }
 
-void gt_h5_dtype(gt_h5 *f, const char *name, char *buf, size_t cap) {
-    hid_t d = open_dataset(f, name);
+gt_status gt_h5_dtype(gt_h5 *f, const char *name, char *buf, size_t cap) {
+    hid_t d;
+    GT_TRY(open_dataset(f, name, &d));
     hid_t t = H5Dget_type(d);
     CHECK(t >= 0, f, "reading the type of dataset '%s'", name);
     type_str(t, buf, cap);
     H5Eclear2(H5E_DEFAULT);
     CHECK(H5Tclose(t) >= 0 && H5Dclose(d) >= 0, f, "closing dataset '%s'", name);
+    return GT_OK;
 }
 
-int gt_h5_verify(gt_h5 *f, const char *name, char *why, size_t cap) {
-    why[0] = '\0';
+gt_status gt_h5_verify(gt_h5 *f, const char *name) {
     hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
-    if (d < 0) {
-        char r[256];
-        h5_reason(r);
-        snprintf(why, cap, "cannot open dataset '%s': %s", name, r);
-        return -1;
-    }
-    int rc = 0;
+    if (d < 0) FAIL(f, "cannot open dataset '%s'", name);
+    gt_status st = GT_OK;
     hid_t t = H5Dget_type(d), s = H5Dget_space(d);
     hid_t mt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_ASCEND) : -1;
     hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
     htri_t vlen = mt >= 0 ? H5Tdetect_class(mt, H5T_VLEN) : -1;
     htri_t vstr = mt >= 0 ? H5Tis_variable_str(mt) : -1;
     if (t < 0 || s < 0 || mt < 0 || n < 0 || vlen < 0 || vstr < 0) {
-        char r[256];
-        h5_reason(r);
-        snprintf(why, cap, "cannot read the type or shape of dataset '%s': %s", name, r);
-        rc = -1;
+        st = h5_fail(__FILE__, __LINE__, f->path, 1, "cannot read the type or shape of dataset '%s'", name);
     } else if (n > 0 && !vlen && !vstr) {
         size_t bytes = (size_t)n * H5Tget_size(mt);
         void *buf = malloc(bytes);
-        if (!buf) {
-            snprintf(why, cap, "dataset '%s': out of memory for %zu bytes", name, bytes);
-            rc = -1;
-        } else {
-            if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-                char r[256];
-                h5_reason(r);
-                snprintf(why, cap, "dataset '%s' does not read back (checksum mismatch or damaged file): %s", name,
-                         r);
-                rc = -1;
-            }
+        if (!buf)
+            st = GT_ERROR("HDF5 file '%s': dataset '%s': out of memory for %zu bytes", f->path, name, bytes);
+        else {
+            if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+                st = h5_fail(__FILE__, __LINE__, f->path, 1,
+                             "dataset '%s' does not read back (checksum mismatch or damaged file)", name);
             free(buf);
         }
     }
@@ -780,7 +819,7 @@ int gt_h5_verify(gt_h5 *f, const char *name, char *why, size_t cap) {
     if (s >= 0) H5Sclose(s);
     H5Dclose(d);
     H5Eclear2(H5E_DEFAULT);
-    return rc;
+    return st;
 }
 
 /* ---- extendible tables -------------------------------------------------- */
@@ -790,8 +829,10 @@ int gt_h5_verify(gt_h5 *f, const char *name, char *why, size_t cap) {
 /* Column col of table group: a 1-D chunked dataset with an unlimited length,
  * float64 (or int64), checksummed, whose fill value (for rows written before
  * the column existed) is NaN (0 for int64). */
-static hid_t open_column(gt_h5 *f, const char *path, int is_int, int create) {
-    if (gt_h5_exists(f, path)) return open_dataset(f, path);
+static gt_status open_column(gt_h5 *f, const char *path, int is_int, int create, hid_t *d) {
+    int e;
+    GT_TRY(gt_h5_exists(f, path, &e));
+    if (e) return open_dataset(f, path, d);
     if (!create) BAD(f, "no table column '%s'", path);
     hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = TABLE_CHUNK_ROWS;
     hid_t space = H5Screate_simple(1, &zero, &unlimited);
@@ -800,61 +841,91 @@ static hid_t open_column(gt_h5 *f, const char *path, int is_int, int create) {
     double nan = (double)NAN;
     int64_t izero = 0;
     CHECK(H5Pset_chunk(dcpl, 1, &chunk) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
-              H5Pset_fill_value(dcpl, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, is_int ? (void *)&izero : (void *)&nan) >= 0 &&
+              H5Pset_fill_value(dcpl, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE,
+                                is_int ? (void *)&izero : (void *)&nan) >= 0 &&
               H5Pset_create_intermediate_group(lcpl, 1) >= 0,
           f, "creating table column '%s'", path);
-    hid_t d = H5Dcreate2(f->fid, path, is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, space, lcpl, dcpl, H5P_DEFAULT);
-    CHECK(d >= 0, f, "creating table column '%s'", path);
+    *d = H5Dcreate2(f->fid, path, is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, space, lcpl, dcpl, H5P_DEFAULT);
+    CHECK(*d >= 0, f, "creating table column '%s'", path);
     CHECK(H5Sclose(space) >= 0 && H5Pclose(dcpl) >= 0 && H5Pclose(lcpl) >= 0, f, "creating table column '%s'", path);
-    return d;
+    return GT_OK;
 }
 
-static hsize_t column_rows(gt_h5 *f, hid_t d, const char *path) {
+static gt_status column_rows(gt_h5 *f, hid_t d, const char *path, hsize_t *rows) {
+    *rows = 0;
     hsize_t dims[GT_H5_MAX_RANK];
-    if (dataset_shape(f, d, path, dims) != 1) BAD(f, "table column '%s' is not one-dimensional", path);
-    return dims[0];
+    int rank;
+    GT_TRY(dataset_shape(f, d, path, &rank, dims));
+    if (rank != 1) BAD(f, "table column '%s' is not one-dimensional", path);
+    *rows = dims[0];
+    return GT_OK;
 }
 
-static void set_rows(gt_h5 *f, hid_t d, const char *path, hsize_t rows) {
+static gt_status set_rows(gt_h5 *f, hid_t d, const char *path, hsize_t rows) {
     CHECK(H5Dset_extent(d, &rows) >= 0, f, "resizing table column '%s' to %llu rows", path, (unsigned long long)rows);
+    return GT_OK;
 }
 
-int64_t gt_h5_table_rows(gt_h5 *f, const char *group, const char *key) {
+gt_status gt_h5_table_rows(gt_h5 *f, const char *group, const char *key, int64_t *rows) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", group, key);
-    if (!gt_h5_exists(f, path)) return 0;
-    hid_t d = open_dataset(f, path);
-    hsize_t n = column_rows(f, d, path);
+    *rows = 0;
+    int e;
+    GT_TRY(gt_h5_exists(f, path, &e));
+    if (!e) return GT_OK;
+    hid_t d;
+    hsize_t n;
+    GT_TRY(open_dataset(f, path, &d));
+    GT_TRY(column_rows(f, d, path, &n));
     CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
-    return (int64_t)n;
+    *rows = (int64_t)n;
+    return GT_OK;
 }
 
-void gt_h5_table_truncate(gt_h5 *f, const char *group, int64_t rows) {
-    if (!f->writable) BAD(f, "truncating table '%s': the file is open read-only", group);
-    if (!gt_h5_exists(f, group)) return;
+/* Every column of the group to exactly `rows` rows (grow: fill values). */
+static gt_status resize_columns(gt_h5 *f, const char *group, hsize_t rows, int shrink_only) {
     char **names;
-    int n = gt_h5_list(f, group, 0, &names);
-    for (int i = 0; i < n; i++) {
+    int n;
+    GT_TRY(gt_h5_list(f, group, 0, &names, &n));
+    gt_status st = GT_OK;
+    for (int i = 0; i < n && !st; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", group, names[i]);
-        hid_t d = open_dataset(f, path);
-        if (column_rows(f, d, path) > (hsize_t)rows) set_rows(f, d, path, (hsize_t)rows);
-        CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
+        hid_t d;
+        hsize_t have;
+        st = open_dataset(f, path, &d);
+        if (!st) st = column_rows(f, d, path, &have);
+        if (!st && (shrink_only ? have > rows : have < rows)) st = set_rows(f, d, path, rows);
+        if (!st && H5Dclose(d) < 0) st = h5_fail(__FILE__, __LINE__, f->path, 1, "closing table column '%s'", path);
     }
     gt_h5_free_names(names, n);
+    return st;
 }
 
-void gt_h5_table_append(gt_h5 *f, const char *group, int ncols, const char *const *cols, int n_int,
-                        const double *values) {
+gt_status gt_h5_table_truncate(gt_h5 *f, const char *group, int64_t rows) {
+    if (!f->writable) BAD(f, "truncating table '%s': the file is open read-only", group);
+    int e;
+    GT_TRY(gt_h5_exists(f, group, &e));
+    if (!e) return GT_OK;
+    return resize_columns(f, group, (hsize_t)rows, 1);
+}
+
+gt_status gt_h5_table_append(gt_h5 *f, const char *group, int ncols, const char *const *cols, int n_int,
+                             const double *values) {
     if (!f->writable) BAD(f, "appending to table '%s': the file is open read-only", group);
     if (ncols < 1 || n_int < 0 || n_int > ncols) BAD(f, "table '%s': bad column counts", group);
-    hsize_t rows = (hsize_t)gt_h5_table_rows(f, group, cols[0]);
+    int64_t rows64;
+    GT_TRY(gt_h5_table_rows(f, group, cols[0], &rows64));
+    hsize_t rows = (hsize_t)rows64;
     char path[1024];
     for (int i = 0; i < ncols; i++) {
         snprintf(path, sizeof path, "%s/%s", group, cols[i]);
-        hid_t d = open_column(f, path, i < n_int, 1);
-        if (column_rows(f, d, path) > rows) BAD(f, "table column '%s' is longer than '%s'", path, cols[0]);
-        set_rows(f, d, path, rows + 1);
+        hid_t d;
+        hsize_t have;
+        GT_TRY(open_column(f, path, i < n_int, 1, &d));
+        GT_TRY(column_rows(f, d, path, &have));
+        if (have > rows) BAD(f, "table column '%s' is longer than '%s'", path, cols[0]);
+        GT_TRY(set_rows(f, d, path, rows + 1));
         hid_t fs = H5Dget_space(d);
         hsize_t start = rows, count = 1;
         hid_t ms = H5Screate_simple(1, &count, NULL);
@@ -868,31 +939,28 @@ void gt_h5_table_append(gt_h5 *f, const char *group, int ncols, const char *cons
         CHECK(H5Sclose(fs) >= 0 && H5Sclose(ms) >= 0 && H5Dclose(d) >= 0, f, "appending to table column '%s'", path);
     }
     /* columns this row does not have get their fill value */
-    char **names;
-    int n = gt_h5_list(f, group, 0, &names);
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%s", group, names[i]);
-        hid_t d = open_dataset(f, path);
-        if (column_rows(f, d, path) < rows + 1) set_rows(f, d, path, rows + 1);
-        CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
-    }
-    gt_h5_free_names(names, n);
+    return resize_columns(f, group, rows + 1, 0);
 }
 
-void gt_h5_table_column(gt_h5 *f, const char *group, const char *col, double *out) {
+gt_status gt_h5_table_column(gt_h5 *f, const char *group, const char *col, double *out) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", group, col);
-    hid_t d = open_dataset(f, path);
-    hsize_t n = column_rows(f, d, path);
+    hid_t d;
+    hsize_t n;
+    GT_TRY(open_dataset(f, path, &d));
+    GT_TRY(column_rows(f, d, path, &n));
     if (n > 0)
         CHECK(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, f,
               "reading table column '%s' (checksum mismatch or damaged file?)", path);
     CHECK(H5Dclose(d) >= 0, f, "closing table column '%s'", path);
+    return GT_OK;
 }
 
-int gt_h5_delete(gt_h5 *f, const char *name) {
-    if (!gt_h5_exists(f, name)) return 0;
+gt_status gt_h5_delete(gt_h5 *f, const char *name) {
+    int e;
+    GT_TRY(gt_h5_exists(f, name, &e));
+    if (!e) return GT_OK;
     if (!f->writable) BAD(f, "deleting '%s': the file is open read-only", name);
     CHECK(H5Ldelete(f->fid, name, H5P_DEFAULT) >= 0, f, "deleting '%s'", name);
-    return 1;
+    return GT_OK;
 }

@@ -1,6 +1,5 @@
 /* PNG pictures through libpng: sample grids and 2-D scatter plots. The only
- * code that includes <png.h>. Nothing here is fatal: failures come back as
- * -1 with a message (file and reason), so the caller decides. */
+ * code that includes <png.h>. */
 #include "gentrain/io.h"
 
 #include "gentrain/core.h"
@@ -11,32 +10,21 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-int gt_png_write(const char *path, const uint8_t *pixels, int w, int h, int channels, char *why, size_t cap) {
-    if (w < 1 || h < 1 || (channels != 1 && channels != 3)) {
-        snprintf(why, cap, "%s: cannot write a %dx%d PNG with %d channels", path, w, h, channels);
-        return -1;
-    }
-    FILE *fp = fopen(path, "wb");
-    if (!fp) {
-        snprintf(why, cap, "cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
+/* Writes the PNG to fp; 0 or -1 (libpng failed: an I/O error). */
+static int write_png(FILE *fp, const uint8_t *pixels, int w, int h, int channels) {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        fclose(fp);
-        snprintf(why, cap, "%s: libpng cannot allocate its state", path);
         return -1;
     }
     /* volatile: read after a longjmp from libpng */
     png_bytep *volatile rows = NULL;
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(fp);
         gt_free(rows);
-        snprintf(why, cap, "cannot write %s: libpng failed (disk full or an I/O error?)", path);
         return -1;
     }
     png_init_io(png, fp);
@@ -49,16 +37,32 @@ int gt_png_write(const char *path, const uint8_t *pixels, int w, int h, int chan
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     gt_free(rows);
-    if (fflush(fp) != 0 || ferror(fp)) {
-        snprintf(why, cap, "cannot write %s: %s", path, strerror(errno));
-        fclose(fp);
-        return -1;
-    }
-    if (fclose(fp) != 0) {
-        snprintf(why, cap, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
     return 0;
+}
+
+gt_status gt_png_write(const char *path, const uint8_t *pixels, int w, int h, int channels) {
+    if (w < 1 || h < 1 || (channels != 1 && channels != 3))
+        return GT_ERROR("%s: cannot write a %dx%d PNG with %d channels", path, w, h, channels);
+    char tmp[4200];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) return GT_ERROR("PNG path too long: %s", path);
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) return GT_ERROR("cannot create %s: %s", tmp, strerror(errno));
+    int failed = write_png(fp, pixels, w, h, channels) != 0;
+    int e = errno;
+    if (!failed && (fflush(fp) != 0 || ferror(fp))) failed = 1, e = errno;
+    if (fclose(fp) != 0 && !failed) failed = 1, e = errno;
+    if (!failed && rename(tmp, path) != 0) {
+        e = errno;
+        unlink(tmp);
+        return GT_ERROR("cannot rename %s to %s: %s", tmp, path, strerror(e));
+    }
+    if (failed) {
+        unlink(tmp);
+        return GT_ERROR("cannot write %s: %s (disk full or an I/O error?); the earlier file, if any, is unchanged",
+                        path, e ? strerror(e) : "libpng failed");
+    }
+    return GT_OK;
 }
 
 static uint8_t to_byte(float v, float lo, float hi) {
@@ -68,13 +72,11 @@ static uint8_t to_byte(float v, float lo, float hi) {
     return (uint8_t)lrintf(t);
 }
 
-int gt_png_write_grid(const char *path, const float *images, int n, int c, int h, int w, float lo, float hi, int cols,
-                      char *why, size_t cap) {
-    if (n < 1 || (c != 1 && c != 3) || h < 1 || w < 1 || !(hi > lo)) {
-        snprintf(why, cap, "%s: cannot draw a grid of %d images of %dx%dx%d in [%g, %g] (1 or 3 channels)", path, n, c,
-                 h, w, lo, hi);
-        return -1;
-    }
+gt_status gt_png_write_grid(const char *path, const float *images, int n, int c, int h, int w, float lo, float hi,
+                            int cols) {
+    if (n < 1 || (c != 1 && c != 3) || h < 1 || w < 1 || !(hi > lo))
+        return GT_ERROR("%s: cannot draw a grid of %d images of %dx%dx%d in [%g, %g] (1 or 3 channels)", path, n, c,
+                        h, w, lo, hi);
     if (cols <= 0) cols = (int)ceil(sqrt((double)n));
     if (cols > n) cols = n;
     int rows = (n + cols - 1) / cols, gap = 2;
@@ -89,9 +91,9 @@ int gt_png_write_grid(const char *path, const float *images, int n, int c, int h
                 for (int x = 0; x < w; x++)
                     pix[((size_t)(y0 + y) * W + x0 + x) * c + ch] = to_byte(img[((size_t)ch * h + y) * w + x], lo, hi);
     }
-    int rc = gt_png_write(path, pix, W, H, c, why, cap);
+    gt_status st = gt_png_write(path, pix, W, H, c);
     gt_free(pix);
-    return rc;
+    return st;
 }
 
 static void dot(uint8_t *pix, int size, float x, float y, float extent, int r, const uint8_t rgb[3]) {
@@ -105,12 +107,9 @@ static void dot(uint8_t *pix, int size, float x, float y, float extent, int r, c
         }
 }
 
-int gt_png_write_scatter(const char *path, const float *xy, int n, const float *ref, int n_ref, float extent, int size,
-                         char *why, size_t cap) {
-    if (n < 0 || size < 16 || !(extent > 0)) {
-        snprintf(why, cap, "%s: bad scatter plot request", path);
-        return -1;
-    }
+gt_status gt_png_write_scatter(const char *path, const float *xy, int n, const float *ref, int n_ref, float extent,
+                               int size) {
+    GT_ASSERT(n >= 0 && size >= 16 && extent > 0, "%s: bad scatter plot request", path);
     uint8_t *pix = gt_alloc((size_t)size * size * 3);
     memset(pix, 255, (size_t)size * size * 3);
     static const uint8_t axis[3] = {220, 220, 220}, red[3] = {220, 40, 40}, blue[3] = {30, 60, 160};
@@ -120,7 +119,7 @@ int gt_png_write_scatter(const char *path, const float *xy, int n, const float *
     }
     for (int i = 0; i < n_ref && ref; i++) dot(pix, size, ref[2 * i], ref[2 * i + 1], extent, 5, red);
     for (int i = 0; i < n; i++) dot(pix, size, xy[2 * i], xy[2 * i + 1], extent, 1, blue);
-    int rc = gt_png_write(path, pix, size, size, 3, why, cap);
+    gt_status st = gt_png_write(path, pix, size, size, 3);
     gt_free(pix);
-    return rc;
+    return st;
 }

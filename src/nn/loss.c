@@ -97,14 +97,14 @@ static inline double softplus(double l) { return fmax(l, 0.0) + log1p_exp_neg_ab
 
 /* logits, targets, dlogits: [n] */
 float gt_bce_logits_mean(const float *logits, const float *targets, size_t n, float *dlogits) {
-    GT_CHECK(n > 0, "gt_bce_logits_mean: empty input (n = 0)");
+    GT_ASSERT(n > 0, "gt_bce_logits_mean: empty input (n = 0)");
     double inv = 1.0 / (double)n;
     return (float)(bce_sum(logits, targets, n, (float)inv, dlogits) * inv);
 }
 
 /* logits, targets, dlogits: [B, D]; summed over D, mean over B */
 float gt_bce_logits_sum(const float *logits, const float *targets, int B, size_t D, float *dlogits) {
-    GT_CHECK(B > 0, "gt_bce_logits_sum: batch size must be positive (B = %d)", B);
+    GT_ASSERT(B > 0, "gt_bce_logits_sum: batch size must be positive (B = %d)", B);
     size_t n = (size_t)B * D;
     double inv = 1.0 / (double)B;
     return (float)(bce_sum(logits, targets, n, (float)inv, dlogits) * inv);
@@ -112,7 +112,7 @@ float gt_bce_logits_sum(const float *logits, const float *targets, int B, size_t
 
 /* pred, target, dpred: [B, D]; sum over D of (pred - target)^2, mean over B */
 float gt_mse_sum(const float *pred, const float *target, int B, size_t D, float *dpred) {
-    GT_CHECK(B > 0, "gt_mse_sum: batch size must be positive (B = %d)", B);
+    GT_ASSERT(B > 0, "gt_mse_sum: batch size must be positive (B = %d)", B);
     size_t n = (size_t)B * D;
     double sum = 0.0, inv = 1.0 / (double)B;
     for (size_t i = 0; i < n; i++) {
@@ -125,12 +125,12 @@ float gt_mse_sum(const float *pred, const float *target, int B, size_t D, float 
 
 /* logits, dlogits: [B, K]; labels: [B] in [0, K) */
 float gt_cross_entropy(const float *logits, const int *labels, int B, int K, float *dlogits) {
-    GT_CHECK(B > 0 && K > 0, "gt_cross_entropy: bad shape [B = %d, K = %d]", B, K);
+    GT_ASSERT(B > 0 && K > 0, "gt_cross_entropy: bad shape [B = %d, K = %d]", B, K);
     double sum = 0.0, inv = 1.0 / (double)B;
     for (int b = 0; b < B; b++) {
         const float *l = logits + (size_t)b * K;
         int y = labels[b];
-        GT_CHECK(y >= 0 && y < K, "gt_cross_entropy: label %d of example %d is outside [0, %d)", y, b, K);
+        GT_ASSERT(y >= 0 && y < K, "gt_cross_entropy: label %d of example %d is outside [0, %d)", y, b, K);
         double mx = l[0];
         for (int k = 1; k < K; k++) mx = fmax(mx, (double)l[k]);
         double se = 0.0;
@@ -150,7 +150,7 @@ float gt_cross_entropy(const float *logits, const int *labels, int B, int K, flo
 
 /* real, fake, dreal, dfake: [B] logits of D */
 float gt_gan_d_loss(gt_gan_loss kind, const float *real, const float *fake, int B, float *dreal, float *dfake) {
-    GT_CHECK(B > 0, "gt_gan_d_loss: batch size must be positive (B = %d)", B);
+    GT_ASSERT(B > 0, "gt_gan_d_loss: batch size must be positive (B = %d)", B);
     double sr = 0.0, sf = 0.0, inv = 1.0 / (double)B;
     switch (kind) {
     case GT_GAN_NONSATURATING:
@@ -176,14 +176,14 @@ float gt_gan_d_loss(gt_gan_loss kind, const float *real, const float *fake, int 
         }
         break;
     default:
-        gt_fatal("gt_gan_d_loss: unknown GAN loss kind %d", (int)kind);
+        gt_panic("gt_gan_d_loss: unknown GAN loss kind %d", (int)kind);
     }
     return (float)((sr + sf) * inv);
 }
 
 /* fake, dfake: [B] logits of D on generated examples */
 float gt_gan_g_loss(gt_gan_loss kind, const float *fake, int B, float *dfake) {
-    GT_CHECK(B > 0, "gt_gan_g_loss: batch size must be positive (B = %d)", B);
+    GT_ASSERT(B > 0, "gt_gan_g_loss: batch size must be positive (B = %d)", B);
     double s = 0.0, inv = 1.0 / (double)B;
     switch (kind) {
     case GT_GAN_NONSATURATING: /* BCE(fake, 1) = softplus(-l) */
@@ -207,7 +207,7 @@ float gt_gan_g_loss(gt_gan_loss kind, const float *fake, int B, float *dfake) {
         }
         break;
     default:
-        gt_fatal("gt_gan_g_loss: unknown GAN loss kind %d", (int)kind);
+        gt_panic("gt_gan_g_loss: unknown GAN loss kind %d", (int)kind);
     }
     return (float)(s * inv);
 }
@@ -231,7 +231,7 @@ void gt_reparam_backward(const float *dz, const float *logvar, const float *eps,
  * KL = -0.5 * sum_z (1 + logvar - mu^2 - exp(logvar)), mean over B;
  * dKL/dmu = mu / B, dKL/dlogvar = (exp(logvar) - 1) / (2B), ADDED. */
 float gt_kl_normal(const float *mu, const float *logvar, int B, int Z, float *dmu, float *dlogvar) {
-    GT_CHECK(B > 0 && Z > 0, "gt_kl_normal: bad shape [B = %d, Z = %d]", B, Z);
+    GT_ASSERT(B > 0 && Z > 0, "gt_kl_normal: bad shape [B = %d, Z = %d]", B, Z);
     size_t n = (size_t)B * Z;
     double sum = 0.0, inv = 1.0 / (double)B;
     for (size_t i = 0; i < n; i++) {

@@ -16,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-void gt_optim_init(gt_optim *opt, gt_opt_kind kind, size_t n, float lr, float beta1, float beta2, float eps,
-                   float weight_decay) {
-    GT_CHECK(opt != NULL, "gt_optim_init: NULL optimizer");
-    GT_CHECK(n > 0, "gt_optim_init: no parameters (n = 0)");
-    GT_CHECK(isfinite(lr) && lr >= 0.0f, "optimizer: learning rate %g must be finite and >= 0", (double)lr);
-    GT_CHECK(isfinite(weight_decay) && weight_decay >= 0.0f, "optimizer: weight decay %g must be finite and >= 0",
+void gt_optim_init(gt_optim *opt, const gt_optim_opts *o, size_t n) {
+    gt_opt_kind kind = o->kind;
+    float lr = (float)o->lr, beta1 = (float)o->beta1, beta2 = (float)o->beta2, eps = (float)o->eps,
+          weight_decay = (float)o->weight_decay;
+    GT_ASSERT(opt != NULL, "gt_optim_init: NULL optimizer");
+    GT_ASSERT(n > 0, "gt_optim_init: no parameters (n = 0)");
+    GT_ASSERT(isfinite(lr) && lr >= 0.0f, "optimizer: learning rate %g must be finite and >= 0", (double)lr);
+    GT_ASSERT(isfinite(weight_decay) && weight_decay >= 0.0f, "optimizer: weight decay %g must be finite and >= 0",
              (double)weight_decay);
     memset(opt, 0, sizeof *opt);
     opt->kind = kind;
@@ -34,20 +36,20 @@ void gt_optim_init(gt_optim *opt, gt_opt_kind kind, size_t n, float lr, float be
     opt->t = 0;
     switch (kind) {
     case GT_OPT_ADAM:
-        GT_CHECK(beta1 >= 0.0f && beta1 < 1.0f, "Adam: beta1 = %g must be in [0, 1)", (double)beta1);
-        GT_CHECK(beta2 >= 0.0f && beta2 < 1.0f, "Adam: beta2 = %g must be in [0, 1)", (double)beta2);
-        GT_CHECK(eps >= 0.0f && isfinite(eps), "Adam: eps = %g must be finite and >= 0", (double)eps);
+        GT_ASSERT(beta1 >= 0.0f && beta1 < 1.0f, "Adam: beta1 = %g must be in [0, 1)", (double)beta1);
+        GT_ASSERT(beta2 >= 0.0f && beta2 < 1.0f, "Adam: beta2 = %g must be in [0, 1)", (double)beta2);
+        GT_ASSERT(eps >= 0.0f && isfinite(eps), "Adam: eps = %g must be finite and >= 0", (double)eps);
         opt->m = gt_alloc_floats(n);
         opt->v = gt_alloc_floats(n);
         break;
     case GT_OPT_SGD:
-        GT_CHECK(beta1 >= 0.0f && isfinite(beta1), "SGD: momentum (beta1) = %g must be finite and >= 0",
+        GT_ASSERT(beta1 >= 0.0f && isfinite(beta1), "SGD: momentum (beta1) = %g must be finite and >= 0",
                  (double)beta1);
         opt->m = gt_alloc_floats(n); /* momentum buffer; unused when momentum is 0 */
         opt->v = NULL;
         break;
     default:
-        gt_fatal("gt_optim_init: unknown optimizer kind %d", (int)kind);
+        gt_panic("gt_optim_init: unknown optimizer kind %d", (int)kind);
     }
 }
 
@@ -174,7 +176,7 @@ void gt_optim_step(gt_optim *opt, float *params, const float *grads) {
         sgd_step(opt, params, grads);
         break;
     default:
-        gt_fatal("gt_optim_step: unknown optimizer kind %d", (int)opt->kind);
+        gt_panic("gt_optim_step: unknown optimizer kind %d", (int)opt->kind);
     }
 }
 

@@ -31,3 +31,41 @@ void gt_dropout_backward(float *dx, const float *dy, const float *mask, size_t t
     }
     for (size_t k = 0; k < total; k++) dx[k] = dy[k] * mask[k];
 }
+
+/* ---- the layer kind ------------------------------------------------------ */
+
+enum { P, N_OPTS };
+static const gt_layer_opt opts[N_OPTS] = {
+    [P] = {"p", GT_OPT_FLOAT, "0.5", 0, 1, 0, 1, "probability of zeroing an element (training only)"},
+};
+
+static gt_status shape(const gt_layer *L, gt_shape *out) {
+    *out = L->in;
+    return GT_OK;
+}
+
+static size_t aux_floats(const gt_layer *L, int B) { return (size_t)B * gt_shape_size(L->in); }
+
+static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
+    gt_dropout_forward(y, L->aux, x, p->B, gt_shape_size(L->in), gt_opt_float(L, P), p->train, &p->rng, L->index);
+}
+
+static void backward(gt_layer *L, const float *x, const float *y, const float *dy, float *dx, int param_grads,
+                     const gt_pass *p) {
+    (void)x;
+    (void)y;
+    (void)param_grads;
+    gt_dropout_backward(dx, dy, L->aux, (size_t)p->B * gt_shape_size(L->in), p->train);
+}
+
+const gt_layer_kind gt_layer_dropout = {
+    .name = "dropout",
+    .torch = "nn.Dropout",
+    .help = "zeroes elements with probability p and scales the rest by 1/(1-p) in training",
+    .opts = opts,
+    .n_opts = N_OPTS,
+    .shape = shape,
+    .aux_floats = aux_floats,
+    .forward = forward,
+    .backward = backward,
+};

@@ -4,136 +4,13 @@
  *   taps (stride 1 only, e.g. few output channels): per tap (ki,kj) a GEMM over
  *     the channels first, T [OC*K*K, B*H*W] = weight^T x, then y = the sum of
  *     the K*K shifted planes of T. Its columns hold OC*K*K rows instead of C*K*K.
- * Also the batched lowering helpers that convt2d shares. */
+ * The lowering helpers it shares with convt2d are in src/nn/lowering.c. */
 #include "gentrain/core.h"
 #include "gentrain/layers.h"
 
 #include <string.h>
 
 int gt_conv_out_size(int n, int K, int S, int P) { return (n + 2 * P - K) / S + 1; }
-
-/* The output positions o in [*lo, *hi) whose input position o*S - P + k lies in [0, n). */
-static void valid_range(int k, int S, int P, int n, int on, int *lo, int *hi) {
-    int a = P - k; /* need o*S >= a */
-    int l = a <= 0 ? 0 : (a + S - 1) / S;
-    int b = n - 1 + P - k; /* need o*S <= b */
-    int h = b < 0 ? 0 : b / S + 1;
-    if (l > on) l = on;
-    if (h > on) h = on;
-    if (h < l) h = l;
-    *lo = l;
-    *hi = h;
-}
-
-/* x [B,C,H,W] -> col [C*K*K, B*OH*OW] */
-void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
-                        float *col) {
-    size_t L = (size_t)OH * OW, ld = (size_t)B * L;
-    for (int c = 0; c < C; c++)
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++) {
-                float *row = col + (size_t)((c * K + ki) * K + kj) * ld;
-                int lo, hi;
-                valid_range(kj, S, P, W, OW, &lo, &hi);
-                int off = kj - P;
-                for (int b = 0; b < B; b++) {
-                    const float *img = x + ((size_t)b * C + c) * H * W;
-                    float *dst0 = row + (size_t)b * L;
-                    for (int oh = 0; oh < OH; oh++) {
-                        int ih = oh * S - P + ki;
-                        float *dst = dst0 + (size_t)oh * OW;
-                        if (ih < 0 || ih >= H) {
-                            memset(dst, 0, sizeof(float) * (size_t)OW);
-                            continue;
-                        }
-                        const float *src = img + (size_t)ih * W;
-                        for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
-                        if (S == 1)
-                            memcpy(dst + lo, src + lo + off, sizeof(float) * (size_t)(hi - lo));
-                        else
-                            for (int ow = lo; ow < hi; ow++) dst[ow] = src[ow * S + off];
-                        for (int ow = hi; ow < OW; ow++) dst[ow] = 0.0f;
-                    }
-                }
-            }
-}
-
-/* col [C*K*K, B*OH*OW] added into x [B,C,H,W] */
-void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
-                        float *x) {
-    size_t L = (size_t)OH * OW, ld = (size_t)B * L;
-    for (int c = 0; c < C; c++)
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++) {
-                const float *row = col + (size_t)((c * K + ki) * K + kj) * ld;
-                int lo, hi;
-                valid_range(kj, S, P, W, OW, &lo, &hi);
-                int off = kj - P;
-                for (int b = 0; b < B; b++) {
-                    float *img = x + ((size_t)b * C + c) * H * W;
-                    const float *src0 = row + (size_t)b * L;
-                    for (int oh = 0; oh < OH; oh++) {
-                        int ih = oh * S - P + ki;
-                        if (ih < 0 || ih >= H) continue;
-                        const float *src = src0 + (size_t)oh * OW;
-                        float *dst = img + (size_t)ih * W;
-                        if (S == 1)
-                            for (int ow = lo; ow < hi; ow++) dst[ow + off] += src[ow];
-                        else
-                            for (int ow = lo; ow < hi; ow++) dst[ow * S + off] += src[ow];
-                    }
-                }
-            }
-}
-
-/* Examples per chunk of a batched lowering whose column buffer holds
- * col_per_example floats per example: chunks keep the columns in cache
- * between the GEMM that writes them and the pass that reads them. */
-int gt_nn_batch_chunk(int B, size_t col_per_example) {
-    size_t n = GT_NN_CHUNK_FLOATS / (col_per_example ? col_per_example : 1);
-    return n < 1 ? 1 : n > (size_t)B ? B : (int)n;
-}
-
-/* x [B,C,L] -> t [C, B*L] */
-void gt_nn_nchw_to_cbl(float *t, const float *x, int B, int C, size_t L) {
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++)
-            memcpy(t + ((size_t)c * B + b) * L, x + ((size_t)b * C + c) * L, sizeof(float) * L);
-}
-
-/* t [C, B*L] (+ bias [C]) -> y [B,C,L] */
-void gt_nn_cbl_to_nchw(float *y, const float *t, const float *bias, int B, int C, size_t L) {
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            float *dst = y + ((size_t)b * C + c) * L;
-            const float *src = t + ((size_t)c * B + b) * L;
-            if (bias) {
-                float bc = bias[c];
-                for (size_t l = 0; l < L; l++) dst[l] = src[l] + bc;
-            } else {
-                memcpy(dst, src, sizeof(float) * L);
-            }
-        }
-}
-
-/* db [C] += sum over b, l of dy [B,C,L] */
-void gt_nn_bias_grad_nchw(float *db, const float *dy, int B, int C, size_t L) {
-    for (int c = 0; c < C; c++) {
-        double s = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *p = dy + ((size_t)b * C + c) * L;
-            float a[8] = {0}; /* independent partial sums, so that the loop vectorizes */
-            size_t l = 0;
-            for (; l + 8 <= L; l += 8)
-                for (int j = 0; j < 8; j++) a[j] += p[l + j];
-            float sb = 0.0f;
-            for (int j = 0; j < 8; j++) sb += a[j];
-            for (; l < L; l++) sb += p[l];
-            s += sb;
-        }
-        db[c] += (float)s;
-    }
-}
 
 /* ---- the taps lowering (stride 1) ---------------------------------------- */
 
@@ -156,7 +33,7 @@ static void taps_sum(float *y, const float *T, const float *bias, int B, int OC,
                 for (int kj = 0; kj < K; kj++) {
                     const float *tp = T + ((size_t)(oc * K + ki) * K + kj) * BL + (size_t)b * L;
                     int lo, hi, off = kj - P;
-                    valid_range(kj, 1, P, W, OW, &lo, &hi);
+                    gt_nn_valid_range(kj, 1, P, W, OW, &lo, &hi);
                     for (int oh = 0; oh < OH; oh++) {
                         int ih = oh - P + ki;
                         if (ih < 0 || ih >= H) continue;
@@ -290,3 +167,62 @@ void gt_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
         }
     }
 }
+
+/* ---- the layer kind ------------------------------------------------------ */
+
+enum { OUT, KERNEL, STRIDE, PAD, BIAS, N_OPTS };
+static const gt_layer_opt opts[N_OPTS] = {
+    [OUT] = {"out", GT_OPT_INT, NULL, 1, 1 << 30, 0, 0, "output channels"},
+    [KERNEL] = {"kernel", GT_OPT_INT, NULL, 1, 1 << 16, 0, 0, "kernel size (square)"},
+    [STRIDE] = {"stride", GT_OPT_INT, "1", 1, 1 << 16, 0, 0, "stride"},
+    [PAD] = {"pad", GT_OPT_INT, "0", 0, 1 << 16, 0, 0, "zero padding on each side"},
+    [BIAS] = {"bias", GT_OPT_BOOL, "true", 0, 1, 0, 0, "add a bias per output channel"},
+};
+
+static gt_status shape(const gt_layer *L, gt_shape *out) {
+    int K = (int)gt_opt_int(L, KERNEL), S = (int)gt_opt_int(L, STRIDE), P = (int)gt_opt_int(L, PAD);
+    if (L->in.h + 2 * P < K || L->in.w + 2 * P < K)
+        return GT_ERROR("kernel %d is larger than the padded input %dx%d", K, L->in.h + 2 * P, L->in.w + 2 * P);
+    *out = (gt_shape){(int)gt_opt_int(L, OUT), gt_conv_out_size(L->in.h, K, S, P), gt_conv_out_size(L->in.w, K, S, P)};
+    return GT_OK;
+}
+
+static int tensors(const gt_layer *L, gt_tensor_desc *t) {
+    int K = (int)gt_opt_int(L, KERNEL), C = L->in.c, O = L->out.c;
+    t[0] = (gt_tensor_desc){"weight", GT_T_WEIGHT, 1, 4, {O, C, K, K}, C * K * K, O * K * K};
+    if (!gt_opt_int(L, BIAS)) return 1;
+    t[1] = (gt_tensor_desc){"bias", GT_T_BIAS, 1, 1, {O}, C * K * K, 0};
+    return 2;
+}
+
+static size_t aux_floats(const gt_layer *L, int B) {
+    return gt_conv2d_scratch(B, L->in.c, L->out.c, (int)gt_opt_int(L, KERNEL), L->out.h, L->out.w);
+}
+
+static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
+    const float *b = gt_opt_int(L, BIAS) ? gt_layer_tensor(L, L->param, 1) : NULL;
+    gt_conv2d_forward(y, x, L->param, b, p->B, L->in.c, L->in.h, L->in.w, L->out.c, (int)gt_opt_int(L, KERNEL),
+                      (int)gt_opt_int(L, STRIDE), (int)gt_opt_int(L, PAD), L->aux);
+}
+
+static void backward(gt_layer *L, const float *x, const float *y, const float *dy, float *dx, int param_grads,
+                     const gt_pass *p) {
+    (void)y;
+    float *dW = param_grads ? L->grad : NULL;
+    float *db = param_grads && gt_opt_int(L, BIAS) ? gt_layer_tensor(L, L->grad, 1) : NULL;
+    gt_conv2d_backward(dx, dW, db, dy, x, L->param, p->B, L->in.c, L->in.h, L->in.w, L->out.c,
+                       (int)gt_opt_int(L, KERNEL), (int)gt_opt_int(L, STRIDE), (int)gt_opt_int(L, PAD), L->aux, 1);
+}
+
+const gt_layer_kind gt_layer_conv2d = {
+    .name = "conv2d",
+    .torch = "nn.Conv2d, weight [out,in,K,K]",
+    .help = "2-D convolution, square kernel, zero padding",
+    .opts = opts,
+    .n_opts = N_OPTS,
+    .shape = shape,
+    .tensors = tensors,
+    .aux_floats = aux_floats,
+    .forward = forward,
+    .backward = backward,
+};

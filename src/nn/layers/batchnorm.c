@@ -92,10 +92,10 @@ void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *runn
         int world = 1;
         if (sync_on(sync)) {
             world = sync->world;
-            GT_CHECK(world >= 1, "batchnorm: sync hook with world = %d", world);
+            GT_ASSERT(world >= 1, "batchnorm: sync hook with world = %d", world);
         }
         double n = (double)B * HW * world;
-        GT_CHECK(n > 1, "batchnorm in train mode needs more than one value per channel (got %.0f)", n);
+        GT_ASSERT(n > 1, "batchnorm in train mode needs more than one value per channel (got %.0f)", n);
         for (int c = 0; c < 2 * C; c++) acc[c] = 0.0;
         for (int b = 0; b < B; b++) {
             const float *xb = x + b * CHW;
@@ -207,3 +207,55 @@ void gt_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
         }
     }
 }
+
+/* ---- the layer kind ------------------------------------------------------ */
+
+enum { EPS, MOMENTUM, N_OPTS };
+static const gt_layer_opt opts[N_OPTS] = {
+    [EPS] = {"eps", GT_OPT_FLOAT, "1e-5", 0, 1, 1, 0, "added to the variance"},
+    [MOMENTUM] = {"momentum", GT_OPT_FLOAT, "0.1", 0, 1, 0, 0, "running statistics' update (PyTorch's meaning)"},
+};
+
+static gt_status shape(const gt_layer *L, gt_shape *out) {
+    *out = L->in;
+    return GT_OK;
+}
+
+static int tensors(const gt_layer *L, gt_tensor_desc *t) {
+    int C = L->in.c;
+    t[0] = (gt_tensor_desc){"weight", GT_T_SCALE, 1, 1, {C}, 0, 0};
+    t[1] = (gt_tensor_desc){"bias", GT_T_SHIFT, 1, 1, {C}, 0, 0};
+    t[2] = (gt_tensor_desc){"running_mean", GT_T_MEAN, 0, 1, {C}, 0, 0};
+    t[3] = (gt_tensor_desc){"running_var", GT_T_VAR, 0, 1, {C}, 0, 0};
+    return 4;
+}
+
+static size_t aux_floats(const gt_layer *L, int B) { return gt_batchnorm_aux_size(B, L->in.c, L->in.h * L->in.w); }
+
+static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
+    gt_batchnorm_forward(y, L->aux, gt_layer_tensor(L, L->state, 2), gt_layer_tensor(L, L->state, 3), x, L->param,
+                         gt_layer_tensor(L, L->param, 1), p->B, L->in.c, L->in.h * L->in.w, gt_opt_float(L, EPS),
+                         gt_opt_float(L, MOMENTUM), p->train, p->sync);
+}
+
+static void backward(gt_layer *L, const float *x, const float *y, const float *dy, float *dx, int param_grads,
+                     const gt_pass *p) {
+    (void)x;
+    (void)y;
+    float *dgamma = param_grads ? L->grad : NULL, *dbeta = param_grads ? gt_layer_tensor(L, L->grad, 1) : NULL;
+    gt_batchnorm_backward(dx, dgamma, dbeta, dy, L->aux, L->param, p->B, L->in.c, L->in.h * L->in.w, p->train,
+                          p->sync);
+}
+
+const gt_layer_kind gt_layer_batchnorm = {
+    .name = "batchnorm",
+    .torch = "nn.BatchNorm1d on vectors, nn.BatchNorm2d on images",
+    .help = "batch normalization with affine parameters and running statistics",
+    .opts = opts,
+    .n_opts = N_OPTS,
+    .shape = shape,
+    .tensors = tensors,
+    .aux_floats = aux_floats,
+    .forward = forward,
+    .backward = backward,
+};

@@ -1,5 +1,7 @@
-/* The distributed sampler as data parallelism needs it (issue 3), without MPI:
- * every rank's sampler is simulated in one process.
+/* The distributed sampler (src/data/sampler.c), without MPI: every rank's
+ * sampler is simulated in one process.
+ *  - one epoch of 3 ranks: a permutation, strided slices, seeds and epochs,
+ *    seek reproducing next, an unbiased shuffle;
  *  - across ranks, an epoch covers floor(n / (world*batch)) * world*batch
  *    distinct examples, each exactly once; the n mod (world*batch) left out
  *    (the documented remainder) are the last entries of that epoch's shuffle,
@@ -10,11 +12,116 @@
  *    examples of 1 rank x N*B, local example i of rank r being global position
  *    r + i*N (the example0/stride that per-example randomness is keyed by). */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "gentrain/core.h"
 #include "gentrain/data.h"
+
+/* ---- sampler ------------------------------------------------------------- */
+
+#define SN 100
+#define SW 3
+#define SB 7
+
+/* One epoch of all ranks: out[step][rank*SB + j]. Returns 1 if the indices
+ * are distinct, in range, and as many as steps*world*batch. */
+static int run_epoch(gt_sampler *s, int64_t (*out)[SW * SB], int64_t spe) {
+    int seen[SN] = {0}, ok = 1;
+    for (int64_t k = 0; k < spe; k++)
+        for (int r = 0; r < SW; r++) {
+            gt_sampler_next(&s[r], &out[k][r * SB]);
+            for (int j = 0; j < SB; j++) {
+                int64_t e = out[k][r * SB + j];
+                if (e < 0 || e >= SN || seen[e]++) ok = 0;
+            }
+        }
+    int distinct = 0;
+    for (int i = 0; i < SN; i++) distinct += seen[i] > 0;
+    return ok && distinct == spe * SW * SB;
+}
+
+static void small_sampler(const void *arg) {
+    (void)arg;
+    gt_sampler s;
+    gt_sampler_init(&s, 20, 7, 0, 3, 1);
+}
+
+static void test_sampler(void) {
+    gt_sampler s[SW], t[SW];
+    for (int r = 0; r < SW; r++) gt_sampler_init(&s[r], SN, SB, r, SW, 42);
+    const int64_t spe = s[0].steps_per_epoch;
+    CHECK(spe == SN / (SW * SB) && spe == 4, "steps_per_epoch = %lld, expected 4", (long long)spe);
+    int perm_ok = 1, seen[SN] = {0};
+    for (int i = 0; i < SN; i++)
+        if (s[0].perm[i] < 0 || s[0].perm[i] >= SN || seen[s[0].perm[i]]++) perm_ok = 0;
+    CHECK(perm_ok, "epoch 0 order is a permutation of [0, %d)", SN);
+
+    int64_t e0[4][SW * SB], e1[4][SW * SB], again[4][SW * SB];
+    CHECK(run_epoch(s, e0, spe), "epoch 0: all ranks' indices cover %lld distinct examples, no duplicates",
+          (long long)(spe * SW * SB));
+    /* rank r takes entries r, r+world, ... of each step's world*batch slice */
+    int slice_ok = 1;
+    for (int k = 0; k < spe; k++)
+        for (int r = 0; r < SW; r++)
+            for (int j = 0; j < SB; j++) slice_ok &= e0[k][r * SB + j] == s[r].perm[k * SW * SB + r + j * SW];
+    CHECK(slice_ok, "rank r's batch is the strided slice perm[k*world*batch + r + j*world]");
+    CHECK(s[0].epoch == 0 && s[0].cursor == spe, "after one epoch: (epoch %lld, cursor %lld), expected (0, %lld)",
+          (long long)s[0].epoch, (long long)s[0].cursor, (long long)spe);
+    CHECK(run_epoch(s, e1, spe), "epoch 1: distinct and complete");
+    CHECK(s[0].epoch == 1, "second epoch is epoch %lld", (long long)s[0].epoch);
+    CHECK(memcmp(e0, e1, sizeof e0) != 0, "epochs 0 and 1 give different orders");
+
+    /* same seed: same order; another seed: another order */
+    for (int r = 0; r < SW; r++) gt_sampler_init(&t[r], SN, SB, r, SW, 42);
+    run_epoch(t, again, spe);
+    CHECK(memcmp(e0, again, sizeof e0) == 0, "the same seed gives the same order");
+    for (int r = 0; r < SW; r++) {
+        gt_sampler_free(&t[r]);
+        gt_sampler_init(&t[r], SN, SB, r, SW, 43);
+    }
+    run_epoch(t, again, spe);
+    CHECK(memcmp(e0, again, sizeof e0) != 0, "another seed gives another order");
+    for (int r = 0; r < SW; r++) gt_sampler_free(&t[r]);
+
+    /* seek(epoch, cursor) reproduces next(), including at epoch ends */
+    gt_sampler a, b;
+    gt_sampler_init(&a, SN, SB, 1, SW, 7);
+    gt_sampler_init(&b, SN, SB, 1, SW, 7);
+    int seek_ok = 1;
+    for (int step = 0; step < 23; step++) {
+        int64_t ep = a.epoch, cur = a.cursor, ia[SB], ib[SB];
+        gt_sampler_next(&a, ia);
+        gt_sampler_seek(&b, ep, cur);
+        gt_sampler_next(&b, ib);
+        if (memcmp(ia, ib, sizeof ia) != 0 || a.epoch != b.epoch || a.cursor != b.cursor) {
+            seek_ok = 0;
+            fprintf(stderr, "  seek(%lld, %lld) differs at step %d\n", (long long)ep, (long long)cur, step);
+        }
+    }
+    CHECK(seek_ok, "seek(epoch, cursor) then next() reproduces next()");
+    CHECK(a.epoch == 5 && a.cursor == 3, "23 steps of 4 per epoch end at (epoch 5, cursor 3), got (%lld, %lld)",
+          (long long)a.epoch, (long long)a.cursor);
+    gt_sampler_free(&a);
+    gt_sampler_free(&b);
+
+    /* the shuffle is unbiased enough: first element over many epochs */
+    gt_sampler_init(&a, 4, 1, 0, 1, 3);
+    int first[4] = {0};
+    for (int e = 0; e < 8000; e++) {
+        gt_sampler_seek(&a, e, 0);
+        first[a.perm[0]]++;
+    }
+    for (int k = 0; k < 4; k++) CHECK(abs(first[k] - 2000) < 200, "perm[0] == %d in %d of 8000 epochs", k, first[k]);
+    gt_sampler_free(&a);
+
+    for (int r = 0; r < SW; r++) gt_sampler_free(&s[r]);
+
+    CHECK_PANICS("dataset smaller than a global batch (a bug: train.c says so first)", small_sampler, NULL,
+                 "20 examples", "world 3 x batch 7");
+}
 
 /* One epoch of all `world` ranks. seen[e] counts how often example e came up;
  * returns 0 if some rank's sampler moved to another epoch mid-way. */
@@ -113,6 +220,7 @@ static void split_matches_single(int64_t n, int world, int batch) {
 }
 
 int main(void) {
+    test_sampler();
     coverage(1000, 3, 16); /* remainder 40 */
     coverage(1000, 2, 16); /* remainder 8 */
     coverage(997, 4, 7);   /* remainder 17 */
@@ -122,5 +230,5 @@ int main(void) {
     split_matches_single(1000, 2, 6);
     split_matches_single(1000, 3, 4);
     split_matches_single(101, 4, 5);
-    return check_report("test_dist_sampler");
+    return check_report("test_sampler");
 }

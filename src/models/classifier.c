@@ -1,0 +1,60 @@
+/* Classifier: net[0] = [data] -> [n_classes] logits, cross-entropy, on
+ * pixels in [0, 1]. Its penultimate layer gives the features of gentrain's
+ * evaluation metrics. */
+#include "gentrain/model.h"
+
+static void net_shapes(const gt_model *m, int k, gt_shape *in, gt_shape *out, const char **what) {
+    (void)k;
+    *in = m->data_shape;
+    *out = (gt_shape){m->n_classes, 1, 1};
+    *what = "the number of classes";
+}
+
+static size_t work_floats(const gt_model *m, int B) { return (size_t)B * (size_t)m->n_classes; }
+
+static double accuracy(const float *logits, const int *labels, int B, int K) {
+    int right = 0;
+    for (int i = 0; i < B; i++) {
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (logits[(size_t)i * K + k] > logits[(size_t)i * K + best]) best = k;
+        right += best == labels[i];
+    }
+    return (double)right / B;
+}
+
+static void step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx, int train,
+                 gt_stats *st) {
+    GT_ASSERT(labels, "the classifier needs labels");
+    gt_net *C = &m->net[0];
+    const float *logits = gt_net_forward(C, x, B, train, gt_model_rng(ctx, 0));
+    double loss = gt_cross_entropy(logits, labels, B, m->n_classes, train ? m->work : NULL);
+    double acc = accuracy(logits, labels, B, m->n_classes);
+    if (train) {
+        gt_net_zero_grads(C);
+        gt_net_backward(C, m->work, GT_BACKWARD_PARAMS, ctx->ready);
+        gt_model_update(C, &m->opt[0], ctx);
+    }
+    gt_stats_add(st, "loss", loss);
+    gt_stats_add(st, "accuracy", acc);
+}
+
+static void train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
+                       gt_stats *st) {
+    step(m, x, labels, B, ctx, 1, st);
+}
+
+static void evaluate(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx, gt_stats *st) {
+    step(m, x, labels, B, ctx, 0, st);
+}
+
+const gt_model_kind_info gt_model_classifier = {
+    .name = "classifier",
+    .n_nets = 1,
+    .net_names = {"classifier"},
+    .scale = GT_SCALE_UNIT,
+    .net_shapes = net_shapes,
+    .work_floats = work_floats,
+    .train_step = train_step,
+    .evaluate = evaluate,
+};

@@ -1,0 +1,138 @@
+/* VAE: net[0] = encoder [data] -> [2*z_dim] = (mu, logvar), net[1] = decoder
+ * [z_dim] -> [data] (logits for a Bernoulli likelihood, the mean for a
+ * Gaussian one), on pixels in [0, 1].
+ *
+ * Loss per example: reconstruction (Bernoulli: BCE-with-logits summed over
+ * pixels; Gaussian: squared error summed over pixels) + kl_weight * KL(q(z|x)
+ * || N(0, I)), with z = mu + exp(logvar/2) * eps; averaged over the batch. */
+#include "gentrain/model.h"
+
+#include <math.h>
+#include <string.h>
+
+static void net_shapes(const gt_model *m, int k, gt_shape *in, gt_shape *out, const char **what) {
+    gt_shape z = {m->z_dim, 1, 1};
+    *in = k == 0 ? m->data_shape : z;
+    *out = k == 0 ? (gt_shape){2 * m->z_dim, 1, 1} : m->data_shape;
+    *what = k == 0 ? "(mu, logvar), 2*z_dim" : "the data";
+}
+
+/* binarized x, dlogits [B, data]; mu, logvar, eps, z, dmu, dlogvar [B, z_dim]; dh [B, 2 z_dim] */
+static size_t work_floats(const gt_model *m, int B) {
+    return (size_t)B * (2 * gt_shape_size(m->data_shape) + 8 * (size_t)m->z_dim);
+}
+
+/* Forward (and backward when train): *recon_out and *kl_out are means over B. */
+static void pass(gt_model *m, const float *x, int B, const gt_step_ctx *ctx, int train, double *recon_out,
+                 double *kl_out) {
+    gt_net *E = &m->net[0], *Dec = &m->net[1];
+    size_t data = gt_shape_size(m->data_shape);
+    int Z = m->z_dim;
+    size_t bz = (size_t)B * Z;
+    float *xb = m->work;                    /* [B, data] binarized input */
+    float *dlogits = xb + (size_t)B * data; /* [B, data] */
+    float *mu = dlogits + (size_t)B * data, *logvar = mu + bz, *eps = logvar + bz, *z = eps + bz;
+    float *dmu = z + bz, *dlogvar = dmu + bz, *dh = dlogvar + bz; /* dh [B, 2Z] */
+    if (m->binarize) {
+        memcpy(xb, x, sizeof(float) * (size_t)B * data);
+        gt_binarize(xb, B, data, ctx->seed, ctx->step, ctx->example0, ctx->stride);
+        x = xb;
+    }
+    const float *h = gt_net_forward(E, x, B, train, gt_model_rng(ctx, 0));
+    for (int i = 0; i < B; i++) {
+        memcpy(mu + (size_t)i * Z, h + (size_t)i * 2 * Z, sizeof(float) * Z);
+        memcpy(logvar + (size_t)i * Z, h + (size_t)i * 2 * Z + Z, sizeof(float) * Z);
+    }
+    gt_model_normal_rows(eps, B, Z, ctx, GT_PURPOSE(GT_RNG_REPARAM, train ? 0 : 1));
+    gt_reparam_forward(mu, logvar, eps, bz, z);
+    const float *out = gt_net_forward(Dec, z, B, train, gt_model_rng(ctx, 1));
+    float *dout = train ? dlogits : NULL;
+    double recon = m->recon == GT_RECON_BERNOULLI ? gt_bce_logits_sum(out, x, B, data, dout)
+                                                  : gt_mse_sum(out, x, B, data, dout);
+    if (train) memset(dmu, 0, sizeof(float) * 2 * bz); /* dmu and dlogvar */
+    double kl = gt_kl_normal(mu, logvar, B, Z, train ? dmu : NULL, train ? dlogvar : NULL);
+    *recon_out = recon;
+    *kl_out = kl;
+    if (!train) return;
+    const float *dz = gt_net_backward(Dec, dlogits, GT_BACKWARD_ALL, ctx->ready);
+    /* dh = [d/dmu, d/dlogvar] of recon + kl_weight * kl */
+    gt_reparam_backward(dz, logvar, eps, bz, dh, dh + bz); /* dh used as scratch [2, B, Z] */
+    for (size_t j = 0; j < bz; j++) {
+        dmu[j] = m->kl_weight * dmu[j] + dh[j];
+        dlogvar[j] = m->kl_weight * dlogvar[j] + dh[bz + j];
+    }
+    for (int i = 0; i < B; i++) {
+        memcpy(dh + (size_t)i * 2 * Z, dmu + (size_t)i * Z, sizeof(float) * Z);
+        memcpy(dh + (size_t)i * 2 * Z + Z, dlogvar + (size_t)i * Z, sizeof(float) * Z);
+    }
+    gt_net_backward(E, dh, GT_BACKWARD_PARAMS, ctx->ready);
+}
+
+static void train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
+                       gt_stats *st) {
+    (void)labels;
+    gt_net_zero_grads(&m->net[0]);
+    gt_net_zero_grads(&m->net[1]);
+    double recon, kl;
+    pass(m, x, B, ctx, 1, &recon, &kl);
+    double e_norm = gt_model_update(&m->net[0], &m->opt[0], ctx);
+    double d_norm = gt_model_update(&m->net[1], &m->opt[1], ctx);
+    gt_stats_add(st, "loss", recon + m->kl_weight * kl);
+    gt_stats_add(st, "recon", recon);
+    gt_stats_add(st, "kl", kl);
+    gt_stats_add(st, "enc_grad_norm", e_norm);
+    gt_stats_add(st, "dec_grad_norm", d_norm);
+}
+
+/* The negative ELBO (one sample of z, REPARAM/1) whatever kl_weight. */
+static void evaluate(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx, gt_stats *st) {
+    (void)labels;
+    double recon, kl;
+    pass(m, x, B, ctx, 0, &recon, &kl);
+    gt_stats_add(st, "loss", recon + kl);
+    gt_stats_add(st, "recon", recon);
+    gt_stats_add(st, "kl", kl);
+}
+
+/* The decoder's mean: sigmoid of the logits (Bernoulli) or the output (Gaussian). */
+static void generate(gt_model *m, const float *z, int n, float *images) {
+    size_t data = gt_shape_size(m->data_shape);
+    gt_rng_ctx rng = {0, 0, 0, 1, 0};
+    for (int i = 0; i < n; i += m->max_batch) {
+        int B = n - i < m->max_batch ? n - i : m->max_batch;
+        const float *out = gt_net_forward(&m->net[1], z + (size_t)i * m->z_dim, B, 0, rng);
+        float *dst = images + (size_t)i * data;
+        if (m->recon == GT_RECON_BERNOULLI)
+            for (size_t j = 0; j < (size_t)B * data; j++) dst[j] = 1.0f / (1.0f + expf(-out[j]));
+        else
+            memcpy(dst, out, sizeof(float) * (size_t)B * data);
+    }
+}
+
+/* The decoder's mean at the encoder's mean (eval mode). */
+static void reconstruct(gt_model *m, const float *x, int n, float *out) {
+    size_t size = gt_shape_size(m->data_shape);
+    float *mu = gt_alloc_floats((size_t)n * m->z_dim);
+    gt_rng_ctx rng = {0, 0, 0, 1, 0};
+    for (int i = 0; i < n; i += m->max_batch) {
+        int B = n - i < m->max_batch ? n - i : m->max_batch;
+        const float *h = gt_net_forward(&m->net[0], x + (size_t)i * size, B, 0, rng);
+        for (int b = 0; b < B; b++)
+            memcpy(mu + (size_t)(i + b) * m->z_dim, h + (size_t)b * 2 * m->z_dim, sizeof(float) * m->z_dim);
+    }
+    generate(m, mu, n, out);
+    gt_free(mu);
+}
+
+const gt_model_kind_info gt_model_vae = {
+    .name = "vae",
+    .n_nets = 2,
+    .net_names = {"encoder", "decoder"},
+    .scale = GT_SCALE_UNIT,
+    .net_shapes = net_shapes,
+    .work_floats = work_floats,
+    .train_step = train_step,
+    .evaluate = evaluate,
+    .generate = generate,
+    .reconstruct = reconstruct,
+};

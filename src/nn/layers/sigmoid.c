@@ -1,0 +1,37 @@
+/* Sigmoid (nn.Sigmoid). x, y, dy, dx [n]. */
+#include "gentrain/layers.h"
+
+#include <math.h>
+
+void gt_sigmoid_forward(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+void gt_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i]) * y[i];
+}
+
+static gt_status shape(const gt_layer *L, gt_shape *out) {
+    *out = L->in;
+    return GT_OK;
+}
+
+static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
+    gt_sigmoid_forward(y, x, (size_t)p->B * gt_shape_size(L->in));
+}
+
+static void backward(gt_layer *L, const float *x, const float *y, const float *dy, float *dx, int param_grads,
+                     const gt_pass *p) {
+    (void)x;
+    (void)param_grads;
+    gt_sigmoid_backward(dx, dy, y, (size_t)p->B * gt_shape_size(L->in));
+}
+
+const gt_layer_kind gt_layer_sigmoid = {
+    .name = "sigmoid",
+    .torch = "nn.Sigmoid",
+    .help = "1 / (1 + exp(-x))",
+    .shape = shape,
+    .forward = forward,
+    .backward = backward,
+};
