@@ -15,6 +15,7 @@ increasing number order, gaps allowed) are ``KIND opt=value ...``::
     conv2d    out=C kernel=K [stride=1] [pad=0] [bias=true]
     convt2d   out=C kernel=K [stride=1] [pad=0] [output_pad=0] [bias=true]
     batchnorm [eps=1e-5] [momentum=0.1]      (BatchNorm1d on vectors, 2d on images)
+    layernorm [eps=1e-5]                     (LayerNorm over the per-example shape)
     relu | tanh | sigmoid
     leakyrelu [slope=0.01]
     dropout   [p=0.5]
@@ -64,7 +65,8 @@ NET_SECTIONS = {
     "classifier": ("classifier",),
 }
 
-# kind -> {option: (parser, default)}; None = required. Mirrors src/models/netcfg.c.
+# kind -> {option: (parser, default)}; None = required. Mirrors the layer kinds of
+# src/nn/layers/ (tests/docs.sh checks that they agree with `gentrain help layers --json`).
 def _bool(s):
     v = s.strip().lower()
     if v in ("true", "yes", "on", "1"):
@@ -89,6 +91,7 @@ LAYER_KINDS = {
     "conv2d": dict(_CONV_OPTS),
     "convt2d": dict(_CONV_OPTS, output_pad=(int, 0)),
     "batchnorm": {"eps": (float, 1e-5), "momentum": (float, 0.1)},
+    "layernorm": {"eps": (float, 1e-5)},
     "relu": {},
     "leakyrelu": {"slope": (float, 0.01)},
     "tanh": {},
@@ -97,9 +100,6 @@ LAYER_KINDS = {
     "reshape": {"shape": (_shape, None)},
     "flatten": {},
 }
-# The kind gentrain writes in tensor names ("NN_<kind>/..."): flatten is a reshape.
-_TENSOR_KIND = {k: k for k in LAYER_KINDS}
-_TENSOR_KIND["flatten"] = "reshape"
 
 
 def load_config(path=None, text=None, overrides=()):
@@ -245,6 +245,8 @@ class GentrainNet(nn.Sequential):
             elif kind == "batchnorm":
                 bn = nn.BatchNorm1d if (h, w) == (1, 1) else nn.BatchNorm2d
                 mod = bn(c, eps=o["eps"], momentum=o["momentum"])
+            elif kind == "layernorm":
+                mod = nn.LayerNorm([c] if (h, w) == (1, 1) else [c, h, w], eps=o["eps"])
             elif kind == "relu":
                 mod = nn.ReLU()
             elif kind == "leakyrelu":
@@ -327,7 +329,7 @@ def tensor_refs(net):
     (layer by layer; weight, bias, running_mean, running_var)."""
     refs = OrderedDict()
     for i, mod in enumerate(net):
-        prefix = "%02d_%s/" % (i, _TENSOR_KIND[net.kinds[i]])
+        prefix = "%02d_%s/" % (i, net.kinds[i])
         for pname in ("weight", "bias"):
             t = getattr(mod, pname, None)
             if isinstance(t, nn.Parameter):
