@@ -382,6 +382,28 @@ static void test_knn(void) {
     gt_knn(pd + 123 * 2, pi + 123 * 2, 2, ref, 123, 300, ref, N, D, 1);
     gt_knn(pd + 300 * 2, pi + 300 * 2, 2, ref, 300, N, ref, N, D, 1);
     CHECK(!memcmp(pd, sd, sizeof sd) && !memcmp(pi, si, sizeof si), "gt_knn in pieces differs");
+
+    /* a set against itself larger than one square tile (pairs computed once,
+     * used both ways), whole and in pieces, against brute force */
+    enum { NB = 2600, DB = 3, KB = 3 };
+    float *xb = gt_alloc_floats(NB * DB), *db = gt_alloc_floats(NB * KB), *dp = gt_alloc_floats(NB * KB);
+    int *ib = gt_alloc(NB * KB * sizeof(int)), *ip = gt_alloc(NB * KB * sizeof(int));
+    fill_normal(xb, NB * DB);
+    gt_knn(db, ib, KB, xb, 0, NB, xb, NB, DB, 1);
+    gt_knn(dp, ip, KB, xb, 0, 1100, xb, NB, DB, 1);
+    gt_knn(dp + 1100 * KB, ip + 1100 * KB, KB, xb, 1100, 2599, xb, NB, DB, 1);
+    gt_knn(dp + 2599 * KB, ip + 2599 * KB, KB, xb, 2599, NB, xb, NB, DB, 1);
+    bad = 0;
+    for (int i = 0; i < NB; i += 7)
+        for (int k = 0; k < KB; k++) bad += db[i * KB + k] != naive_kth(xb + i * DB, xb, NB, DB, k + 1, i);
+    CHECK(bad == 0, "self k-NN over several tiles: %d distances differ from brute force", bad);
+    CHECK(!memcmp(db, dp, NB * KB * sizeof(float)) && !memcmp(ib, ip, NB * KB * sizeof(int)),
+          "self k-NN over several tiles differs when computed in pieces");
+    gt_free(ip);
+    gt_free(ib);
+    gt_free(dp);
+    gt_free(db);
+    gt_free(xb);
     gt_free(q);
     gt_free(ref);
 }

@@ -6,9 +6,12 @@
 #include <stddef.h>
 
 /* Tile sizes: a query block of TILE_Q rows against a reference block of
- * TILE_R rows, i.e. a TILE_Q x TILE_R float tile (2 MB). */
+ * TILE_R rows, i.e. a TILE_Q x TILE_R float tile (2 MB); a set against
+ * itself uses square TILE_S x TILE_S tiles (4 MB, and 4 MB more for the
+ * transposed tile). */
 #define GT_EVAL_TILE_Q 256
 #define GT_EVAL_TILE_R 2048
+#define GT_EVAL_TILE_S 1024
 
 /* One tile of approximate squared distances (float GEMM on the rows moved
  * by a common centre c): d2[i*ld + j] = ||q-c||^2 + ||r-c||^2 - 2 (q-c).(r-c),
@@ -24,11 +27,15 @@ typedef struct {
 } gt_dist_tile;
 typedef void (*gt_dist_tile_fn)(const gt_dist_tile *tile, void *ctx);
 
-/* Calls fn on every tile of query rows [first,last) of q [*,dim] against all
- * rows of ref [n_ref,dim]: query blocks in order, within a block the
- * reference blocks in order. */
+/* Calls fn on tiles that together hold every pair (query row in
+ * [first,last) of q [*,dim], row of ref [n_ref,dim]) exactly once. The
+ * order of the tiles is unspecified: consumers must not depend on it. */
 void gt_dist_tiles(const float *q, int first, int last, const float *ref, int n_ref, int dim, gt_dist_tile_fn fn,
                    void *ctx);
+/* The same for a set against itself (query rows [first,last) of x [n,dim]
+ * against all of x): pairs with both rows in the range are computed once
+ * and handed over twice, as a tile and as its transpose. */
+void gt_dist_tiles_self(const float *x, int first, int last, int n, int dim, gt_dist_tile_fn fn, void *ctx);
 
 /* Exact squared distance (double) and the distance as the metrics use it:
  * float(sqrt(exact)), the same function for radii and for queries, so that
@@ -40,23 +47,10 @@ static inline float gt_dist_exact(const float *a, const float *b, int dim) {
 }
 
 /* A bound on |approximate - exact| squared distance of a pair with squared
- * norms qn, rn: float dot products of length dim have a relative error of
- * at most about dim * 2^-24 of ||q|| ||r|| <= (qn + rn) / 2; a few more
- * roundings for the sums. Comparisons closer than this are redone exactly. */
-static inline float gt_dist2_slack(float qn, float rn, int dim) {
-    return (float)(dim + 8) * 0x1p-24f * (qn + rn);
-}
-
-/* Is the query at tile entry (i, j) within distance r of the reference?
- * Decided on the approximate value unless it is within the slack of r^2. */
-static inline int gt_tile_within(const gt_dist_tile *t, int i, int j, float r, const float *q, const float *ref,
-                                 int dim) {
-    float d2 = t->d2[(size_t)i * t->ld + j];
-    float r2 = r * r;
-    float slack = gt_dist2_slack(t->q_norm2[i], t->r_norm2[j], dim) + 0x1p-22f * r2;
-    if (d2 < r2 - slack) return 1;
-    if (d2 > r2 + slack) return 0;
-    return gt_dist_exact(q + (size_t)(t->q0 + i) * dim, ref + (size_t)(t->r0 + j) * dim, dim) <= r;
-}
+ * (moved) norms qn, rn is gt_dist2_slack_coef(dim) * (qn + rn): float dot
+ * products of length dim err by at most about dim * 2^-24 ||q|| ||r|| <=
+ * dim * 2^-24 (qn + rn) / 2; moving the rows and the sums add a few more
+ * roundings. Comparisons closer than this are redone exactly. */
+static inline float gt_dist2_slack_coef(int dim) { return (float)(dim + 8) * 0x1p-24f; }
 
 #endif

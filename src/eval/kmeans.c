@@ -1,7 +1,9 @@
 /* k-means (Lloyd 1982) with k-means++ seeding (Arthur & Vassilvitskii 2007),
  * deterministic: the seeding draws from Philox (seed, GT_EVAL_RNG_KMEANS,
- * step = centre), the iterations stop when no assignment changes or after
- * max_iter. Assignments go through gt_knn (GEMM); means are summed in
+ * step = centre). The iterations stop when no assignment changes, when the
+ * centres moved by at most 1e-4 of the data's mean per-dimension variance
+ * in total squared distance (scikit-learn's KMeans rule, tol = 1e-4), or
+ * after max_iter. Assignments go through gt_knn (GEMM); means are summed in
  * double in row order. An emptied cluster keeps its previous centre. */
 #include "gentrain/core.h"
 #include "gentrain/eval.h"
@@ -59,6 +61,22 @@ int gt_kmeans(float *centroid, const float *x, int n, int dim, int cells, int ma
     }
     gt_free(near2);
 
+    /* the stopping tolerance: 1e-4 x mean over dimensions of the variance */
+    double tol = 0.0;
+    {
+        double *m1 = gt_alloc((size_t)dim * sizeof(double)), *m2 = gt_alloc((size_t)dim * sizeof(double));
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < dim; k++) {
+                double v = x[(size_t)i * dim + k];
+                m1[k] += v;
+                m2[k] += v * v;
+            }
+        for (int k = 0; k < dim; k++) tol += (m2[k] / n - (m1[k] / n) * (m1[k] / n)) / dim;
+        tol *= 1e-4;
+        gt_free(m2);
+        gt_free(m1);
+    }
+
     /* Lloyd's iterations */
     int *cell = gt_alloc((size_t)n * sizeof(int)), *prev = gt_alloc((size_t)n * sizeof(int));
     double *sum = gt_alloc((size_t)cells * dim * sizeof(double));
@@ -77,11 +95,17 @@ int gt_kmeans(float *centroid, const float *x, int n, int dim, int cells, int ma
             for (int k = 0; k < dim; k++) s[k] += xi[k];
             count[cell[i]]++;
         }
+        double shift = 0.0;
         for (int c = 0; c < cells; c++)
             if (count[c] > 0)
-                for (int k = 0; k < dim; k++)
-                    centroid[(size_t)c * dim + k] = (float)(sum[(size_t)c * dim + k] / (double)count[c]);
+                for (int k = 0; k < dim; k++) {
+                    float m = (float)(sum[(size_t)c * dim + k] / (double)count[c]);
+                    double dm = (double)m - centroid[(size_t)c * dim + k];
+                    shift += dm * dm;
+                    centroid[(size_t)c * dim + k] = m;
+                }
         memcpy(prev, cell, (size_t)n * sizeof(int));
+        if (shift <= tol) break;
     }
     gt_free(count);
     gt_free(sum);

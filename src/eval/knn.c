@@ -20,74 +20,153 @@ double gt_dist2_exact(const float *a, const float *b, int dim) {
 
 /* The GEMM form loses precision when the points are far from the origin
  * compared with their distances (its error scales with ||q||^2 + ||r||^2),
- * so both sides are first moved by the mean of the reference rows, tile by
- * tile (copies of one query tile and one reference tile at a time). */
+ * so both sides are first moved by the mean of the reference rows, block by
+ * block (copies of one query block and one reference block at a time). */
+typedef struct {
+    float *centre;  /* [dim] mean of the reference rows */
+    float *norm2;   /* [n_ref] squared norms of the moved reference rows */
+    float norm2_max;
+} ref_info;
+
+static void ref_info_init(ref_info *ri, const float *ref, int n_ref, int dim) {
+    ri->centre = gt_alloc_floats(dim);
+    ri->norm2 = gt_alloc_floats(n_ref);
+    double *acc = gt_alloc((size_t)dim * sizeof(double));
+    for (int j = 0; j < n_ref; j++)
+        for (int k = 0; k < dim; k++) acc[k] += ref[(size_t)j * dim + k];
+    for (int k = 0; k < dim; k++) ri->centre[k] = (float)(acc[k] / n_ref);
+    gt_free(acc);
+    ri->norm2_max = 0.0f;
+    for (int j = 0; j < n_ref; j++) {
+        double s = 0.0;
+        for (int k = 0; k < dim; k++) {
+            float c = ref[(size_t)j * dim + k] - ri->centre[k];
+            s += (double)c * c;
+        }
+        ri->norm2[j] = (float)s;
+        ri->norm2_max = ri->norm2[j] > ri->norm2_max ? ri->norm2[j] : ri->norm2_max;
+    }
+}
+
+static void ref_info_free(ref_info *ri) {
+    gt_free(ri->norm2);
+    gt_free(ri->centre);
+}
+
+/* rows r0..r0+n-1 of x, moved by centre -> out [n,dim]; their squared norms -> norm2 [n] (or NULL) */
+static void moved_rows(float *out, float *norm2, const float *x, int r0, int n, const float *centre, int dim) {
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)(r0 + i) * dim;
+        float *oi = out + (size_t)i * dim;
+        double s = 0.0;
+        for (int k = 0; k < dim; k++) {
+            oi[k] = xi[k] - centre[k];
+            s += (double)oi[k] * oi[k];
+        }
+        if (norm2) norm2[i] = (float)s;
+    }
+}
+
+/* qm [nq,dim], rm [nr,dim] moved rows with squared norms qn, rn -> d2 [nq,nr] (row stride ld) */
+static void tile_d2(float *d2, int ld, const float *qm, const float *qn, int nq, const float *rm, const float *rn,
+                    int nr, int dim) {
+    gt_sgemm(0, 1, nq, nr, dim, -2.0f, qm, dim, rm, dim, 0.0f, d2, ld);
+    for (int i = 0; i < nq; i++) {
+        float *row = d2 + (size_t)i * ld;
+        float q = qn[i];
+        for (int j = 0; j < nr; j++) {
+            float v = row[j] + q + rn[j];
+            row[j] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
 void gt_dist_tiles(const float *q, int first, int last, const float *ref, int n_ref, int dim, gt_dist_tile_fn fn,
                    void *ctx) {
     GT_ASSERT(0 <= first && first <= last && n_ref >= 0 && dim > 0, "gt_dist_tiles: bad range [%d,%d) n_ref %d dim %d",
               first, last, n_ref, dim);
     if (first == last || n_ref == 0) return;
-    float *centre = gt_alloc_floats(dim);
-    double *acc = gt_alloc((size_t)dim * sizeof(double));
-    for (int j = 0; j < n_ref; j++)
-        for (int k = 0; k < dim; k++) acc[k] += ref[(size_t)j * dim + k];
-    for (int k = 0; k < dim; k++) centre[k] = (float)(acc[k] / n_ref);
-    gt_free(acc);
-    float *r_norm2 = gt_alloc_floats(n_ref);
+    ref_info ri;
+    ref_info_init(&ri, ref, n_ref, dim);
     float *q_norm2 = gt_alloc_floats(GT_EVAL_TILE_Q);
-    float *q_tile = gt_alloc_floats((size_t)GT_EVAL_TILE_Q * dim);
-    float *r_tile = gt_alloc_floats((size_t)GT_EVAL_TILE_R * dim);
+    float *q_rows = gt_alloc_floats((size_t)GT_EVAL_TILE_Q * dim);
+    float *r_rows = gt_alloc_floats((size_t)GT_EVAL_TILE_R * dim);
     float *d2 = gt_alloc_floats((size_t)GT_EVAL_TILE_Q * GT_EVAL_TILE_R);
-    float r_norm2_max = 0.0f;
-    for (int j = 0; j < n_ref; j++) {
-        double s = 0.0;
-        for (int k = 0; k < dim; k++) {
-            float c = ref[(size_t)j * dim + k] - centre[k];
-            s += (double)c * c;
-        }
-        r_norm2[j] = (float)s;
-        r_norm2_max = r_norm2[j] > r_norm2_max ? r_norm2[j] : r_norm2_max;
-    }
     for (int q0 = first; q0 < last; q0 += GT_EVAL_TILE_Q) {
         int nq = last - q0 < GT_EVAL_TILE_Q ? last - q0 : GT_EVAL_TILE_Q;
-        for (int i = 0; i < nq; i++) {
-            const float *qi = q + (size_t)(q0 + i) * dim;
-            float *ci = q_tile + (size_t)i * dim;
-            double s = 0.0;
-            for (int k = 0; k < dim; k++) {
-                ci[k] = qi[k] - centre[k];
-                s += (double)ci[k] * ci[k];
-            }
-            q_norm2[i] = (float)s;
-        }
+        moved_rows(q_rows, q_norm2, q, q0, nq, ri.centre, dim);
         for (int r0 = 0; r0 < n_ref; r0 += GT_EVAL_TILE_R) {
             int nr = n_ref - r0 < GT_EVAL_TILE_R ? n_ref - r0 : GT_EVAL_TILE_R;
-            for (int j = 0; j < nr; j++) {
-                const float *rj = ref + (size_t)(r0 + j) * dim;
-                float *cj = r_tile + (size_t)j * dim;
-                for (int k = 0; k < dim; k++) cj[k] = rj[k] - centre[k];
-            }
-            /* d2 [nq,nr] = -2 q r^T, then + ||q||^2 + ||r||^2 */
-            gt_sgemm(0, 1, nq, nr, dim, -2.0f, q_tile, dim, r_tile, dim, 0.0f, d2, nr);
-            const float *rn = r_norm2 + r0;
-            for (int i = 0; i < nq; i++) {
-                float *row = d2 + (size_t)i * nr;
-                float qn = q_norm2[i];
-                for (int j = 0; j < nr; j++) {
-                    float v = row[j] + qn + rn[j];
-                    row[j] = v > 0.0f ? v : 0.0f;
-                }
-            }
-            gt_dist_tile t = {d2, nr, q0, nq, r0, nr, q_norm2, rn, r_norm2_max};
+            moved_rows(r_rows, NULL, ref, r0, nr, ri.centre, dim);
+            tile_d2(d2, nr, q_rows, q_norm2, nq, r_rows, ri.norm2 + r0, nr, dim);
+            gt_dist_tile t = {d2, nr, q0, nq, r0, nr, q_norm2, ri.norm2 + r0, ri.norm2_max};
             fn(&t, ctx);
         }
     }
     gt_free(d2);
-    gt_free(r_tile);
-    gt_free(q_tile);
+    gt_free(r_rows);
+    gt_free(q_rows);
     gt_free(q_norm2);
-    gt_free(r_norm2);
-    gt_free(centre);
+    ref_info_free(&ri);
+}
+
+/* a [n,m] (row stride lda) -> at [m,n] (row stride ldt), in 16 x 16 blocks */
+static void transpose(float *at, int ldt, const float *a, int lda, int n, int m) {
+    for (int i0 = 0; i0 < n; i0 += 16)
+        for (int j0 = 0; j0 < m; j0 += 16)
+            for (int i = i0; i < n && i < i0 + 16; i++)
+                for (int j = j0; j < m && j < j0 + 16; j++) at[(size_t)j * ldt + i] = a[(size_t)i * lda + j];
+}
+
+void gt_dist_tiles_self(const float *x, int first, int last, int n, int dim, gt_dist_tile_fn fn, void *ctx) {
+    GT_ASSERT(0 <= first && first <= last && last <= n && dim > 0, "gt_dist_tiles_self: bad range [%d,%d) of %d",
+              first, last, n);
+    if (first == last) return;
+    /* tiles S x S with a row stride that is not a power of two (a
+     * transpose with a 4 KB stride would thrash the cache's sets) */
+    enum { S = GT_EVAL_TILE_S, LD = GT_EVAL_TILE_S + 16 };
+    ref_info ri;
+    ref_info_init(&ri, x, n, dim);
+    const float *norm2 = ri.norm2;
+    float *a = gt_alloc_floats((size_t)S * dim), *b = gt_alloc_floats((size_t)S * dim);
+    float *d2 = gt_alloc_floats((size_t)S * LD), *d2t = gt_alloc_floats((size_t)S * LD);
+    for (int i0 = first; i0 < last; i0 += S) {
+        int ni = last - i0 < S ? last - i0 : S;
+        moved_rows(a, NULL, x, i0, ni, ri.centre, dim);
+        /* blocks of the range from this one on: each pair once, both ways */
+        for (int j0 = i0; j0 < last; j0 += S) {
+            int nj = last - j0 < S ? last - j0 : S;
+            const float *rows = a;
+            if (j0 != i0) {
+                moved_rows(b, NULL, x, j0, nj, ri.centre, dim);
+                rows = b;
+            }
+            tile_d2(d2, LD, a, norm2 + i0, ni, rows, norm2 + j0, nj, dim);
+            gt_dist_tile t = {d2, LD, i0, ni, j0, nj, norm2 + i0, norm2 + j0, ri.norm2_max};
+            fn(&t, ctx);
+            if (j0 != i0) {
+                transpose(d2t, LD, d2, LD, ni, nj);
+                gt_dist_tile tt = {d2t, LD, j0, nj, i0, ni, norm2 + j0, norm2 + i0, ri.norm2_max};
+                fn(&tt, ctx);
+            }
+        }
+        /* rows outside the range: one way only */
+        for (int part = 0; part < 2; part++) {
+            int lo = part ? last : 0, hi = part ? n : first;
+            for (int j0 = lo; j0 < hi; j0 += S) {
+                int nj = hi - j0 < S ? hi - j0 : S;
+                moved_rows(b, NULL, x, j0, nj, ri.centre, dim);
+                tile_d2(d2, LD, a, norm2 + i0, ni, b, norm2 + j0, nj, dim);
+                gt_dist_tile t = {d2, LD, i0, ni, j0, nj, norm2 + i0, norm2 + j0, ri.norm2_max};
+                fn(&t, ctx);
+            }
+        }
+    }
+    gt_free(d2t);
+    gt_free(d2);
+    gt_free(b);
+    gt_free(a);
+    ref_info_free(&ri);
 }
 
 /* ---- k nearest. Per query, a sorted list of candidates (approximate d2,
@@ -116,7 +195,7 @@ static void knn_tile(const gt_dist_tile *t, void *ctx) {
         float *cd = s->cand_d2 + (size_t)r * cap;
         int *ci = s->cand_idx + (size_t)r * cap;
         int n = s->count[r];
-        float margin = 2.0f * gt_dist2_slack(t->q_norm2[i], t->r_norm2_max, s->dim);
+        float margin = 2.0f * gt_dist2_slack_coef(s->dim) * (t->q_norm2[i] + t->r_norm2_max);
         float limit = n >= k ? cd[k - 1] + margin : INFINITY;
         const float *d = t->d2 + (size_t)i * t->ld;
         int self = s->exclude_self ? row - t->r0 : -1; /* tile column of the query itself, if any */
@@ -177,7 +256,10 @@ void gt_knn(float *dist, int *index, int k, const float *q, int first, int last,
     knn_state s = {k, cap, first, exclude_self, dim, gt_alloc_floats((size_t)rows * cap),
                    gt_alloc((size_t)rows * cap * sizeof(int)), gt_alloc((size_t)rows * sizeof(int)),
                    gt_alloc((size_t)rows)};
-    gt_dist_tiles(q, first, last, ref, n_ref, dim, knn_tile, &s);
+    if (exclude_self && q == ref)
+        gt_dist_tiles_self(q, first, last, n_ref, dim, knn_tile, &s);
+    else
+        gt_dist_tiles(q, first, last, ref, n_ref, dim, knn_tile, &s);
     double *bd = gt_alloc((size_t)k * sizeof(double));
     int *bi = gt_alloc((size_t)k * sizeof(int));
     for (int r = 0; r < rows; r++) {

@@ -32,27 +32,73 @@ void gt_prdc_radii(float *radius_pr, float *radius_dc, int k_pr, int k_dc, const
     gt_free(dist);
 }
 
+/* Ball membership on a tile, decided on the approximate squared distances
+ * unless they are within the error bound of r^2 (then exactly). Entry j of
+ * a tile row is surely inside when d2 < lo[j] + lo_add, surely outside when
+ * d2 > hi[j] + hi_add; the bounds split into a per-column part (the ball's
+ * r^2, its column's share of the slack) and a per-row part (the query's
+ * share), so that the common case is a vectorizable count. */
+typedef struct {
+    const float *q, *ref; /* the query rows and the reference rows (global indexing) */
+    int dim;
+    const float *radius;  /* per tile column (ball j), or NULL: every ball has radius r */
+    float r;
+} exact_ctx;
+
+static int count_inside(const float *d2, int j0, int j1, const float *lo, float lo_add, const float *hi, float hi_add,
+                        int q_row, int r0, const exact_ctx *x) {
+    int sure = 0, maybe = 0;
+    for (int j = j0; j < j1; j++) {
+        sure += d2[j] < lo[j] + lo_add;
+        maybe += d2[j] <= hi[j] + hi_add;
+    }
+    if (maybe > sure) { /* borderline entries: exactly */
+        const float *qr = x->q + (size_t)q_row * x->dim;
+        for (int j = j0; j < j1; j++)
+            if (!(d2[j] < lo[j] + lo_add) && d2[j] <= hi[j] + hi_add)
+                sure += gt_dist_exact(qr, x->ref + (size_t)(r0 + j) * x->dim, x->dim) <= (x->radius ? x->radius[j] : x->r);
+    }
+    return sure;
+}
+
+/* per tile column j with radius[j] and moved squared norm rn[j]: r^2 -+ (coef rn + 2^-22 r^2) */
+static void column_bounds(float *lo, float *hi, const float *radius, const float *rn, int nr, float coef) {
+    for (int j = 0; j < nr; j++) {
+        float r2 = radius[j] * radius[j];
+        float e = coef * rn[j] + 0x1p-22f * r2;
+        lo[j] = r2 - e;
+        hi[j] = r2 + e;
+    }
+}
+
+#define ANY_BLOCK 256 /* "inside any ball" stops after the first block with a hit */
+#define BOUNDS (GT_EVAL_TILE_R > GT_EVAL_TILE_S ? GT_EVAL_TILE_R : GT_EVAL_TILE_S)
+
 /* fake queries against real balls */
 typedef struct {
     const float *fake, *real, *radius_pr, *radius_dc;
     int dim, first;
-    unsigned char *in_pr; /* [rows] */
-    int64_t *balls_dc;    /* [rows] */
+    unsigned char *in_pr;            /* [rows] */
+    int64_t *balls_dc;               /* [rows] */
+    float *lo_pr, *hi_pr, *lo_dc, *hi_dc; /* [BOUNDS] per tile column */
 } fake_state;
 
 static void fake_tile(const gt_dist_tile *t, void *ctx) {
     fake_state *s = ctx;
+    float coef = gt_dist2_slack_coef(s->dim);
+    column_bounds(s->lo_pr, s->hi_pr, s->radius_pr + t->r0, t->r_norm2, t->nr, coef);
+    column_bounds(s->lo_dc, s->hi_dc, s->radius_dc + t->r0, t->r_norm2, t->nr, coef);
+    exact_ctx x_pr = {s->fake, s->real, s->dim, s->radius_pr + t->r0, 0};
+    exact_ctx x_dc = {s->fake, s->real, s->dim, s->radius_dc + t->r0, 0};
     for (int i = 0; i < t->nq; i++) {
-        int r = t->q0 + i - s->first;
-        int64_t balls = 0;
-        int in = s->in_pr[r];
-        for (int j = 0; j < t->nr; j++) {
-            int c = t->r0 + j;
-            balls += gt_tile_within(t, i, j, s->radius_dc[c], s->fake, s->real, s->dim);
-            if (!in) in = gt_tile_within(t, i, j, s->radius_pr[c], s->fake, s->real, s->dim);
+        int row = t->q0 + i, r = row - s->first;
+        const float *d = t->d2 + (size_t)i * t->ld;
+        float cq = coef * t->q_norm2[i];
+        s->balls_dc[r] += count_inside(d, 0, t->nr, s->lo_dc, -cq, s->hi_dc, cq, row, t->r0, &x_dc);
+        for (int j0 = 0; j0 < t->nr && !s->in_pr[r]; j0 += ANY_BLOCK) {
+            int j1 = t->nr - j0 < ANY_BLOCK ? t->nr : j0 + ANY_BLOCK;
+            s->in_pr[r] = count_inside(d, j0, j1, s->lo_pr, -cq, s->hi_pr, cq, row, t->r0, &x_pr) > 0;
         }
-        s->in_pr[r] = (unsigned char)in;
-        s->balls_dc[r] += balls;
     }
 }
 
@@ -60,14 +106,17 @@ void gt_prdc_count_fake(gt_prdc_counts *c, const float *fake, int first, int las
                         const float *real_radius_pr, const float *real_radius_dc, int dim) {
     int rows = last - first;
     if (rows <= 0) return;
+    float *bounds = gt_alloc_floats(4 * BOUNDS);
     fake_state s = {fake, real, real_radius_pr, real_radius_dc, dim, first, gt_alloc((size_t)rows),
-                    gt_alloc((size_t)rows * sizeof(int64_t))};
+                    gt_alloc((size_t)rows * sizeof(int64_t)), bounds, bounds + BOUNDS, bounds + 2 * BOUNDS,
+                    bounds + 3 * BOUNDS};
     gt_dist_tiles(fake, first, last, real, n_real, dim, fake_tile, &s);
     for (int r = 0; r < rows; r++) {
         c->fake_in_real += s.in_pr[r];
         c->fake_real_balls += s.balls_dc[r];
     }
     c->n_fake += rows;
+    gt_free(bounds);
     gt_free(s.balls_dc);
     gt_free(s.in_pr);
 }
@@ -77,20 +126,33 @@ typedef struct {
     const float *real, *fake, *real_radius_dc, *fake_radius_pr;
     int dim, first;
     unsigned char *in_fake, *covered; /* [rows] */
+    float *lo_pr, *hi_pr;             /* [BOUNDS] per tile column: fake balls */
+    float *minus_crn, *plus_crn;      /* [BOUNDS] per tile column: -+ its share of the slack */
 } real_state;
 
 static void real_tile(const gt_dist_tile *t, void *ctx) {
     real_state *s = ctx;
+    float coef = gt_dist2_slack_coef(s->dim);
+    column_bounds(s->lo_pr, s->hi_pr, s->fake_radius_pr + t->r0, t->r_norm2, t->nr, coef);
+    for (int j = 0; j < t->nr; j++) {
+        s->plus_crn[j] = coef * t->r_norm2[j];
+        s->minus_crn[j] = -s->plus_crn[j];
+    }
+    exact_ctx x_pr = {s->real, s->fake, s->dim, s->fake_radius_pr + t->r0, 0};
     for (int i = 0; i < t->nq; i++) {
-        int r = t->q0 + i - s->first;
-        int in = s->in_fake[r], cov = s->covered[r];
-        float own = s->real_radius_dc[t->q0 + i];
-        for (int j = 0; j < t->nr && !(in && cov); j++) {
-            if (!in) in = gt_tile_within(t, i, j, s->fake_radius_pr[t->r0 + j], s->real, s->fake, s->dim);
-            if (!cov) cov = gt_tile_within(t, i, j, own, s->real, s->fake, s->dim);
+        int row = t->q0 + i, r = row - s->first;
+        const float *d = t->d2 + (size_t)i * t->ld;
+        float cq = coef * t->q_norm2[i];
+        float own = s->real_radius_dc[row], own2 = own * own, e = cq + 0x1p-22f * own2;
+        exact_ctx x_own = {s->real, s->fake, s->dim, NULL, own};
+        for (int j0 = 0; j0 < t->nr && !(s->in_fake[r] && s->covered[r]); j0 += ANY_BLOCK) {
+            int j1 = t->nr - j0 < ANY_BLOCK ? t->nr : j0 + ANY_BLOCK;
+            if (!s->in_fake[r])
+                s->in_fake[r] = count_inside(d, j0, j1, s->lo_pr, -cq, s->hi_pr, cq, row, t->r0, &x_pr) > 0;
+            if (!s->covered[r])
+                s->covered[r] =
+                    count_inside(d, j0, j1, s->minus_crn, own2 - e, s->plus_crn, own2 + e, row, t->r0, &x_own) > 0;
         }
-        s->in_fake[r] = (unsigned char)in;
-        s->covered[r] = (unsigned char)cov;
     }
 }
 
@@ -98,14 +160,16 @@ void gt_prdc_count_real(gt_prdc_counts *c, const float *real, int first, int las
                         const float *fake, int n_fake, const float *fake_radius_pr, int dim) {
     int rows = last - first;
     if (rows <= 0) return;
+    float *bounds = gt_alloc_floats(4 * BOUNDS);
     real_state s = {real, fake, real_radius_dc, fake_radius_pr, dim, first, gt_alloc((size_t)rows),
-                    gt_alloc((size_t)rows)};
+                    gt_alloc((size_t)rows), bounds, bounds + BOUNDS, bounds + 2 * BOUNDS, bounds + 3 * BOUNDS};
     gt_dist_tiles(real, first, last, fake, n_fake, dim, real_tile, &s);
     for (int r = 0; r < rows; r++) {
         c->real_in_fake += s.in_fake[r];
         c->real_covered += s.covered[r];
     }
     c->n_real += rows;
+    gt_free(bounds);
     gt_free(s.covered);
     gt_free(s.in_fake);
 }
