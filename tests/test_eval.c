@@ -399,6 +399,36 @@ static void test_knn(void) {
     CHECK(bad == 0, "self k-NN over several tiles: %d distances differ from brute force", bad);
     CHECK(!memcmp(db, dp, NB * KB * sizeof(float)) && !memcmp(ib, ip, NB * KB * sizeof(int)),
           "self k-NN over several tiles differs when computed in pieces");
+
+    /* many exact ties (60 copies of one point): more candidates than the
+     * list holds, so the query is searched again exactly; ties go to the
+     * lower index */
+    for (int i = 100; i < 160; i++) memcpy(xb + i * DB, xb + 5 * DB, DB * sizeof(float));
+    gt_knn(db, ib, KB, xb, 0, NB, xb, NB, DB, 1);
+    CHECK(db[120 * KB + 2] == 0 && ib[120 * KB] == 5 && ib[120 * KB + 1] == 100 && ib[120 * KB + 2] == 101 &&
+              ib[5 * KB] == 100 && ib[5 * KB + 2] == 102,
+          "ties among 61 copies: row 120 -> %d %d %d, row 5 -> %d %d %d", ib[360], ib[361], ib[362], ib[15], ib[16],
+          ib[17]);
+
+    /* raw pixels: 784-d in [0, 1], far from the origin compared with the
+     * differences; near-copies are found with their exact distances */
+    enum { NP = 400, DP = 784 };
+    float *img = gt_alloc_floats(NP * DP), *cp = gt_alloc_floats(10 * DP), pd1[10];
+    int pi1[10];
+    gt_rand_uniform(img, NP * DP, 7, GT_PURPOSE(GT_RNG_TEST, 52), 0, stream++);
+    for (int i = 0; i < NP * DP; i++) img[i] = img[i] < 0.7f ? 0.0f : img[i];
+    for (int c = 0; c < 10; c++) {
+        memcpy(cp + c * DP, img + (37 * c + 3) * DP, DP * sizeof(float));
+        cp[c * DP + 100 + c] += 1e-3f * (c + 1); /* one pixel moved a little */
+    }
+    gt_knn(pd1, pi1, 1, cp, 0, 10, img, NP, DP, 0);
+    bad = 0;
+    for (int c = 0; c < 10; c++)
+        bad += pi1[c] != 37 * c + 3 || pd1[c] != exact_dist(cp + c * DP, img + (37 * c + 3) * DP, DP) ||
+               fabsf(pd1[c] - 1e-3f * (c + 1)) > 1e-6f;
+    CHECK(bad == 0, "784-d near-copies: %d of 10 nearest neighbours wrong", bad);
+    gt_free(cp);
+    gt_free(img);
     gt_free(ip);
     gt_free(ib);
     gt_free(dp);
