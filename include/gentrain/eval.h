@@ -90,9 +90,11 @@ gt_kid_result gt_kid(const float *a, int n_a, const float *b, int n_b, int dim, 
  * ref [n_ref,dim] by Euclidean distance, nearest first:
  * dist [last-first, k] (float) and index [last-first, k] (NULL: not wanted).
  * exclude_self: q and ref are the same set and row i is not its own
- * neighbour (duplicates of it are). Candidates are found from float GEMM
- * distances (||q||^2 + ||r||^2 - 2 q.r), then their distances recomputed
- * exactly in double; ties go to the lower index. Needs k <= n_ref (- 1). */
+ * neighbour (duplicates of it are). Candidates come from float GEMM
+ * distances (||q||^2 + ||r||^2 - 2 q.r, in tiles of a few MB) with a margin
+ * for their rounding error, then their distances are recomputed exactly in
+ * double: the result is that of an exact search, ties to the lower index.
+ * Needs k <= n_ref (n_ref - 1 with exclude_self). */
 void gt_knn(float *dist, int *index, int k, const float *q, int first, int last, const float *ref, int n_ref,
             int dim, int exclude_self);
 
