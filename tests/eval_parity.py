@@ -133,8 +133,8 @@ def main():
     def prdc(dist, r_pr, r_dc, f_pr):
         return {"precision": float((dist <= r_pr[:, None]).any(axis=0).mean()),
                 "recall": float((dist <= f_pr[None, :]).any(axis=1).mean()),
-                "density": float((dist <= r_dc[:, None]).sum(axis=0).mean() / 5),
-                "coverage": float((dist.min(axis=1) <= r_dc).mean())}
+                "density": float((dist < r_dc[:, None]).sum(axis=0).mean() / 5),
+                "coverage": float((dist.min(axis=1) < r_dc).mean())}
 
     # with the tool's float radii and distances rounded to float as the tool does: the same counts exactly
     same = prdc(d.astype(np.float32), c_rpr, c_rdc, c_fpr)

@@ -323,7 +323,7 @@ static gt_prdc naive_prdc(const float *real, int nr, const float *fake, int nf, 
         for (int i = 0; i < nr; i++) {
             float d = exact_dist(fake + (size_t)j * dim, real + (size_t)i * dim, dim);
             in |= d <= rpr[i];
-            dens += d <= rdc[i];
+            dens += d < rdc[i];
         }
         prec += in;
     }
@@ -332,7 +332,7 @@ static gt_prdc naive_prdc(const float *real, int nr, const float *fake, int nf, 
         for (int j = 0; j < nf; j++) {
             float d = exact_dist(fake + (size_t)j * dim, real + (size_t)i * dim, dim);
             in |= d <= fpr[j];
-            c |= d <= rdc[i];
+            c |= d < rdc[i];
         }
         rec += in;
         cov += c;
@@ -446,6 +446,13 @@ static void test_prdc(void) {
     gt_prdc h = gt_prdc_compute(real, 4, fake, 2, 2, 1, 1);
     CHECK(h.precision == 0.5 && h.density == 1.0 && h.recall == 1.0 && h.coverage == 0.5,
           "hand-built line: P %g R %g D %g C %g, expected 0.5 1 1 0.5", h.precision, h.recall, h.density, h.coverage);
+    /* on the boundary: real {0, 1} (radii 1), fake {2, 7} (radii 5): fake 2 is
+     * at distance 1 from real 1, inside its closed ball (precision) and
+     * outside its open ball (density, coverage) */
+    float real2[2 * 2] = {0, 0, 1, 0}, fake2[2 * 2] = {2, 0, 7, 0};
+    h = gt_prdc_compute(real2, 2, fake2, 2, 2, 1, 1);
+    CHECK(h.precision == 0.5 && h.density == 0.0 && h.coverage == 0.0 && h.recall == 1.0,
+          "boundary: P %g R %g D %g C %g, expected 0.5 1 0 0", h.precision, h.recall, h.density, h.coverage);
 
     enum { N = 400, D = 8 };
     float *x = gt_alloc_floats(N * D), *far = gt_alloc_floats(N * D);
@@ -455,10 +462,8 @@ static void test_prdc(void) {
     CHECK(same.precision == 1 && same.recall == 1 && same.coverage == 1,
           "identical sets: precision %g recall %g coverage %g, expected 1", same.precision, same.recall,
           same.coverage);
-    /* each point lies in its own ball and in those of the k points that have it
-     * among their k nearest: sum over balls of (k + 1) members, density (k+1)/k */
-    CHECK(check_close(same.density, (GT_DC_K + 1.0) / GT_DC_K, 1e-15, 0),
-          "identical sets: density %.17g, expected (k+1)/k", same.density);
+    /* each open ball holds its centre and k - 1 others (the k-th is on the boundary) */
+    CHECK(same.density == 1.0, "identical sets: density %.17g, expected 1", same.density);
     gt_prdc apart = gt_prdc_compute(x, N, far, N, D, GT_PR_K, GT_DC_K);
     CHECK(apart.precision == 0 && apart.recall == 0 && apart.density == 0 && apart.coverage == 0,
           "far-apart sets: P %g R %g D %g C %g, expected 0", apart.precision, apart.recall, apart.density,

@@ -99,10 +99,10 @@ void gt_knn(float *dist, int *index, int k, const float *q, int first, int last,
             int dim, int exclude_self);
 
 /* ---- improved precision/recall (Kynkäänniemi et al. 2019, k = 3) and ------
- * density/coverage (Naeem et al. 2020, k = 5). A point is inside the ball
- * of centre c and radius r when dist <= r (closed balls, as the papers'
- * definitions; the radius of c is the distance to its k-th nearest other
- * point of its own set). */
+ * density/coverage (Naeem et al. 2020, k = 5). The radius of a point is the
+ * distance to its k-th nearest other point of its own set; precision/recall
+ * use closed balls (dist <= r, as Kynkäänniemi et al.'s code), density/
+ * coverage open balls (dist < r, as Naeem et al.'s code). */
 #define GT_PR_K 3
 #define GT_DC_K 5
 /* rows [first,last) of x [n,dim] -> radius_pr, radius_dc [last-first]: k-th nearest-other-row distances (k_pr, k_dc) */

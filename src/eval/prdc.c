@@ -4,12 +4,17 @@
  * Choi, Yoo, "Reliable Fidelity and Diversity Metrics for Generative
  * Models", ICML 2020; k = 5).
  *
- * With B(x, r) the closed ball and NND_k(x) the distance from x to its k-th
- * nearest other point of its own set, for real X_1..X_N, fake Y_1..Y_M:
+ * With NND_k(x) the distance from x to its k-th nearest other point of its
+ * own set, for real X_1..X_N, fake Y_1..Y_M:
  *   precision = (1/M) sum_j 1[Y_j in U_i B(X_i, NND_3(X_i))]
  *   recall    = (1/N) sum_i 1[X_i in U_j B(Y_j, NND_3(Y_j))]
- *   density   = 1/(k M) sum_j sum_i 1[Y_j in B(X_i, NND_5(X_i))]
- *   coverage  = (1/N) sum_i 1[exists j: Y_j in B(X_i, NND_5(X_i))]
+ *   density   = 1/(k M) sum_j sum_i 1[Y_j in B°(X_i, NND_5(X_i))]
+ *   coverage  = (1/N) sum_i 1[exists j: Y_j in B°(X_i, NND_5(X_i))]
+ * B is the closed ball (dist <= r) as in Kynkäänniemi et al.'s code, B° the
+ * open ball (dist < r) as in Naeem et al.'s code (the prdc package); the
+ * difference shows only for points exactly at a radius, e.g. identical
+ * sets: precision = recall = coverage = 1 and density = 1 exactly (each ball
+ * holds its centre and k - 1 others; the k-th lies on the boundary).
  * Distances are float(sqrt(exact double squared distance)), the same
  * function for the radii and the memberships. */
 #include "gentrain/core.h"
@@ -43,6 +48,7 @@ typedef struct {
     int dim;
     const float *radius;  /* per tile column (ball j), or NULL: every ball has radius r */
     float r;
+    int open;             /* open balls: dist < r; closed: dist <= r */
 } exact_ctx;
 
 static int count_inside(const float *d2, int j0, int j1, const float *lo, float lo_add, const float *hi, float hi_add,
@@ -55,8 +61,11 @@ static int count_inside(const float *d2, int j0, int j1, const float *lo, float 
     if (maybe > sure) { /* borderline entries: exactly */
         const float *qr = x->q + (size_t)q_row * x->dim;
         for (int j = j0; j < j1; j++)
-            if (!(d2[j] < lo[j] + lo_add) && d2[j] <= hi[j] + hi_add)
-                sure += gt_dist_exact(qr, x->ref + (size_t)(r0 + j) * x->dim, x->dim) <= (x->radius ? x->radius[j] : x->r);
+            if (!(d2[j] < lo[j] + lo_add) && d2[j] <= hi[j] + hi_add) {
+                float d = gt_dist_exact(qr, x->ref + (size_t)(r0 + j) * x->dim, x->dim);
+                float r = x->radius ? x->radius[j] : x->r;
+                sure += x->open ? d < r : d <= r;
+            }
     }
     return sure;
 }
@@ -88,8 +97,8 @@ static void fake_tile(const gt_dist_tile *t, void *ctx) {
     float coef = gt_dist2_slack_coef(s->dim);
     column_bounds(s->lo_pr, s->hi_pr, s->radius_pr + t->r0, t->r_norm2, t->nr, coef);
     column_bounds(s->lo_dc, s->hi_dc, s->radius_dc + t->r0, t->r_norm2, t->nr, coef);
-    exact_ctx x_pr = {s->fake, s->real, s->dim, s->radius_pr + t->r0, 0};
-    exact_ctx x_dc = {s->fake, s->real, s->dim, s->radius_dc + t->r0, 0};
+    exact_ctx x_pr = {s->fake, s->real, s->dim, s->radius_pr + t->r0, 0, 0};
+    exact_ctx x_dc = {s->fake, s->real, s->dim, s->radius_dc + t->r0, 0, 1};
     for (int i = 0; i < t->nq; i++) {
         int row = t->q0 + i, r = row - s->first;
         const float *d = t->d2 + (size_t)i * t->ld;
@@ -138,13 +147,13 @@ static void real_tile(const gt_dist_tile *t, void *ctx) {
         s->plus_crn[j] = coef * t->r_norm2[j];
         s->minus_crn[j] = -s->plus_crn[j];
     }
-    exact_ctx x_pr = {s->real, s->fake, s->dim, s->fake_radius_pr + t->r0, 0};
+    exact_ctx x_pr = {s->real, s->fake, s->dim, s->fake_radius_pr + t->r0, 0, 0};
     for (int i = 0; i < t->nq; i++) {
         int row = t->q0 + i, r = row - s->first;
         const float *d = t->d2 + (size_t)i * t->ld;
         float cq = coef * t->q_norm2[i];
         float own = s->real_radius_dc[row], own2 = own * own, e = cq + 0x1p-22f * own2;
-        exact_ctx x_own = {s->real, s->fake, s->dim, NULL, own};
+        exact_ctx x_own = {s->real, s->fake, s->dim, NULL, own, 1};
         for (int j0 = 0; j0 < t->nr && !(s->in_fake[r] && s->covered[r]); j0 += ANY_BLOCK) {
             int j1 = t->nr - j0 < ANY_BLOCK ? t->nr : j0 + ANY_BLOCK;
             if (!s->in_fake[r])
