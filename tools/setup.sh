@@ -11,13 +11,14 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin openssh-client  # MPI (mpirun wants an rsh agent even on one node)
-  libopenblas-dev                     # sgemm
+  libopenblas-dev liblapacke-dev      # sgemm; LAPACK's C interface (FID's eigensolver)
   libhdf5-dev hdf5-tools              # checkpoints, samples, metrics
   zlib1g-dev libpng-dev libinih-dev   # gzip IDX files, PNG grids, INI configs
   dataset-fashion-mnist               # the real data
   python3 python3-torch python3-h5py python3-numpy  # parity reference (tests, benchmarks)
   slurmctld slurmd slurm-client munge libpmix-dev   # tools/slurm-local and tests/slurm_*.sh
   python3-matplotlib                  # tools/scaling-collect plot
+  python3-scipy                       # tests/eval_parity.py (metric parity)
   time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset
 )
 
