@@ -11,9 +11,12 @@
 #     rank 1, the network and the step, and a non-zero exit.
 #  3. collective arguments must agree: ranks started with different settings
 #     (mpirun MPMD) stop at start with a message naming the rank and the line.
+# Bitwise-equal replicas could still be equally NaN: every dump must also be
+# finite (tests/mpi_params.py check).
 set -euo pipefail
 build=$1 src=$2
 source "$src/tests/common.bash"
+cmp_py="$src/tests/mpi_params.py"
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
 common="train.epochs=0 data.limit=2000 eval.at_end=false log.every=25 dist.check_every=10 checkpoint.every=0 samples.every=0"
@@ -32,6 +35,10 @@ check_pair() {  # NAME MODEL STEPS overrides...
   local m=$1 cfg=$2 steps=$3; shift 3
   run "$m-ov" "$cfg" train.steps=$steps dist.overlap=true dist.bucket_mb=0.05 "$@" || return 0
   run "$m-one" "$cfg" train.steps=$steps dist.overlap=false "$@" || return 0
+  if "$py" "$cmp_py" check "$tmp/$m-ov.rank0" "$tmp/$m-ov.rank1" "$tmp/$m-one.rank0" "$tmp/$m-one.rank1" \
+      > /dev/null 2> "$tmp/check.err"; then
+    ok "$m $*: every parameter and BN statistic of both ranks finite ($steps steps, both modes)"
+  else fail "$m $*: $(cat "$tmp/check.err")"; fi
   for mode in ov one; do
     if cmp -s "$tmp/$m-$mode.rank0" "$tmp/$m-$mode.rank1"; then
       ok "$m $*: replicas bitwise identical after $steps steps ($mode)"
