@@ -43,11 +43,27 @@ pid=$!; wait_started $tmp/b; kill -USR1 $pid; wait $pid; rc=$?
 check "2 ranks, SIGUSR1 to mpirun" $tmp/b $rc $tmp/b.log "stopping at step [0-9]+ on SIGUSR1" $tmp/straight_np2 mpirun -np 2
 
 # 3. two ranks, SIGTERM to rank 1 only: rank 0 learns it through the allreduce
+# (rank 0 says "on a signal on another rank": the signal did not reach rank 0).
+# Rank 1 is the gentrain child of this mpirun whose environment says
+# OMPI_COMM_WORLD_RANK=1 (mpirun sets it for every process it starts); PID
+# order says nothing about rank order.
+rank_pid() {  # MPIRUN_PID RANK: the PID of that rank's gentrain process
+  local c env
+  for c in $(pgrep -P "$1" -x gentrain); do
+    env=$(tr '\0' '\n' < "/proc/$c/environ" 2>/dev/null) || continue
+    if grep -qx "OMPI_COMM_WORLD_RANK=$2" <<<"$env"; then echo "$c"; return 0; fi
+  done
+  return 1
+}
 mpirun -np 2 "$bin" train "${C[@]}" run.dir=$tmp/c > $tmp/c.log 2>&1 &
 pid=$!; wait_started $tmp/c
-ranks=$(pgrep -P $pid -f "gentrain train" | sort -n)
-kill -TERM $(echo $ranks | awk '{print $2}'); wait $pid; rc=$?
-check "2 ranks, SIGTERM to rank 1 only" $tmp/c $rc $tmp/c.log "stopping at step [0-9]+ on a signal on another rank" \
-  $tmp/straight_np2 mpirun -np 2
+if r1=$(rank_pid "$pid" 1); then
+  kill -TERM "$r1"; wait $pid; rc=$?
+  check "2 ranks, SIGTERM to rank 1 only" $tmp/c $rc $tmp/c.log "stopping at step [0-9]+ on a signal on another rank" \
+    $tmp/straight_np2 mpirun -np 2
+else
+  fail "2 ranks, SIGTERM to rank 1 only: no gentrain child of mpirun $pid has OMPI_COMM_WORLD_RANK=1: $(pgrep -a -P "$pid")"
+  kill -KILL "$pid"; wait "$pid"
+fi
 
 finish ckpt_signal
