@@ -25,13 +25,17 @@ for r in rows:
     assert float(r["img_per_s"]) > 0 and float(r["step_ms"]) > 0, r
     assert int(r["global_batch"]) == int(r["batch_per_rank"]) * int(r["ranks"]), r
     assert int(r["timed_steps"]) > 0, r
+    # gentrain logs comm_wait_frac on more than one rank only
+    assert (r["comm_wait_frac"] != "") == (r["ranks"] == "2"), r
+    if r["ranks"] == "2":
+        assert 0 <= float(r["comm_wait_frac"]) < 1 and float(r["comm_ms"]) >= 0 and float(r["compute_ms"]) > 0, r
 strong = {r["ranks"]: r for r in rows if r["mode"] == "strong"}
 assert strong["1"]["global_batch"] == strong["2"]["global_batch"] == "200"
 weak = {r["ranks"]: r for r in rows if r["mode"] == "weak"}
 assert weak["1"]["batch_per_rank"] == weak["2"]["batch_per_rank"] == "100"
 assert float(strong["1"]["efficiency"]) == 1.0 and float(weak["1"]["efficiency"]) == 1.0
 PY
-then ok "scaling.csv: strong and weak rows for 1 and 2 ranks with images/s and step times"
+then ok "scaling.csv: strong and weak rows for 1 and 2 ranks with images/s, step times and comm_wait_frac (2 ranks)"
 else fail "scaling.csv missing or wrong"; fi
 png=$study/scaling.png
 if [ -s "$png" ] && [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
