@@ -24,16 +24,17 @@
 # the Adam comparison (4) only asserts a sanity bound and prints both numbers.
 set -euo pipefail
 build=$1 src=$2
+# shellcheck source-path=SCRIPTDIR/.. source=tests/common.bash
 source "$src/tests/common.bash"
 cmp_py="$src/tests/mpi_params.py"
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
-common="train.steps=20 train.epochs=0 data.limit=1200 eval.at_end=false log.every=0 dist.check_every=10 checkpoint.every=0 samples.every=0"
+common=(train.steps=20 train.epochs=0 data.limit=1200 eval.at_end=false log.every=0 dist.check_every=10 checkpoint.every=0 samples.every=0)
 # run NAME RANKS BATCH CONFIG [overrides...]: dumps to $tmp/NAME.rank0
 run() {
   local name=$1 np=$2 b=$3 cfg=$4; shift 4
   if ! timeout -k 5 300 mpirun -np "$np" "$bin" train "$src/configs/$cfg.ini" run.dir="$tmp/$name" \
-      train.batch_size="$b" $common debug.dump_params="$tmp/$name" "$@" > "$tmp/$name.log" 2>&1; then
+      train.batch_size="$b" "${common[@]}" debug.dump_params="$tmp/$name" "$@" > "$tmp/$name.log" 2>&1; then
     fail "$name: the run failed: $(tail -5 "$tmp/$name.log")"
     return 1
   fi
@@ -61,33 +62,33 @@ if "$py" "$cmp_py" selftest > "$tmp/selftest.log" 2>&1; then
 else fail "mpi_params.py selftest: $(grep -v '^ok' "$tmp/selftest.log")"; fi
 
 # 1. vae, SGD
-vsgd="optim.kind=sgd optim.lr=1e-4 optim.beta1=0"
-run vae1 1 12 vae dist.sync_bn=true $vsgd
+vsgd=(optim.kind=sgd optim.lr=1e-4 optim.beta1=0)
+run vae1 1 12 vae dist.sync_bn=true "${vsgd[@]}"
 for np in 2 3; do
-  run "vae$np" "$np" $((12 / np)) vae dist.sync_bn=true $vsgd || continue
+  run "vae$np" "$np" $((12 / np)) vae dist.sync_bn=true "${vsgd[@]}" || continue
   diff_of vae1 "vae$np" || continue
-  le "$d" 1e-5 && ok "vae: $np ranks x $((12 / np)) = 1 rank x 12 with sync_bn (rel. diff $d)" \
-               || fail "vae: $np ranks x $((12 / np)) vs 1 x 12 with sync_bn: rel. diff $d > 1e-5"
+  if le "$d" 1e-5; then ok "vae: $np ranks x $((12 / np)) = 1 rank x 12 with sync_bn (rel. diff $d)"
+  else fail "vae: $np ranks x $((12 / np)) vs 1 x 12 with sync_bn: rel. diff $d > 1e-5"; fi
 done
-if run vae2l 2 6 vae dist.sync_bn=false $vsgd && diff_of vae1 vae2l; then
-  le "$d" 1e-5 && ok "vae: 2 ranks x 6 = 1 rank x 12 without sync_bn, no BN in the model (rel. diff $d)" \
-               || fail "vae: 2 ranks x 6 vs 1 x 12 without sync_bn: rel. diff $d > 1e-5"
+if run vae2l 2 6 vae dist.sync_bn=false "${vsgd[@]}" && diff_of vae1 vae2l; then
+  if le "$d" 1e-5; then ok "vae: 2 ranks x 6 = 1 rank x 12 without sync_bn, no BN in the model (rel. diff $d)"
+  else fail "vae: 2 ranks x 6 vs 1 x 12 without sync_bn: rel. diff $d > 1e-5"; fi
 fi
 
 # 2. dcgan with sync BN, SGD
-sgd="optim.kind=sgd optim.lr=2e-3 optim.beta1=0"
-run gan1 1 12 dcgan dist.sync_bn=true $sgd
+sgd=(optim.kind=sgd optim.lr=2e-3 optim.beta1=0)
+run gan1 1 12 dcgan dist.sync_bn=true "${sgd[@]}"
 for np in 2 3; do
-  run "gan$np" "$np" $((12 / np)) dcgan dist.sync_bn=true $sgd || continue
+  run "gan$np" "$np" $((12 / np)) dcgan dist.sync_bn=true "${sgd[@]}" || continue
   diff_of gan1 "gan$np" || continue
-  le "$d" 1e-5 && ok "dcgan: $np ranks x $((12 / np)) = 1 rank x 12 with sync_bn, dropout on (rel. diff $d)" \
-               || fail "dcgan: $np ranks x $((12 / np)) vs 1 x 12 with sync_bn: rel. diff $d > 1e-5"
+  if le "$d" 1e-5; then ok "dcgan: $np ranks x $((12 / np)) = 1 rank x 12 with sync_bn, dropout on (rel. diff $d)"
+  else fail "dcgan: $np ranks x $((12 / np)) vs 1 x 12 with sync_bn: rel. diff $d > 1e-5"; fi
 done
 
 # 3. without sync BN the dcgan cannot match (local batch statistics)
-if run gan2l 2 6 dcgan dist.sync_bn=false $sgd && diff_of gan1 gan2l; then
-  gt "$d" 1e-4 && ok "dcgan: without sync_bn, 2 ranks x 6 differ from 1 x 12 as they should (rel. diff $d)" \
-               || fail "dcgan: 2 ranks without sync_bn match 1 rank (rel. diff $d): the test has no teeth"
+if run gan2l 2 6 dcgan dist.sync_bn=false "${sgd[@]}" && diff_of gan1 gan2l; then
+  if gt "$d" 1e-4; then ok "dcgan: without sync_bn, 2 ranks x 6 differ from 1 x 12 as they should (rel. diff $d)"
+  else fail "dcgan: 2 ranks without sync_bn match 1 rank (rel. diff $d): the test has no teeth"; fi
 fi
 # ... and a NaN is not "far off": gan1's dump with one parameter set to NaN
 # must make diff_of fail (in a subshell, so that this expected FAIL is not
@@ -112,9 +113,9 @@ for m in dcgan vae; do
   run "${m}A2" 2 6 "$m" dist.sync_bn=true &&
   diff_of "${m}A1" "${m}A1p" && c=$d &&
   diff_of "${m}A1" "${m}A2" && {
-    lim=$($py -c "import sys; print(max(0.05, 5 * float(sys.argv[1])))" "$c")
-    le "$d" "$lim" && ok "$m (Adam): 2 ranks x 6 vs 1 x 12: rel. diff $d; 1-rank control with 1-ulp noise: $c" \
-                   || fail "$m (Adam): 2 ranks x 6 vs 1 x 12: rel. diff $d (control $c; limit $lim)"
+    lim=$("$py" -c "import sys; print(max(0.05, 5 * float(sys.argv[1])))" "$c")
+    if le "$d" "$lim"; then ok "$m (Adam): 2 ranks x 6 vs 1 x 12: rel. diff $d; 1-rank control with 1-ulp noise: $c"
+    else fail "$m (Adam): 2 ranks x 6 vs 1 x 12: rel. diff $d (control $c; limit $lim)"; fi
   }
 done
 

@@ -14,7 +14,7 @@
 #  3. a point that did not finish is listed as failed, with a non-zero exit.
 set -euo pipefail
 build=$1 src=$2
-# shellcheck source=tests/common.bash
+# shellcheck source-path=SCRIPTDIR/.. source=tests/common.bash
 source "$src/tests/common.bash"
 "$py" -c 'import matplotlib' 2>/dev/null ||
   { echo "FAIL: matplotlib missing for $py: apt-get install -y python3-matplotlib"; exit 1; }

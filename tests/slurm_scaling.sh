@@ -3,9 +3,11 @@
 # (tools/slurm-local): tools/scaling-submit runs strong and weak scaling over
 # 1 and 2 ranks (mlpvae, 60 steps each), the collector job writes
 # scaling.csv with images/s and the step-time breakdown, and scaling.png.
+set -euo pipefail
 build=$1 src=$2
+# shellcheck source-path=SCRIPTDIR/.. source=tests/slurm_common.bash
 source "$src/tests/slurm_common.bash"
-$py -c 'import matplotlib' 2>/dev/null || die "matplotlib missing for /usr/bin/python3: apt-get install -y python3-matplotlib"
+"$py" -c 'import matplotlib' 2>/dev/null || die "matplotlib missing for /usr/bin/python3: apt-get install -y python3-matplotlib"
 
 study=$work/study
 if "$src/tools/scaling-submit" --study "$study" --ranks-per-node "1 2" --batch 100 --steps 60 --time 5 --wait \
@@ -13,7 +15,7 @@ if "$src/tools/scaling-submit" --study "$study" --ranks-per-node "1 2" --batch 1
     ok "scaling-submit --wait: study finished"
 else fail "scaling-submit failed"; cat "$work/submit.log"; fi
 csv=$study/scaling.csv
-if [ -f "$csv" ] && $py - "$csv" <<'PY'
+if [ -f "$csv" ] && "$py" - "$csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 print("\n".join(f"  {r['mode']:6} ranks {r['ranks']} batch {r['batch_per_rank']:>3}/rank: {float(r['img_per_s']):9.0f} img/s, "
