@@ -17,6 +17,7 @@ packages=(
   dataset-fashion-mnist               # the real data
   python3 python3-torch python3-h5py python3-numpy  # parity reference (tests, benchmarks)
   slurmctld slurmd slurm-client munge libpmix-dev   # tools/slurm-local and tests/slurm_*.sh
+  shellcheck                          # tests/lint_shell.sh
   python3-matplotlib                  # tools/scaling-collect plot
   time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset
 )
