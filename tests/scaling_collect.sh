@@ -90,7 +90,8 @@ for (mode, ranks), r in by.items():
     ips, comm, timed = expected(f"N1-n{ranks}-b{b}")
     assert int(r["timed_steps"]) == timed == 40, (r, timed)
     assert float(r["img_per_s"]) > 0 and abs(float(r["img_per_s"]) - ips) <= 0.05 + 1e-9 * ips, (r, ips)
-    assert math.isclose(float(r["img_per_s_per_rank"]), float(r["img_per_s"]) / ranks, abs_tol=0.051), r
+    # the CSV rounds images/s to 0.1, step times to 0.001 ms and comm_wait_frac to 1e-4
+    assert math.isclose(float(r["img_per_s_per_rank"]), float(r["img_per_s"]) / ranks, abs_tol=0.08), r
     assert math.isclose(float(r["step_ms"]), 1000 * g / float(r["img_per_s"]), rel_tol=1e-3), r
     if ranks == 1:
         # gentrain logs no comm_wait_frac on one rank: nothing to split
@@ -98,16 +99,16 @@ for (mode, ranks), r in by.items():
     else:
         assert comm is not None and r["comm_wait_frac"] != "", r
         f = float(r["comm_wait_frac"])
-        assert 0 < f < 1 and abs(f - comm) <= 5e-5, (r, comm)
+        assert 0 < f < 1 and abs(f - comm) <= 6e-5, (r, comm)
         assert math.isclose(float(r["comm_ms"]) + float(r["compute_ms"]), float(r["step_ms"]), abs_tol=2e-3), r
-        assert math.isclose(float(r["comm_ms"]), f * float(r["step_ms"]), abs_tol=1e-3), r
+        assert math.isclose(float(r["comm_ms"]), f * float(r["step_ms"]), abs_tol=1e-3 + 6e-5 * float(r["step_ms"])), r
 for mode in ("strong", "weak"):
     one, two = by[(mode, 1)], by[(mode, 2)]
     speedup = float(two["img_per_s"]) / float(one["img_per_s"])
     assert float(one["speedup"]) == float(one["efficiency"]) == 1.0, one
-    assert abs(float(two["speedup"]) - speedup) <= 1e-3, (two, speedup)
+    assert abs(float(two["speedup"]) - speedup) <= 2e-3, (two, speedup)
     eff = speedup / 2 if mode == "strong" else float(two["img_per_s_per_rank"]) / float(one["img_per_s_per_rank"])
-    assert float(two["efficiency"]) > 0 and abs(float(two["efficiency"]) - eff) <= 1e-3, (two, eff)
+    assert float(two["efficiency"]) > 0 and abs(float(two["efficiency"]) - eff) <= 2e-3, (two, eff)
 # the shared point: one run, the same numbers in both modes, the same job id
 for k in ("img_per_s", "comm_wait_frac", "step_ms", "job_id"):
     assert by[("strong", 2)][k] == by[("weak", 2)][k], k
