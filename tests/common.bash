@@ -1,8 +1,13 @@
+# shellcheck shell=bash
 # Sourced by the shell tests (tests/*.sh) right after `build=$1 src=$2`:
 # the program, Debian's Python (with torch and h5py), a temporary directory
 # removed on exit, MPI allowed as root, and ok/fail counters whose closing
-# line ("NAME: N passed, N failed") CI reads.
+# line ("NAME: N passed, N failed") CI reads. The shell options are the
+# sourcing test's own (set -euo pipefail).
+# shellcheck disable=SC2154  # build: set by the sourcing test
+# shellcheck disable=SC2034  # bin: used by the sourcing test
 bin=$build/gentrain
+# shellcheck disable=SC2034  # used by the sourcing test
 py=/usr/bin/python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

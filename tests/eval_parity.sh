@@ -4,7 +4,7 @@
 # tool_eval (tests/tool_eval.c) computes the metrics on feature sets that
 # tests/eval_parity.py generates, then the script recomputes them with NumPy
 # and SciPy (Debian's /usr/bin/python3) and compares.
-set -uo pipefail
+set -euo pipefail
 build=${1:?usage: eval_parity.sh BUILD_DIR SOURCE_DIR}
 src=${2:?usage: eval_parity.sh BUILD_DIR SOURCE_DIR}
 . "$src/tests/common.bash"
@@ -14,4 +14,4 @@ src=${2:?usage: eval_parity.sh BUILD_DIR SOURCE_DIR}
     echo "FAIL: NumPy or SciPy missing for $py: install them (apt-get install -y python3-numpy python3-scipy)"
     exit 1
 }
-OMP_NUM_THREADS=1 "$py" "$src/tests/eval_parity.py" "$build/tool_eval" "$tmp"
+OMP_NUM_THREADS=1 "$py" "$src/tests/eval_parity.py" "$build/tool_eval" "$tmp" || exit 1

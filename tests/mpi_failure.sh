@@ -13,6 +13,7 @@
 #     key on all ranks.
 set -euo pipefail
 build=$1 src=$2
+# shellcheck source-path=SCRIPTDIR/.. source=tests/common.bash
 source "$src/tests/common.bash"
 export OMPI_MCA_rmaps_base_oversubscribe=1
 cfg=$src/configs/mlpvae.ini
@@ -20,9 +21,9 @@ cfg=$src/configs/mlpvae.ini
 # 1. world size 3, uneven dataset
 if timeout -k 5 300 mpirun -np 3 "$bin" train "$cfg" run.dir="$tmp/w3" data.limit=1000 train.batch_size=16 \
     train.steps=0 train.epochs=2 log.every=10 eval.n=500 dist.check_every=10 checkpoint.every=0 samples.every=0 > "$tmp/w3.log" 2>&1; then
-  grep -q "3 ranks x batch 16 = global batch 48; 1000 train" "$tmp/w3.log" &&
-  grep -q "20 steps per epoch, 40 steps" "$tmp/w3.log" &&
-  $py - "$tmp/w3/metrics.jsonl" <<'PY' && ok "3 ranks, 1000 examples, batch 16: 20 steps per epoch, 2 epochs, replicas checked" || fail "3 ranks: $(grep -v '^ ' "$tmp/w3.log" | head -5)"
+  if grep -q "3 ranks x batch 16 = global batch 48; 1000 train" "$tmp/w3.log" &&
+     grep -q "20 steps per epoch, 40 steps" "$tmp/w3.log" &&
+     "$py" - "$tmp/w3/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 train = [r for r in rows if "split" not in r]
@@ -31,17 +32,20 @@ assert [r["epoch"] for r in train] == [0, 0, 1, 1], train
 assert all(0 <= r["comm_wait_frac"] < 1 for r in train), train
 assert [r for r in rows if r.get("split") == "test"], rows
 PY
+  then ok "3 ranks, 1000 examples, batch 16: 20 steps per epoch, 2 epochs, replicas checked"
+  else fail "3 ranks: $(grep -v '^ ' "$tmp/w3.log" | head -5)"; fi
 else fail "3 ranks on an uneven dataset failed: $(tail -5 "$tmp/w3.log")"; fi
 
 # 2. failures end the job
 expect_abort() {  # NAME PATTERN mpirun-args...
   local name=$1 pattern=$2; shift 2
-  local t0=$(date +%s.%N) rc=0
+  local t0 dt rc=0
+  t0=$(date +%s.%N)
   timeout -k 5 60 mpirun "$@" > "$tmp/$name.log" 2>&1 || rc=$?
-  local dt=$($py -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")
+  dt=$("$py" -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")
   if [ "$rc" -eq 0 ]; then fail "$name: exit 0"; return; fi
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then fail "$name: hung (killed after 60 s)"; return; fi
-  if ! $py -c "import sys; sys.exit(0 if float(sys.argv[1]) < 30 else 1)" "$dt"; then
+  if ! "$py" -c "import sys; sys.exit(0 if float(sys.argv[1]) < 30 else 1)" "$dt"; then
     fail "$name: took $dt s"; return; fi
   if grep -qE "$pattern" "$tmp/$name.log"; then ok "$name: all ranks ended in $dt s, exit $rc"
   else fail "$name: no message matching '$pattern': $(grep -v '^ ' "$tmp/$name.log" | tail -5)"; fi

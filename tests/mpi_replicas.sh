@@ -11,15 +11,19 @@
 #     rank 1, the network and the step, and a non-zero exit.
 #  3. collective arguments must agree: ranks started with different settings
 #     (mpirun MPMD) stop at start with a message naming the rank and the line.
+# Bitwise-equal replicas could still be equally NaN: every dump must also be
+# finite (tests/mpi_params.py check).
 set -euo pipefail
 build=$1 src=$2
+# shellcheck source-path=SCRIPTDIR/.. source=tests/common.bash
 source "$src/tests/common.bash"
+cmp_py="$src/tests/mpi_params.py"
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
-common="train.epochs=0 data.limit=2000 eval.at_end=false log.every=25 dist.check_every=10 checkpoint.every=0 samples.every=0"
+common=(train.epochs=0 data.limit=2000 eval.at_end=false log.every=25 dist.check_every=10 checkpoint.every=0 samples.every=0)
 run() {  # NAME CONFIG overrides...
   local name=$1 cfg=$2; shift 2
-  if ! timeout -k 5 300 mpirun -np 2 "$bin" train "$src/configs/$cfg.ini" run.dir="$tmp/$name" $common \
+  if ! timeout -k 5 300 mpirun -np 2 "$bin" train "$src/configs/$cfg.ini" run.dir="$tmp/$name" "${common[@]}" \
       debug.dump_params="$tmp/$name" "$@" > "$tmp/$name.log" 2>&1; then
     fail "$name: the run failed: $(tail -5 "$tmp/$name.log")"
     return 1
@@ -30,38 +34,42 @@ calls() { sed -n 's/.*dist: \([0-9]*\) gradient allreduce calls.*/\1/p' "$tmp/$1
 # 1. bitwise identical replicas; overlapped == one call
 check_pair() {  # NAME MODEL STEPS overrides...
   local m=$1 cfg=$2 steps=$3; shift 3
-  run "$m-ov" "$cfg" train.steps=$steps dist.overlap=true dist.bucket_mb=0.05 "$@" || return 0
-  run "$m-one" "$cfg" train.steps=$steps dist.overlap=false "$@" || return 0
+  run "$m-ov" "$cfg" train.steps="$steps" dist.overlap=true dist.bucket_mb=0.05 "$@" || return 0
+  run "$m-one" "$cfg" train.steps="$steps" dist.overlap=false "$@" || return 0
+  if "$py" "$cmp_py" check "$tmp/$m-ov.rank0" "$tmp/$m-ov.rank1" "$tmp/$m-one.rank0" "$tmp/$m-one.rank1" \
+      > /dev/null 2> "$tmp/check.err"; then
+    ok "$m $*: every parameter and BN statistic of both ranks finite ($steps steps, both modes)"
+  else fail "$m $*: $(cat "$tmp/check.err")"; fi
   for mode in ov one; do
     if cmp -s "$tmp/$m-$mode.rank0" "$tmp/$m-$mode.rank1"; then
       ok "$m $*: replicas bitwise identical after $steps steps ($mode)"
     else fail "$m $*: ranks 0 and 1 hold different parameters after $steps steps ($mode)"; fi
   done
   if cmp -s "$tmp/$m-ov.rank0" "$tmp/$m-one.rank0"; then
-    ok "$m $*: overlapped buckets ($(calls $m-ov) calls) and one call ($(calls $m-one) calls) give identical parameters"
+    ok "$m $*: overlapped buckets ($(calls "$m-ov") calls) and one call ($(calls "$m-one") calls) give identical parameters"
   else fail "$m $*: overlapped and one-call reductions give different parameters"; fi
-  [ "$(calls $m-ov)" -gt "$(calls $m-one)" ] && ok "$m: the overlapped run used several buckets per step" \
-    || fail "$m: the overlapped run used $(calls $m-ov) calls, the one-call run $(calls $m-one)"
-  grep -q '"comm_wait_frac"' "$tmp/$m-ov/metrics.jsonl" && ok "$m: comm_wait_frac in metrics.jsonl" \
-    || fail "$m: no comm_wait_frac in metrics.jsonl"
+  if [ "$(calls "$m-ov")" -gt "$(calls "$m-one")" ]; then ok "$m: the overlapped run used several buckets per step"
+  else fail "$m: the overlapped run used $(calls "$m-ov") calls, the one-call run $(calls "$m-one")"; fi
+  if grep -q '"comm_wait_frac"' "$tmp/$m-ov/metrics.jsonl"; then ok "$m: comm_wait_frac in metrics.jsonl"
+  else fail "$m: no comm_wait_frac in metrics.jsonl"; fi
 }
 check_pair dcgan dcgan 100 train.batch_size=4
 check_pair vae vae 100 train.batch_size=16
 check_pair dcgan-syncbn dcgan 30 train.batch_size=4 dist.sync_bn=true
 
 # 2. the replica check catches a divergence
-if timeout -k 5 120 mpirun -np 2 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/perturb" $common \
+if timeout -k 5 120 mpirun -np 2 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/perturb" "${common[@]}" \
     train.steps=20 train.batch_size=16 dist.check_every=5 debug.perturb_rank=1 debug.perturb_step=3 \
     > "$tmp/perturb.log" 2>&1; then
   fail "a diverged replica went unnoticed (exit 0)"
 elif grep -q "replicas diverged after step 5: network encoder: rank(s) 1 hold" "$tmp/perturb.log"; then
   ok "diverged replica: $(grep -m1 'replicas diverged' "$tmp/perturb.log" | cut -c1-150)"
 else fail "diverged replica: unexpected output: $(grep -v '^ ' "$tmp/perturb.log" | tail -5)"; fi
-grep -q "step     20/20" "$tmp/perturb.log" && fail "the run went on after the mismatch" || true
+if grep -q "step     20/20" "$tmp/perturb.log"; then fail "the run went on after the mismatch"; fi
 
 # 3. ranks that disagree on the configuration stop at start
-if timeout -k 5 120 mpirun -np 1 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mpmd" $common train.steps=5 \
-    train.batch_size=16 : -np 1 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mpmd" $common train.steps=5 \
+if timeout -k 5 120 mpirun -np 1 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mpmd" "${common[@]}" train.steps=5 \
+    train.batch_size=16 : -np 1 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mpmd" "${common[@]}" train.steps=5 \
     train.batch_size=17 > "$tmp/mpmd.log" 2>&1; then
   fail "ranks with different batch sizes ran (exit 0)"
 elif grep -q "rank 0\]: error: ranks disagree on the resolved configuration (rank(s) 1 differ from rank 0)" "$tmp/mpmd.log" &&

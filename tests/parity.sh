@@ -4,7 +4,7 @@
 # tool_parity (tests/tool_parity.c) runs the gentrain step and dumps it to HDF5;
 # tests/parity.py redoes it in PyTorch 1.13 (Debian's /usr/bin/python3) and
 # compares. Exit status non-zero if anything fails.
-set -uo pipefail
+set -euo pipefail
 
 build=${1:?usage: parity.sh BUILD_DIR SOURCE_DIR}
 src=${2:?usage: parity.sh BUILD_DIR SOURCE_DIR}
@@ -42,4 +42,4 @@ for c in "${cases[@]}"; do
         status=1
     fi
 done
-exit $status
+exit "$status"

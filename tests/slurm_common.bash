@@ -1,10 +1,13 @@
 # Sourced by tests/slurm_*.sh: checks the prerequisites (failing loudly with
 # an install hint, never skipping), starts tools/slurm-local in a temporary
 # directory and always stops it on exit, and offers helpers to wait for jobs.
-# Usage: build=$1 src=$2; source "$src/tests/slurm_common.bash"
-set -euo pipefail
+# Usage: set -euo pipefail; build=$1 src=$2; source "$src/tests/slurm_common.bash"
+# (the shell options are the sourcing test's own).
+# shellcheck shell=bash
+# shellcheck disable=SC2154  # build, src: set by the sourcing test
 build=$(cd "$build" && pwd) src=$(cd "$src" && pwd)
 bin=$build/gentrain
+# shellcheck disable=SC2034  # used by the sourcing test
 py=/usr/bin/python3
 die() { echo "FAIL: $*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "the Slurm tests run slurmd and must run as root"
@@ -44,7 +47,7 @@ eval "$("$src/tools/slurm-local" start "$cluster")"
 export SLURM_CONF
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export GENTRAIN=$bin
-cd "$work"
+cd "$work" || die "cannot cd to $work"
 
 passed=0 failed=0
 ok()   { echo "ok: $*"; passed=$((passed+1)); }

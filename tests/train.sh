@@ -8,15 +8,16 @@
 #     file, line and key, and exit non-zero; a finished run dir has nothing to do.
 set -euo pipefail
 build=$1 src=$2
+# shellcheck source-path=SCRIPTDIR/.. source=tests/common.bash
 source "$src/tests/common.bash"
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
   { echo "FAIL: Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist"; exit 1; }
-$py -c 'import json' || { echo "FAIL: /usr/bin/python3 missing: apt-get install -y python3"; exit 1; }
+"$py" -c 'import json' || { echo "FAIL: /usr/bin/python3 missing: apt-get install -y python3"; exit 1; }
 
 # 1. the loss goes down
 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mlpvae" train.steps=300 train.epochs=0 \
     log.every=50 eval.n=2000 > "$tmp/mlpvae.log"
-if $py - "$tmp/mlpvae/metrics.jsonl" <<'PY'
+if "$py" - "$tmp/mlpvae/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 train = [r for r in rows if "split" not in r]
@@ -28,11 +29,11 @@ assert last < 0.75 * first, (first, last)
 assert len(test) == 1 and 0 < test[0]["loss"] < 1.2 * last, test
 PY
 then ok "mlpvae loss goes down"; else fail "mlpvae loss did not go down"; fi
-[ -f "$tmp/mlpvae/config.ini" ] && grep -q '^\[train\]' "$tmp/mlpvae/config.ini" \
-  && ok "resolved config written" || fail "no resolved config.ini in the run dir"
+if [ -f "$tmp/mlpvae/config.ini" ] && grep -q '^\[train\]' "$tmp/mlpvae/config.ini"; then ok "resolved config written"
+else fail "no resolved config.ini in the run dir"; fi
 
 # 2. determinism
-strip() { $py -c 'import json,sys
+strip() { "$py" -c 'import json,sys
 for l in open(sys.argv[1]):
     r = json.loads(l); r.pop("img_per_s", None); r.pop("elapsed_s", None); print(json.dumps(r, sort_keys=True))' "$1"; }
 for model in dcgan vae; do
@@ -74,6 +75,6 @@ if "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/mlpvae" train.steps=300 
    grep -q "nothing to do" "$tmp/again.log" && cmp -s "$tmp/metrics.before" "$tmp/mlpvae/metrics.jsonl"; then
   ok "a finished run dir: nothing to do, metrics untouched"
 else fail "a finished run dir: $(cat "$tmp/again.log")"; fi
-[ ! -d "$tmp/typo" ] && ok "a bad config creates no run dir" || fail "a bad config created its run dir"
+if [ ! -d "$tmp/typo" ]; then ok "a bad config creates no run dir"; else fail "a bad config created its run dir"; fi
 
 finish train

@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 run=runs/quickstart
-mpirun -np 2 --oversubscribe build/gentrain train configs/dcgan.ini run.dir=$run train.steps=600 "$@"
-last=$(ls $run/checkpoints/step-*.h5 | sort | tail -n 1)
-build/gentrain sample "$last" --n 64 --out $run/grid.png
+mpirun -np 2 --oversubscribe build/gentrain train configs/dcgan.ini run.dir="$run" train.steps=600 "$@"
+# shellcheck disable=SC2012  # gentrain's checkpoint names: step-NNNNNNNN.h5
+last=$(ls "$run"/checkpoints/step-*.h5 | sort | tail -n 1)
+build/gentrain sample "$last" --n 64 --out "$run/grid.png"
 echo "quickstart: checkpoint $last, samples $run/samples.h5, grids $run/samples.png and $run/grid.png"

@@ -17,6 +17,7 @@ packages=(
   dataset-fashion-mnist               # the real data
   python3 python3-torch python3-h5py python3-numpy  # parity reference (tests, benchmarks)
   slurmctld slurmd slurm-client munge libpmix-dev   # tools/slurm-local and tests/slurm_*.sh
+  shellcheck                          # tests/lint_shell.sh
   python3-matplotlib                  # tools/scaling-collect plot
   python3-scipy                       # tests/eval_parity.py (metric parity)
   time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset
@@ -26,11 +27,11 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 build() {  # build DIR [cmake options]
