@@ -148,11 +148,20 @@ void gt_rand_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint6
 /* One 64-bit random word: element `i` of a stream. */
 uint64_t gt_rand_u64(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index, uint64_t i);
 
-/* ---- BLAS -------------------------------------------------------------- */
+/* ---- BLAS and LAPACK (src/core/blas.c is the only code that includes them) --- */
 
 /* Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C. */
 void gt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The same in double (the evaluation metrics' statistics). */
+void gt_dgemm(int trans_a, int trans_b, int M, int N, int K, double alpha, const double *A, int lda, const double *B,
+              int ldb, double beta, double *C, int ldc);
+/* Upper triangle of C[N,N] = alpha * op(A) op(A)^T + beta * C; op(A) [N,K] (trans: A is [K,N]). */
+void gt_dsyrk(int trans, int N, int K, double alpha, const double *A, int lda, double beta, double *C, int ldc);
+/* Eigenvalues w[n] (ascending) and, with vectors, the eigenvectors (in the columns of a) of the
+ * symmetric a[n,n] (upper triangle read; overwritten): LAPACK's dsyevd. Returns
+ * LAPACK's info (0 = fine). */
+int gt_dsyevd(int vectors, int n, double *a, double *w);
 void gt_blas_set_threads(int n);
 
 /* ---- small helpers ----------------------------------------------------- */

@@ -14,9 +14,7 @@
 #include "gentrain/core.h"
 #include "gentrain/eval.h"
 
-#include <cblas.h>
 #include <float.h>
-#include <lapacke.h>
 #include <math.h>
 #include <string.h>
 
@@ -47,7 +45,7 @@ void gt_gauss_stats_add(gt_gauss_stats *s, const float *x, int n) {
         for (int i = 0; i < m; i++)
             for (int k = 0; k < d; k++) sum[k] += chunk[(size_t)i * d + k];
         /* upper triangle of outer += chunk^T chunk */
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, m, 1.0, chunk, d, 1.0, outer, d);
+        gt_dsyrk(1, d, m, 1.0, chunk, d, 1.0, outer, d);
     }
     /* keep the stored matrix full and symmetric, so that sums of buffers are plain sums */
     for (int i = 0; i < d; i++)
@@ -82,7 +80,7 @@ void gt_gauss_stats_moments(const gt_gauss_stats *s, double *mean, double *cov) 
  * largest (d * eps * max|w|), including slightly negative ones, are set to
  * 0: square roots would turn that noise into sqrt(eps)-sized errors. */
 static void sym_eig(double *a, double *w, int d, int vectors) {
-    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', d, a, d, w);
+    int info = gt_dsyevd(vectors, d, a, w);
     GT_ASSERT(info == 0, "LAPACKE_dsyevd failed (info %d) on a %dx%d covariance: non-finite features?", (int)info, d,
              d);
     double big = fmax(fabs(w[0]), fabs(w[d - 1])), noise = d * DBL_EPSILON * big;
@@ -103,10 +101,10 @@ double gt_trace_sqrt_product(const double *cov_a, const double *cov_b, int d) {
         double s = w[j] > 0 ? sqrt(sqrt(w[j])) : 0.0;
         for (int i = 0; i < d; i++) v[(size_t)i * d + j] *= s;
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, 1.0, v, d, v, d, 0.0, root, d);
+    gt_dgemm(0, 1, d, d, d, 1.0, v, d, v, d, 0.0, root, d);
     /* M = root cov_b root, symmetrized against rounding */
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0, root, d, cov_b, d, 0.0, tmp, d);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0, tmp, d, root, d, 0.0, v, d);
+    gt_dgemm(0, 0, d, d, d, 1.0, root, d, cov_b, d, 0.0, tmp, d);
+    gt_dgemm(0, 0, d, d, d, 1.0, tmp, d, root, d, 0.0, v, d);
     for (int i = 0; i < d; i++)
         for (int j = 0; j < i; j++) {
             double m = 0.5 * (v[(size_t)i * d + j] + v[(size_t)j * d + i]);

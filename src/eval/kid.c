@@ -10,7 +10,6 @@
 #include "gentrain/core.h"
 #include "gentrain/eval.h"
 
-#include <cblas.h>
 #include <math.h>
 
 int gt_kid_subset_size(int n_a, int n_b, int subset_size) {
@@ -36,13 +35,13 @@ static double mmd2_poly3_double(const double *x, const double *y, int m, int dim
     double inv_dim = 1.0 / dim;
     double sum_xx = 0.0, sum_yy = 0.0, sum_xy = 0.0;
     /* off-diagonal sums of the within-set kernels from the upper triangles */
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, m, dim, 1.0, x, dim, 0.0, gram, m);
+    gt_dsyrk(0, m, dim, 1.0, x, dim, 0.0, gram, m);
     for (int i = 0; i < m; i++)
         for (int j = i + 1; j < m; j++) sum_xx += cubic(gram[(size_t)i * m + j], inv_dim);
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, m, dim, 1.0, y, dim, 0.0, gram, m);
+    gt_dsyrk(0, m, dim, 1.0, y, dim, 0.0, gram, m);
     for (int i = 0; i < m; i++)
         for (int j = i + 1; j < m; j++) sum_yy += cubic(gram[(size_t)i * m + j], inv_dim);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, dim, 1.0, x, dim, y, dim, 0.0, gram, m);
+    gt_dgemm(0, 1, m, m, dim, 1.0, x, dim, y, dim, 0.0, gram, m);
     for (size_t i = 0; i < (size_t)m * m; i++) sum_xy += cubic(gram[i], inv_dim);
     double mm = (double)m;
     return 2.0 * (sum_xx + sum_yy) / (mm * (mm - 1.0)) - 2.0 * sum_xy / (mm * mm);
