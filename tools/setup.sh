@@ -18,7 +18,8 @@ packages=(
   python3 python3-torch python3-h5py python3-numpy  # parity reference (tests, benchmarks)
   slurmctld slurmd slurm-client munge libpmix-dev   # tools/slurm-local and tests/slurm_*.sh
   python3-matplotlib                  # tools/scaling-collect plot
-  time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset
+  time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset; unshare
+  iproute2 hostname                   # tools/netns-cluster: ip, tc (simulated hosts); hostnames
 )
 
 missing=()
