@@ -1,8 +1,9 @@
 # Sourced by tests/netns_*.sh after tests/common.bash: checks the
 # prerequisites (failing with an install hint, never skipping), brings up a
 # tools/netns-cluster of its own (a prefix derived from the test's PID) and
-# always removes it on exit, with every process still running in it, and the
-# launcher the test started in the background ($launcher, if set).
+# always removes it on exit, with every process still running in it, the
+# launcher the test started in the background ($launcher, if set: SIGKILL) and
+# background tools that clean up after themselves ($helpers: SIGTERM first).
 # Usage: source "$src/tests/common.bash"; source "$src/tests/netns_common.bash"; cluster_up N [--rate R]
 # shellcheck shell=bash disable=SC2154  # bin, src, tmp, passed, failed: from tests/common.bash
 die() { echo "FAIL: $*"; echo "${test_name:-netns}: $passed passed, $((failed + 1)) failed"; exit 1; }
@@ -19,6 +20,7 @@ nc=$src/tools/netns-cluster
 prefix=$(printf 'gtt%05d' $(( $$ % 100000 )))
 export OPENBLAS_NUM_THREADS=1
 launcher=""
+helpers=()
 t_begin=$(date +%s)
 netns_cleanup() {
     local rc=$?
@@ -26,6 +28,14 @@ netns_cleanup() {
         kill -KILL "$launcher" 2>/dev/null || true
         wait "$launcher" 2>/dev/null || true
     fi
+    local p
+    for p in "${helpers[@]+"${helpers[@]}"}"; do
+        kill -0 "$p" 2>/dev/null || continue
+        kill -TERM "$p" 2>/dev/null || true
+        for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     "$nc" down --kill --prefix "$prefix" >/dev/null 2>&1 || "$nc" down --kill --prefix "$prefix" || true
     rm -rf "$tmp"
     echo "($(( $(date +%s) - t_begin )) s)"
