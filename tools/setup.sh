@@ -20,7 +20,8 @@ packages=(
   shellcheck                          # tests/lint_shell.sh
   python3-matplotlib                  # tools/scaling-collect plot
   python3-scipy                       # tests/eval_parity.py (metric parity)
-  time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset
+  time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset; unshare
+  iproute2 hostname                   # tools/netns-cluster: ip, tc (simulated hosts); hostnames
 )
 
 missing=()

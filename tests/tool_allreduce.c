@@ -1,0 +1,50 @@
+/* MPI_Allreduce timing for tools/netns-cluster's measurements and
+ * tests/netns_hosts.sh (MPI and libc only):
+ *   tool_allreduce [MB] [ITERS]   (defaults 8 MB, 20 iterations)
+ * sums MB megabytes of floats over all ranks ITERS times after 3 warm-up
+ * calls and prints on rank 0 one line:
+ *   allreduce <bytes> B x <ranks> ranks: median <ms> ms min <ms> ms max <ms> ms
+ * (per call, the slowest rank's time; a barrier before every call). */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    double mb = argc > 1 ? atof(argv[1]) : 8.0;
+    int iters = argc > 2 ? atoi(argv[2]) : 20;
+    if (!(mb > 0 && mb <= 1024) || iters < 1 || iters > 100000) {
+        if (rank == 0) fprintf(stderr, "usage: tool_allreduce [MB (0..1024]] [ITERS]\n");
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    size_t n = (size_t)(mb * 1e6 / sizeof(float));
+    float *buf = malloc(n * sizeof *buf);
+    double *t = malloc((size_t)iters * sizeof *t);
+    if (!buf || !t) MPI_Abort(MPI_COMM_WORLD, 1);
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(rank + 1) * 1e-6f;
+    for (int i = -3; i < iters; i++) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = MPI_Wtime();
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        double dt = MPI_Wtime() - t0, worst;
+        MPI_Reduce(&dt, &worst, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        if (i >= 0) t[i] = worst;
+    }
+    if (rank == 0) {
+        qsort(t, (size_t)iters, sizeof *t, cmp_double);
+        printf("allreduce %zu B x %d ranks: median %.2f ms min %.2f ms max %.2f ms\n", n * sizeof(float), size,
+               1e3 * t[iters / 2], 1e3 * t[0], 1e3 * t[iters - 1]);
+    }
+    free(buf);
+    free(t);
+    MPI_Finalize();
+    return 0;
+}
