@@ -74,6 +74,17 @@ static gt_status truncate_jsonl(const char *path, int64_t step, int64_t *test_st
     return GT_OK;
 }
 
+/* gt_h5_open, retried for up to 5 s while another process holds the file's lock. */
+static gt_status open_retrying(const char *path, int writable, gt_h5 **out) {
+    for (int attempt = 0;; attempt++) {
+        gt_status st = gt_h5_open(path, writable, out);
+        if (!st || attempt >= 50 || !strstr(gt_error_message(), "locked by another process")) return st;
+        gt_error_clear();
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* Opens one of our HDF5 files for writing, creating it with its format
  * attribute; a file that is not ours is an error that leaves it untouched. */
 gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out) {
@@ -89,7 +100,7 @@ gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out) {
                         path, format);
     /* checked read-only first: a file that is not ours is not even opened for writing */
     gt_h5 *f;
-    GT_TRY(gt_h5_open(path, 0, &f));
+    GT_TRY(open_retrying(path, 0, &f));
     int yes;
     char *fmt = NULL;
     gt_status st = gt_h5_attr_is_string(f, NULL, "format", &yes);
@@ -105,18 +116,7 @@ gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out) {
                          format, fmt ? fmt : "(none)");
     gt_free(fmt);
     GT_TRY(st);
-    return gt_h5_open(path, 1, out);
-}
-
-/* gt_h5_open, retried for up to 5 s while another process holds the file's lock. */
-static gt_status open_retrying(const char *path, int writable, gt_h5 **out) {
-    for (int attempt = 0;; attempt++) {
-        gt_status st = gt_h5_open(path, writable, out);
-        if (!st || attempt >= 50 || !strstr(gt_error_message(), "lock")) return st;
-        gt_error_clear();
-        struct timespec pause = {0, 100 * 1000 * 1000};
-        nanosleep(&pause, NULL);
-    }
+    return open_retrying(path, 1, out);
 }
 
 /* Drops rows after `step` from a metrics table. */
@@ -306,14 +306,7 @@ static gt_status write_group(gt_h5 *h, const char *group, int64_t step, const ch
 gt_status gt_metrics_h5_eval_group(const char *h5_path, int64_t step, const char *checkpoint, const gt_evaluator *ev,
                                    const gt_eval_result *r, uint64_t seed) {
     gt_h5 *h = NULL;
-    if (access(h5_path, F_OK) == 0) {
-        /* checked read-only first, as gt_run_file_open does, then opened retrying a lock */
-        GT_TRY(gt_run_file_open(h5_path, METRICS_FORMAT, &h));
-        GT_TRY(gt_h5_close(h));
-        GT_TRY(open_retrying(h5_path, 1, &h));
-    } else {
-        GT_TRY(gt_run_file_open(h5_path, METRICS_FORMAT, &h));
-    }
+    GT_TRY(gt_run_file_open(h5_path, METRICS_FORMAT, &h));
     char group[64];
     snprintf(group, sizeof group, "eval/step-%08" PRId64, step);
     gt_status st = write_group(h, group, step, checkpoint, ev, r, seed);
