@@ -599,8 +599,8 @@ static void test_shipped_configs(void) {
          {dense_p(2, 128, 1) + dense_p(128, 128, 1) + dense_p(128, 4, 1),
           dense_p(2, 128, 1) + dense_p(128, 128, 1) + dense_p(128, 2, 1)}},
         {"classifier",
-         {conv_p(1, 32, 3, 1) + conv_p(32, 32, 4, 1) + conv_p(32, 64, 4, 1) + dense_p(3136, 128, 1) +
-              dense_p(128, 10, 1),
+         {conv_p(1, 32, 3, 0) + 2 * 32 + conv_p(32, 32, 4, 0) + 2 * 32 + conv_p(32, 64, 4, 0) + 2 * 64 +
+              dense_p(3136, 128, 0) + 2 * 128 + dense_p(128, 10, 1),
           0}},
     };
     CHECK(G_dcgan == 1935809 && D_dcgan == 138561, "dcgan counts by hand: %zu %zu", G_dcgan, D_dcgan);

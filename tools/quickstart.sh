@@ -18,3 +18,5 @@ mpirun -np 2 --oversubscribe build/gentrain train configs/dcgan.ini run.dir="$ru
 last=$(ls "$run"/checkpoints/step-*.h5 | sort | tail -n 1)
 build/gentrain sample "$last" --n 64 --out "$run/grid.png"
 echo "quickstart: checkpoint $last, samples $run/samples.h5, grids $run/samples.png and $run/grid.png"
+echo "evaluate it with: build/gentrain eval $last   (FID, precision/recall, memorization, ...; the first"
+echo "evaluation trains gentrain's feature classifier once, a few minutes on one core)"

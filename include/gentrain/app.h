@@ -21,6 +21,12 @@ gt_status gt_cmd_train(int argc, char **argv);   /* src/app/train.c */
 gt_status gt_cmd_sample(int argc, char **argv);  /* src/app/sample.c */
 gt_status gt_cmd_inspect(int argc, char **argv); /* src/app/inspect.c */
 gt_status gt_cmd_help(int argc, char **argv);    /* src/app/options.c: help keys|layers [--markdown|--json] */
+gt_status gt_cmd_eval(int argc, char **argv);    /* src/app/eval.c */
+
+/* The training run a config describes (what `gentrain train` does after
+ * reading its command line); *stopped = 1 when a signal stopped it after a
+ * checkpoint (src/app/train.c). */
+gt_status gt_train_config(gt_config *cfg, const char *config_path, int *stopped);
 
 /* ---- options (src/app/options.c) --------------------------------------------- */
 
@@ -41,6 +47,15 @@ typedef struct {
     long log_every;
     int eval_at_end;
     long eval_n;
+    /* [eval]: evaluation metrics during training (every > 0) and by gentrain eval */
+    long eval_every;
+    const char *eval_metrics;    /* comma-separated metric names, "default" or "all" */
+    long eval_samples;           /* generated samples per evaluation during training */
+    const char *eval_classifier; /* "" = the cached one */
+    const char *eval_cache;      /* "" = $GENTRAIN_CACHE, $XDG_CACHE_HOME/gentrain or ~/.cache/gentrain */
+    long iwae_k, likelihood_n;
+    int likelihood_train;
+    uint64_t eval_seed;
     /* [checkpoint] [samples] */
     long ckpt_every, ckpt_keep, samples_every;
     int samples_n;
@@ -54,6 +69,9 @@ typedef struct {
  * o); unknown keys and bad values are errors naming file, line and key.
  * config_path gives the default run.dir (runs/<its base name>). */
 gt_status gt_options_from_config(gt_config *cfg, const char *config_path, gt_options *o);
+/* Only the keys of [data] and [eval] (and run.threads), for `gentrain eval
+ * --samples`, which has no model: keys of other sections are errors. */
+gt_status gt_options_data_eval(gt_config *cfg, gt_options *o);
 void gt_options_free(gt_options *o);
 /* The keys as help text (every section, key, default and meaning). */
 void gt_options_print_keys(FILE *out, int markdown);
@@ -119,5 +137,114 @@ gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_d
 /* Rank 0: writes the checkpoint of `step` and prunes old ones. */
 gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,
                               int64_t step);
+
+/* ---- evaluation (src/app/evaluate.c; the classifier and the data's features:
+ * src/app/reference.c; the command: src/app/eval.c) ----------------------------
+ * Every function is collective: every rank calls it with the same arguments;
+ * every rank gets the same results. Work is split over the ranks in chunks of
+ * GT_EVAL_CHUNK rows (gt_dist_rows), so that the numbers do not depend on the
+ * number of ranks. */
+
+#define GT_EVAL_CHUNK 250
+
+/* Metric groups: --metrics and [eval] metrics name them. */
+enum {
+    GT_METRIC_FID = 1u << 0,           /* FID against train and test */
+    GT_METRIC_KID = 1u << 1,           /* KID (100 subsets of 1000) */
+    GT_METRIC_PR = 1u << 2,            /* improved precision and recall, k = 3 */
+    GT_METRIC_DC = 1u << 3,            /* density and coverage, k = 5 */
+    GT_METRIC_CLASSES = 1u << 4,       /* the classifier's class histogram of the samples (images) */
+    GT_METRIC_MODES = 1u << 5,         /* modes of a 2-D mixture (toy data) */
+    GT_METRIC_MEMORIZATION = 1u << 6,  /* nearest neighbours, closer-to-train share, C_T */
+    GT_METRIC_ELBO = 1u << 7,          /* VAE: negative ELBO on train and test */
+    GT_METRIC_IWAE = 1u << 8,          /* VAE: IWAE bound on train and test */
+    GT_METRIC_DISCRIMINATOR = 1u << 9, /* GAN: D on train and test images */
+};
+#define GT_METRIC_COUNT 10
+extern const char *const gt_metric_names[GT_METRIC_COUNT]; /* "fid", "kid", ... in bit order */
+/* The metrics that apply to samples of a model kind (or to given samples,
+ * kind < 0) on image data (points = 0) or 2-D points (points = 1). */
+unsigned gt_metrics_applicable(int kind, int points);
+/* "fid,kid,classes", "all" (everything that applies) or "default" (fid, then
+ * classes or modes, then discriminator or elbo) -> bits among `applicable`.
+ * An unknown name, or one that does not apply, is an error naming it, `where`
+ * and the ones that do. */
+gt_status gt_metrics_parse(const char *list, unsigned applicable, const char *where, unsigned *out);
+
+/* The fixed part of an evaluation: the data, the feature space (the
+ * classifier's penultimate layer for images, the points themselves for 2-D
+ * data) and the training and test sets' features. */
+typedef struct gt_evaluator gt_evaluator;
+/* For metrics that need features (GT_METRICS_FEATURES) of images: finds the
+ * classifier (o->eval_classifier, or the one in the cache, which
+ * is trained there by rank 0 alone when missing and may_train, and is an
+ * error naming the command that trains it otherwise), checks that it fits
+ * the data, and loads the data's features from the cache or computes them
+ * (and stores them there). */
+gt_status gt_evaluator_open(const gt_options *o, const gt_dataset *train, const gt_dataset *test, unsigned metrics,
+                            int may_train, gt_evaluator **out);
+/* The metrics that need features (all but elbo, iwae and discriminator):
+ * an evaluator opened for other metrics has no classifier. */
+#define GT_METRICS_FEATURES                                                                                  \
+    (GT_METRIC_FID | GT_METRIC_KID | GT_METRIC_PR | GT_METRIC_DC | GT_METRIC_CLASSES | GT_METRIC_MODES |      \
+     GT_METRIC_MEMORIZATION)
+void gt_evaluator_free(gt_evaluator *ev);
+/* Makes the reference of the memorization metrics (the test set's nearest
+ * training neighbours in feature and pixel space, k-means cells of the
+ * training features), cached with the features; evaluations that need it
+ * call it themselves. */
+gt_status gt_evaluator_memorization(gt_evaluator *ev);
+/* The classifier's checkpoint, its hash (16 hex digits of FNV-1a-64 over its
+ * parameters and batch-norm statistics) and its accuracy on the test set (NaN
+ * without labels); for 2-D data "" / "none" / NaN. */
+const char *gt_evaluator_classifier_path(const gt_evaluator *ev);
+const char *gt_evaluator_classifier_hash(const gt_evaluator *ev);
+double gt_evaluator_classifier_accuracy(const gt_evaluator *ev);
+
+#define GT_EVAL_MAX_VALUES 64
+#define GT_EVAL_MAX_ARRAYS 12
+#define GT_EVAL_MAX_TIMES 16
+typedef struct {
+    const char *name;
+    int64_t len;
+    int is_int; /* 1: int64_t data, 0: float data */
+    void *data; /* gt_alloc'd */
+} gt_eval_array;
+/* Named results: scalars (NaN: undefined, e.g. no test labels), arrays
+ * (histograms, per-sample distances) and the seconds each part took. */
+typedef struct {
+    unsigned metrics;
+    long n;
+    int nv, na, nt;
+    const char *name[GT_EVAL_MAX_VALUES];
+    double value[GT_EVAL_MAX_VALUES];
+    gt_eval_array array[GT_EVAL_MAX_ARRAYS];
+    const char *time_name[GT_EVAL_MAX_TIMES];
+    double seconds[GT_EVAL_MAX_TIMES];
+} gt_eval_result;
+void gt_eval_result_free(gt_eval_result *r);
+/* The value of a name, NaN if the result has none. */
+double gt_eval_value(const gt_eval_result *r, const char *name);
+
+/* n samples of the model (GAN: G(z); VAE: the decoder's mean, on latents z_i
+ * = Philox normal(eval seed, EVAL/LATENT, 0, i)), evaluated with the metrics. */
+gt_status gt_evaluate_model(gt_evaluator *ev, gt_model *m, long n, unsigned metrics, uint64_t seed,
+                            const gt_options *o, gt_eval_result *r);
+/* Given samples x [n, data] (images in [0,1]; 2-D points as they are). */
+gt_status gt_evaluate_samples(gt_evaluator *ev, const float *x, long n, unsigned metrics, uint64_t seed,
+                              gt_eval_result *r);
+
+/* metrics.h5 (rank 0; src/app/metrics.c): the result of `gentrain eval` on
+ * the checkpoint of `step` as group /eval/step-XXXXXXXX (replaced if it
+ * exists): scalars and descriptions as attributes, arrays as datasets. */
+gt_status gt_metrics_h5_eval_group(const char *h5_path, int64_t step, const char *checkpoint, const gt_evaluator *ev,
+                                   const gt_eval_result *r, uint64_t seed);
+/* A row of the evaluation during training: metrics.jsonl ("split": "eval")
+ * and the table /eval/training of metrics.h5. */
+gt_status gt_metrics_write_eval(gt_metrics *mt, int64_t step, int64_t epoch, const gt_evaluator *ev,
+                                const gt_eval_result *r);
+
+/* configs/classifier.ini, built into the program (generated by the build). */
+extern const char gt_classifier_config[];
 
 #endif

@@ -88,6 +88,8 @@ void gt_set_exit_hook(void (*hook)(int code, int collective));
  * Only the process whose log rank is 0 prints info lines; warnings (and
  * errors) print on every rank, prefixed with the rank when there are several. */
 void gt_set_log_rank(int rank, int size);
+/* 1: info lines go to stderr instead of stdout (a command whose stdout is data, e.g. JSON). */
+void gt_set_info_stderr(int on);
 void gt_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

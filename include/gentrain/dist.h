@@ -37,6 +37,27 @@ int gt_dist_or(int flags);
 void gt_dist_barrier(void);
 /* all[r*n + i] = rank r's mine[i]. */
 void gt_dist_allgather_u64(const uint64_t *mine, int n, uint64_t *all);
+/* Sums buf[n] of int64 over all ranks (in place). */
+void gt_dist_allreduce_sum_i64(int64_t *buf, int n);
+
+/* ---- rows split over ranks (evaluation) ---------------------------------
+ * n rows are cut into chunks of `chunk` rows (the last one may be shorter);
+ * rank r of `world` takes a contiguous run of chunks, the first
+ * (chunks mod world) ranks one chunk more. A chunk holds the same rows
+ * whatever the world size, so work done chunk by chunk gives the same
+ * per-row results on any number of ranks. */
+void gt_dist_rows(int64_t n, int64_t chunk, int rank, int world, int64_t *first, int64_t *last);
+/* buf [n rows of row_bytes each]: every rank has written its own rows
+ * (gt_dist_rows of its rank in this world); afterwards every rank holds
+ * every row. */
+void gt_dist_allgather_rows(void *buf, int64_t n, int64_t chunk, size_t row_bytes);
+
+/* Runs fn(arg) on rank 0 alone, as a world of one (every collective above is
+ * a no-op there), while the other ranks wait sleeping, not spinning. Returns
+ * fn's status on rank 0; on the others GT_OK, or a collective error if fn
+ * failed. For one-off work whose result must not depend on the world size
+ * (training the evaluation classifier). */
+gt_status gt_dist_solo(gt_status (*fn)(void *arg), void *arg);
 
 /* ---- gradient allreduce (src/dist/reduce.c) ------------------------------
  * Sums a network's flat gradient buffer over all ranks and divides by the

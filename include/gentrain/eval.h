@@ -23,7 +23,9 @@ enum gt_eval_rng {
     GT_EVAL_RNG_KID = 1,     /* KID subsets: step = subset, index = 0 (set a) or 1 (set b) */
     GT_EVAL_RNG_KMEANS,      /* k-means++ seeding: step = centre */
     GT_EVAL_RNG_IWAE,        /* IWAE noise: step = example, index = sample */
-    GT_EVAL_RNG_MEMORIZATION /* equal-size reference subsets: index = 0 (train) or 1 (test) */
+    GT_EVAL_RNG_MEMORIZATION, /* equal-size reference subsets: index = 0 (train) or 1 (test) */
+    GT_EVAL_RNG_LATENT,       /* gentrain eval: latent of generated sample i: index = i */
+    GT_EVAL_RNG_SUBSET        /* gentrain eval: reference subsets of the data: step = which subset */
 };
 
 /* ---- helpers ------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 
 #include "gentrain/core.h"
 #include "gentrain/data.h"
+#include "gentrain/eval.h"
 #include "gentrain/loss.h"
 #include "gentrain/nn.h"
 #include "gentrain/optim.h"
@@ -91,6 +92,12 @@ typedef struct {
     void (*generate)(gt_model *m, const float *z, int n, float *images);
     /* x [n, data] -> reconstructions [n, data] (NULL: the kind does not reconstruct). */
     void (*reconstruct)(gt_model *m, const float *x, int n, float *out);
+    /* What evaluation needs (NULL where a kind has none): see gt_model_features,
+     * gt_model_discriminate and gt_model_iwae below. */
+    int (*feature_dim)(const gt_model *m);
+    void (*features)(gt_model *m, const float *x, int n, float *feat, float *logits);
+    void (*discriminate)(gt_model *m, const float *x, int n, float *logits);
+    void (*iwae)(gt_model *m, const float *x, int n, int k, uint64_t seed, uint64_t example0, gt_iwae_result *out);
 } gt_model_kind_info;
 
 extern const gt_model_kind_info gt_model_gan, gt_model_vae, gt_model_classifier;
@@ -139,6 +146,33 @@ void gt_model_generate(gt_model *m, const float *z, int n, float *images);
 void gt_model_reconstruct(gt_model *m, const float *x, int n, float *out);
 /* The pixel range the model trains on: GAN [-1,1], VAE and classifier [0,1]. */
 gt_pixel_scale gt_model_pixel_scale(const gt_model *m);
+
+/* ---- what evaluation needs (src/app/evaluate.c) ------------------------------
+ * All in eval mode (batch-norm running statistics, no dropout), in batches of
+ * at most max_batch; each row's result depends only on the batches it was
+ * computed in, so callers that split work over ranks use fixed batches.
+ * Each panics for a kind that has no such function (a bug in the caller). */
+
+/* Classifier: the width of its features, the input of its last layer (the
+ * penultimate layer's output). */
+int gt_model_feature_dim(const gt_model *m);
+/* Classifier: x [n, data] in [0,1] -> feat [n, gt_model_feature_dim] and
+ * logits [n, n_classes] (either may be NULL). */
+void gt_model_features(gt_model *m, const float *x, int n, float *feat, float *logits);
+/* GAN: x [n, data] in [-1,1] -> the discriminator's logits [n]. */
+void gt_model_discriminate(gt_model *m, const float *x, int n, float *logits);
+/* VAE: log p(x) bounds of the examples x [n, data] in [0,1], whose global
+ * indices are example0 + i: out[i] = gt_iwae with k samples of q(z|x_i),
+ * noise keyed by (seed, example0 + i). Each example is encoded alone (batch
+ * of one) and decoded in chunks of max_batch latents, so out[i] depends on
+ * nothing but x_i, k and the seed. log p(x|z) is the decoder's likelihood:
+ * Bernoulli sum_j x_j log s(l_j) + (1 - x_j) log s(-l_j) with s the sigmoid
+ * and l the logits (minus the training loss's BCE, also for grey levels);
+ * Gaussian with unit variance, normalizing constant included:
+ * -1/2 sum_j (x_j - mean_j)^2 - D/2 log 2 pi (the training loss's squared
+ * error has neither the 1/2 nor the constant). binarize = true models see x
+ * binarized by the stream (seed, BINARIZE, step 0, example). */
+void gt_model_iwae(gt_model *m, const float *x, int n, int k, uint64_t seed, uint64_t example0, gt_iwae_result *out);
 
 /* Shared by the kinds (src/models/model.c). */
 gt_rng_ctx gt_model_rng(const gt_step_ctx *ctx, uint32_t call);

@@ -74,6 +74,7 @@ static gt_status print_file(gt_h5 *f, const char *path, char **format, int *dama
                        : !strcmp(fmt, GT_CKPT_FORMAT)       ? "a gentrain checkpoint"
                        : !strcmp(fmt, "gentrain-samples")   ? "gentrain samples"
                        : !strcmp(fmt, "gentrain-metrics")   ? "gentrain metrics"
+                       : !strcmp(fmt, "gentrain-eval-features") ? "gentrain evaluation features (a cache)"
                                                             : "an HDF5 file of an unknown format";
     printf("%s: %s\n", path, what);
     printf("attributes:\n");

@@ -10,12 +10,14 @@ static const char usage[] =
     "gentrain: data-parallel training of GANs and VAEs (MPI + OpenBLAS + HDF5)\n"
     "\n"
     "usage: gentrain COMMAND [ARGS...]\n"
-    "       mpirun -np N gentrain train CONFIG [section.key=value ...]\n"
+    "       mpirun -np N gentrain train|eval ...\n"
     "\n"
     "commands:\n"
     "  train CONFIG [section.key=value ...]   train the model a config describes (resumes\n"
     "                                         from the newest checkpoint in run.dir)\n"
     "  sample CHECKPOINT [--n 64] [--out grid.png] [--seed S]   a PNG grid of samples\n"
+    "  eval CHECKPOINT|RUN_DIR ... [--metrics LIST] [--n N] [--json]   evaluation metrics (FID, KID,\n"
+    "                                         precision/recall, memorization, IWAE, ...); also under mpirun\n"
     "  inspect FILE.h5                        what a checkpoint/samples/metrics file holds\n"
     "  help keys|layers [--markdown]          every config key; every layer kind\n"
     "\n"
@@ -42,10 +44,10 @@ int main(int argc, char **argv) {
         st = gt_cmd_inspect(argc - 1, argv + 1);
     else if (!strcmp(cmd, "help"))
         st = gt_cmd_help(argc - 1, argv + 1);
-    else if (!strcmp(cmd, "train")) {
+    else if (!strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
         gt_dist_init(&argc, &argv);
         gt_flush_denormals();
-        st = gt_cmd_train(argc - 1, argv + 1);
+        st = !strcmp(cmd, "train") ? gt_cmd_train(argc - 1, argv + 1) : gt_cmd_eval(argc - 1, argv + 1);
         if (st != GT_OK && st != GT_STOPPED) gt_exit_error(st); /* ends every rank */
         gt_dist_finalize();
     } else {

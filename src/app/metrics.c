@@ -1,17 +1,24 @@
 /* metrics.jsonl and metrics.h5 of a run (include/gentrain/app.h): one JSON
  * object per line and logged step, and the same as columns of the tables
- * /train and /test. Written by rank 0. metrics.h5 is opened only for each
- * row and closed again, so that a process killed between rows leaves it
- * closed (HDF5 1.10 refuses to reopen a file a killed writer had open). */
+ * /train and /test; evaluations during training as lines with "split":
+ * "eval" and the table /eval/training; `gentrain eval` of a checkpoint as
+ * the group /eval/step-XXXXXXXX. Written by rank 0. metrics.h5 is opened
+ * only for each row and closed again, so that a process killed between rows
+ * leaves it closed (HDF5 1.10 refuses to reopen a file a killed writer had
+ * open); an open that finds the file locked by another process (a training
+ * run and `gentrain eval` writing the same file) is retried for a few
+ * seconds. */
 #include "gentrain/app.h"
 
 #include "gentrain/io.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define METRICS_FORMAT "gentrain-metrics"
@@ -67,6 +74,17 @@ static gt_status truncate_jsonl(const char *path, int64_t step, int64_t *test_st
     return GT_OK;
 }
 
+/* gt_h5_open, retried for up to 5 s while another process holds the file's lock. */
+static gt_status open_retrying(const char *path, int writable, gt_h5 **out) {
+    for (int attempt = 0;; attempt++) {
+        gt_status st = gt_h5_open(path, writable, out);
+        if (!st || attempt >= 50 || !strstr(gt_error_message(), "locked by another process")) return st;
+        gt_error_clear();
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* Opens one of our HDF5 files for writing, creating it with its format
  * attribute; a file that is not ours is an error that leaves it untouched. */
 gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out) {
@@ -82,7 +100,7 @@ gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out) {
                         path, format);
     /* checked read-only first: a file that is not ours is not even opened for writing */
     gt_h5 *f;
-    GT_TRY(gt_h5_open(path, 0, &f));
+    GT_TRY(open_retrying(path, 0, &f));
     int yes;
     char *fmt = NULL;
     gt_status st = gt_h5_attr_is_string(f, NULL, "format", &yes);
@@ -98,7 +116,7 @@ gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out) {
                          format, fmt ? fmt : "(none)");
     gt_free(fmt);
     GT_TRY(st);
-    return gt_h5_open(path, 1, out);
+    return open_retrying(path, 1, out);
 }
 
 /* Drops rows after `step` from a metrics table. */
@@ -123,7 +141,20 @@ static gt_status open_tables(gt_metrics *mt, int64_t resumed_step) {
     int64_t keep = resumed_step >= 0 ? resumed_step : 0;
     gt_status st = truncate_table(f, "train", keep);
     if (!st) st = truncate_table(f, "test", keep);
-    if (!st) st = truncate_table(f, "eval", keep);
+    if (!st) st = truncate_table(f, "eval/training", keep);
+    /* gentrain eval's results of checkpoints after the resumed one, which this run rewrites */
+    int e = 0;
+    if (!st) st = gt_h5_exists(f, "eval", &e);
+    char **names = NULL;
+    int nn = 0;
+    if (!st && e) st = gt_h5_list(f, "eval", 1, &names, &nn);
+    for (int i = 0; i < nn && !st; i++) {
+        if (strncmp(names[i], "step-", 5) != 0) continue;
+        char group[64];
+        snprintf(group, sizeof group, "eval/%.*s", (int)strcspn(names[i], "/"), names[i]);
+        if (strtoll(names[i] + 5, NULL, 10) > keep) st = gt_h5_delete(f, group);
+    }
+    gt_h5_free_names(names, nn);
     if (st) {
         gt_h5_discard(f);
         return st;
@@ -176,7 +207,7 @@ gt_status gt_metrics_write(gt_metrics *mt, int64_t step, int64_t epoch, const ch
         cols[n] = "elapsed_s", vals[n++] = elapsed;
     }
     gt_h5 *h;
-    GT_TRY(gt_h5_open(mt->h5, 1, &h));
+    GT_TRY(open_retrying(mt->h5, 1, &h));
     gt_status s = gt_h5_table_append(h, split ? split : "train", n, cols, 2, vals);
     if (s) {
         gt_h5_discard(h);
@@ -194,4 +225,94 @@ gt_status gt_metrics_close(gt_metrics *mt) {
     if (fclose(mt->f) != 0 && !st) st = GT_ERROR("cannot write %s: %s", mt->jsonl, strerror(errno));
     gt_free(mt);
     return st;
+}
+
+/* ---- evaluation results ----------------------------------------------------------- */
+
+static void json_number(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+    else fputs("null", f);
+}
+
+gt_status gt_metrics_write_eval(gt_metrics *mt, int64_t step, int64_t epoch, const gt_evaluator *ev,
+                                const gt_eval_result *r) {
+    double total = 0;
+    for (int i = 0; i < r->nt; i++) total += r->seconds[i];
+    FILE *f = mt->f;
+    fprintf(f, "{\"step\": %" PRId64 ", \"epoch\": %" PRId64 ", \"split\": \"eval\", \"n\": %ld", step, epoch, r->n);
+    fprintf(f, ", \"classifier_hash\": \"%s\", \"classifier_accuracy\": ", gt_evaluator_classifier_hash(ev));
+    json_number(f, gt_evaluator_classifier_accuracy(ev));
+    for (int k = 0; k < r->nv; k++) {
+        fprintf(f, ", \"%s\": ", r->name[k]);
+        json_number(f, r->value[k]);
+    }
+    fprintf(f, ", \"eval_s\": %.3f}\n", total);
+    if (fflush(f) != 0 || ferror(f)) return GT_ERROR("cannot write %s: %s", mt->jsonl, strerror(errno));
+
+    const char *cols[GT_EVAL_MAX_VALUES + 5];
+    double vals[GT_EVAL_MAX_VALUES + 5];
+    int n = 0;
+    cols[n] = "step", vals[n++] = (double)step;
+    cols[n] = "epoch", vals[n++] = (double)epoch;
+    cols[n] = "n", vals[n++] = (double)r->n;
+    cols[n] = "classifier_accuracy", vals[n++] = gt_evaluator_classifier_accuracy(ev);
+    for (int k = 0; k < r->nv; k++) cols[n] = r->name[k], vals[n++] = r->value[k];
+    cols[n] = "eval_s", vals[n++] = total;
+    gt_h5 *h;
+    GT_TRY(open_retrying(mt->h5, 1, &h));
+    gt_status s = gt_h5_table_append(h, "eval/training", n, cols, 3, vals);
+    if (!s) s = gt_h5_set_attr_str(h, "eval/training", "classifier_hash", gt_evaluator_classifier_hash(ev));
+    if (!s) s = gt_h5_set_attr_str(h, "eval/training", "classifier", gt_evaluator_classifier_path(ev));
+    if (s) {
+        gt_h5_discard(h);
+        return s;
+    }
+    return gt_h5_close(h);
+}
+
+static gt_status write_group(gt_h5 *h, const char *group, int64_t step, const char *checkpoint, const gt_evaluator *ev,
+                             const gt_eval_result *r, uint64_t seed) {
+    char list[512] = "", name[160];
+    size_t used = 0;
+    for (int i = 0; i < GT_METRIC_COUNT; i++)
+        if (r->metrics & (1u << i) && used < sizeof list)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? "," : "", gt_metric_names[i]);
+    GT_TRY(gt_h5_delete(h, group));
+    GT_TRY(gt_h5_make_group(h, group));
+    GT_TRY(gt_h5_set_attr_int64(h, group, "step", step));
+    GT_TRY(gt_h5_set_attr_str(h, group, "checkpoint", checkpoint));
+    GT_TRY(gt_h5_set_attr_int64(h, group, "n", r->n));
+    GT_TRY(gt_h5_set_attr_int64(h, group, "seed", (int64_t)seed));
+    GT_TRY(gt_h5_set_attr_str(h, group, "metrics", list));
+    GT_TRY(gt_h5_set_attr_str(h, group, "classifier", gt_evaluator_classifier_path(ev)));
+    GT_TRY(gt_h5_set_attr_str(h, group, "classifier_hash", gt_evaluator_classifier_hash(ev)));
+    GT_TRY(gt_h5_set_attr_double(h, group, "classifier_accuracy", gt_evaluator_classifier_accuracy(ev)));
+    GT_TRY(gt_h5_set_attr_str(h, group, "gentrain_version", gt_version()));
+    for (int k = 0; k < r->nv; k++) GT_TRY(gt_h5_set_attr_double(h, group, r->name[k], r->value[k]));
+    for (int k = 0; k < r->nt; k++) {
+        snprintf(name, sizeof name, "seconds_%s", r->time_name[k]);
+        GT_TRY(gt_h5_set_attr_double(h, group, name, r->seconds[k]));
+    }
+    for (int k = 0; k < r->na; k++) {
+        const gt_eval_array *a = &r->array[k];
+        int dims[1] = {(int)a->len};
+        snprintf(name, sizeof name, "%s/%s", group, a->name);
+        if (a->is_int) GT_TRY(gt_h5_write_int64(h, name, a->data, 1, dims));
+        else GT_TRY(gt_h5_write_floats(h, name, a->data, 1, dims));
+    }
+    return GT_OK;
+}
+
+gt_status gt_metrics_h5_eval_group(const char *h5_path, int64_t step, const char *checkpoint, const gt_evaluator *ev,
+                                   const gt_eval_result *r, uint64_t seed) {
+    gt_h5 *h = NULL;
+    GT_TRY(gt_run_file_open(h5_path, METRICS_FORMAT, &h));
+    char group[64];
+    snprintf(group, sizeof group, "eval/step-%08" PRId64, step);
+    gt_status st = write_group(h, group, step, checkpoint, ev, r, seed);
+    if (st) {
+        gt_h5_discard(h);
+        return st;
+    }
+    return gt_h5_close(h);
 }

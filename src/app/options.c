@@ -133,6 +133,29 @@ static const key_desc keys[] = {
      "test-set losses at the end"},
     {"eval", "n", K_INT, "0", 0, 1099511627776.0, NULL, OFF(eval_n), F_LONG, NULL, NULL, 0,
      "test examples evaluated (0 = all)"},
+    {"eval", "every", K_INT, "0", 0, 1099511627776.0, NULL, OFF(eval_every), F_LONG, generates, NULL, 0,
+     "steps between evaluations of [eval] metrics during training, and one at the end, logged with \"split\": "
+     "\"eval\" in metrics.jsonl and in metrics.h5 /eval/training (0 = off)"},
+    {"eval", "metrics", K_STRING, "default", 0, 0, NULL, OFF(eval_metrics), F_STR, generates, NULL, 0,
+     "the metrics evaluated during training, comma-separated (gentrain eval --help lists them); default: fid and "
+     "classes (2-D data: modes), plus discriminator (GAN) or elbo (VAE)"},
+    {"eval", "samples", K_INT, "2000", 2, 1048576, NULL, OFF(eval_samples), F_LONG, generates, NULL, 0,
+     "generated samples per evaluation during training (gentrain eval: --n)"},
+    {"eval", "classifier", K_STRING, "", 0, 0, NULL, OFF(eval_classifier), F_STR, generates, NULL, 0,
+     "the checkpoint of the classifier whose features image metrics use (empty: the one in [eval] cache; gentrain "
+     "eval trains it there from configs/classifier.ini on first use, training runs expect it there)"},
+    {"eval", "cache", K_STRING, "", 0, 0, NULL, OFF(eval_cache), F_STR, generates, NULL, 0,
+     "directory of the trained classifier and the data's features (empty: $GENTRAIN_CACHE, else "
+     "$XDG_CACHE_HOME/gentrain, else ~/.cache/gentrain)"},
+    {"eval", "iwae_k", K_INT, "5000", 1, 1048576, NULL, OFF(iwae_k), F_LONG, generates, NULL, 0,
+     "VAE: importance samples per example of the IWAE bound (metric iwae)"},
+    {"eval", "likelihood_n", K_INT, "1000", 1, 1099511627776.0, NULL, OFF(likelihood_n), F_LONG, generates, NULL, 0,
+     "VAE: training and test examples (the first N of each) for the metrics elbo and iwae"},
+    {"eval", "likelihood_train", K_BOOL, "true", 0, 0, NULL, OFF(likelihood_train), F_INT, generates, NULL, 0,
+     "VAE: elbo and iwae also on the training examples, for the train-test gap (false: the test set only, half the cost)"},
+    {"eval", "seed", K_INT, "1", 0, 4611686018427387903.0, NULL, OFF(eval_seed), F_U64, generates, NULL, 0,
+     "seed of the evaluation's draws (latents, subsets, IWAE noise): fixed, so that models are compared on the same "
+     "draws"},
     {"checkpoint", "every", K_INT, "1000", 0, 1099511627776.0, NULL, OFF(ckpt_every), F_LONG, NULL, NULL, 0,
      "steps between checkpoints, and one at the end (0 = off)"},
     {"checkpoint", "keep", K_INT, "3", 0, 1048576, NULL, OFF(ckpt_keep), F_LONG, NULL, NULL, 0,
@@ -329,6 +352,27 @@ gt_status gt_options_from_config(gt_config *cfg, const char *config_path, gt_opt
         return st;
     }
     return GT_OK;
+}
+
+gt_status gt_options_data_eval(gt_config *cfg, gt_options *o) {
+    static const char *const eval_keys[] = {"eval.classifier", "eval.cache", "eval.seed", "run.threads", NULL};
+    memset(o, 0, sizeof *o);
+    o->data.toy = GT_TOY_NONE;
+    o->model.kind = GT_MODEL_CLASSIFIER; /* no model: nothing model-specific applies */
+    gt_status st = GT_OK;
+    for (int i = 0; i < N_KEYS && !st; i++) {
+        const key_desc *k = &keys[i];
+        char full[128];
+        snprintf(full, sizeof full, "%s.%s", k->section, k->key);
+        int wanted = !strcmp(k->section, "data");
+        for (int j = 0; eval_keys[j] && !wanted; j++) wanted = !strcmp(full, eval_keys[j]);
+        if (!wanted || (k->applies && k->applies(o) == 0 && strcmp(k->section, "eval"))) continue;
+        st = read_key(cfg, o, k);
+    }
+    if (!st) st = gt_config_check_unused(cfg);
+    if (!st) o->text = gt_config_text(cfg);
+    if (st) gt_options_free(o);
+    return st;
 }
 
 void gt_options_free(gt_options *o) {

@@ -108,6 +108,8 @@ typedef struct {
     gt_dist_run dist;
     gt_metrics *metrics;  /* rank 0 */
     gt_samples *samples;  /* rank 0, models that generate, samples.every > 0 */
+    gt_evaluator *ev;     /* eval.every > 0 */
+    unsigned eval_metrics;
     int64_t last_ckpt;
 } run_t;
 
@@ -123,12 +125,31 @@ static gt_status open_outputs(run_t *r, int64_t resumed_step) {
     return GT_OK;
 }
 
+/* The evaluation metrics of [eval] after step `done` (every rank): a line
+ * on the console, a row in metrics.jsonl and metrics.h5 (rank 0; *failed = 1
+ * if that write fails). */
+static gt_status eval_step(run_t *r, int64_t done, int *failed) {
+    gt_eval_result res;
+    double t0 = gt_now();
+    GT_TRY(gt_evaluate_model(r->ev, r->m, r->o.eval_samples, r->eval_metrics, r->o.eval_seed, &r->o, &res));
+    char line[2048];
+    size_t used = (size_t)snprintf(line, sizeof line, "eval at step %" PRId64 " (%ld samples):", done, res.n);
+    for (int k = 0; k < res.nv && used < sizeof line; k++)
+        used += (size_t)snprintf(line + used, sizeof line - used, "  %s %.4g", res.name[k], res.value[k]);
+    gt_info("%s  | classifier %s, %.1f s", line, gt_evaluator_classifier_hash(r->ev), gt_now() - t0);
+    if (r->metrics && gt_metrics_write_eval(r->metrics, done, r->sampler.epoch, r->ev, &res) != GT_OK) *failed = 1;
+    gt_eval_result_free(&res);
+    return GT_OK;
+}
+
 /* After step `done` of `steps`: samples and checkpoints when due (rank 0),
  * then all ranks agree whether a stop signal arrived on any of them; if so,
  * a checkpoint is written (unless one was just written) and *stop = 1. */
 static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
     int last = done >= steps, failed = 0;
-    if (r->samples && (done % r->o.samples_every == 0 || last)) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
+    if (r->ev && (done % r->o.eval_every == 0 || last)) GT_TRY(eval_step(r, done, &failed));
+    if (!failed && r->samples && (done % r->o.samples_every == 0 || last))
+        failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
     if (!failed && r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last)) {
         failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done) != GT_OK;
         r->last_ckpt = done;
@@ -216,6 +237,16 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
                           &r->m));
     GT_TRY(gt_dist_run_attach(&r->dist, &o->dist, r->m, o->text, r->train.n)); /* all ranks agree, or all stop */
     gt_dist_bcast_model(r->m);
+    if (o->eval_every > 0) { /* before the run directory exists: a missing classifier leaves nothing behind */
+        GT_TRY(gt_metrics_parse(o->eval_metrics, gt_metrics_applicable(r->m->kind, r->train.values != NULL),
+                                gt_config_where(cfg, "eval", "metrics"), &r->eval_metrics));
+        if (r->eval_metrics & (GT_METRIC_ELBO | GT_METRIC_IWAE) &&
+            (o->likelihood_n > r->train.n || o->likelihood_n > r->test.n))
+            return GT_ERROR("%s: [eval] likelihood_n = %ld is more than the data has (%" PRId64 " training, %" PRId64
+                            " test examples)",
+                            gt_config_where(cfg, "eval", "likelihood_n"), o->likelihood_n, r->train.n, r->test.n);
+        GT_TRY(gt_evaluator_open(o, &r->train, &r->test, r->eval_metrics, 0, &r->ev));
+    }
     if ((int64_t)world * o->batch > r->train.n)
         return GT_ERROR("the training set has %" PRId64 " examples, fewer than one global batch of %d ranks x %d",
                         r->train.n, world, o->batch);
@@ -274,6 +305,25 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     return gt_dist_run_finish(&r->dist, r->m);
 }
 
+gt_status gt_train_config(gt_config *cfg, const char *config_path, int *stopped) {
+    run_t r;
+    memset(&r, 0, sizeof r);
+    *stopped = 0;
+    gt_status st = run(&r, cfg, config_path, stopped);
+    if (r.metrics) {
+        gt_status c = gt_metrics_close(r.metrics);
+        if (!st) st = c;
+    }
+    gt_samples_close(r.samples);
+    gt_evaluator_free(r.ev);
+    gt_sampler_free(&r.sampler);
+    gt_model_free(r.m);
+    gt_dataset_free(&r.train);
+    gt_dataset_free(&r.test);
+    gt_options_free(&r.o);
+    return st;
+}
+
 gt_status gt_cmd_train(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *out = argc < 2 ? stderr : stdout;
@@ -291,20 +341,8 @@ gt_status gt_cmd_train(int argc, char **argv) {
     for (int i = 2; i < argc && !st; i++)
         st = argv[i][0] == '-' ? GT_USAGE_ERROR("unknown option '%s' (settings are section.key=value)", argv[i])
                                : gt_config_override(cfg, argv[i]);
-    run_t r;
-    memset(&r, 0, sizeof r);
     int stopped = 0;
-    if (!st) st = run(&r, cfg, config_path, &stopped);
-    if (r.metrics) {
-        gt_status c = gt_metrics_close(r.metrics);
-        if (!st) st = c;
-    }
-    gt_samples_close(r.samples);
-    gt_sampler_free(&r.sampler);
-    gt_model_free(r.m);
-    gt_dataset_free(&r.train);
-    gt_dataset_free(&r.test);
-    gt_options_free(&r.o);
+    if (!st) st = gt_train_config(cfg, config_path, &stopped);
     gt_config_free(cfg);
     if (!st && stopped) return GT_STOPPED;
     return st;

@@ -123,14 +123,18 @@ void gt_warn(const char *fmt, ...) {
     fflush(stderr);
 }
 
+static int info_stderr;
+void gt_set_info_stderr(int on) { info_stderr = on; }
+
 void gt_info(const char *fmt, ...) {
     if (log_rank != 0) return;
+    FILE *out = info_stderr ? stderr : stdout;
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stdout, fmt, ap);
+    vfprintf(out, fmt, ap);
     va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
+    fputc('\n', out);
+    fflush(out);
 }
 
 /* ---- allocation ---------------------------------------------------------- */

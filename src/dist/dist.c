@@ -6,11 +6,14 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "gentrain/core.h"
 #include "internal.h"
 
-static int rank, size = 1, initialized;
+/* size is the world the collectives see (1 on rank 0 inside gt_dist_solo);
+ * world_size is always MPI_COMM_WORLD's. */
+static int rank, size = 1, world_size = 1, initialized;
 static MPI_Comm grad_comm = MPI_COMM_NULL;
 double gt_dist_comm_clock;
 
@@ -21,7 +24,7 @@ MPI_Comm gt_dist_grad_comm(void) { return grad_comm; }
  * before the abort tears the job down. */
 static _Noreturn void end_job(int code, int collective) {
     /* A world of one just exits: MPI_Abort's banner would bury the message. */
-    if (initialized && size > 1) {
+    if (initialized && world_size > 1) {
         if (collective) MPI_Barrier(MPI_COMM_WORLD);
         MPI_Abort(MPI_COMM_WORLD, code);
     }
@@ -39,6 +42,7 @@ void gt_dist_init(int *argc, char ***argv) {
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    world_size = size;
     MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &grad_comm)); /* inherits MPI_ERRORS_RETURN */
     gt_set_exit_hook(end_job);
     gt_set_log_rank(rank, size);
@@ -111,4 +115,56 @@ void gt_dist_bcast_model(gt_model *m) {
         if (opt->v) gt_dist_bcast(opt->v, opt->n * sizeof(float));
         gt_dist_bcast(&opt->t, sizeof opt->t);
     }
+}
+
+void gt_dist_allreduce_sum_i64(int64_t *buf, int n) {
+    if (size == 1) return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+}
+
+void gt_dist_rows(int64_t n, int64_t chunk, int r, int world, int64_t *first, int64_t *last) {
+    GT_ASSERT(n >= 0 && chunk >= 1 && world >= 1 && r >= 0 && r < world, "gt_dist_rows: n %lld chunk %lld rank %d of %d",
+              (long long)n, (long long)chunk, r, world);
+    int64_t chunks = (n + chunk - 1) / chunk, base = chunks / world, extra = chunks % world;
+    int64_t c0 = r * base + (r < extra ? r : extra), c1 = c0 + base + (r < extra);
+    *first = c0 * chunk < n ? c0 * chunk : n;
+    *last = c1 * chunk < n ? c1 * chunk : n;
+}
+
+void gt_dist_allgather_rows(void *buf, int64_t n, int64_t chunk, size_t row_bytes) {
+    if (size == 1) return;
+    GT_ASSERT((double)n * (double)row_bytes < (double)INT_MAX, "gt_dist_allgather_rows: %lld rows of %zu bytes exceed "
+              "one MPI message", (long long)n, row_bytes);
+    int *counts = gt_alloc(sizeof(int) * (size_t)size), *displs = gt_alloc(sizeof(int) * (size_t)size);
+    for (int r = 0; r < size; r++) {
+        int64_t first, last;
+        gt_dist_rows(n, chunk, r, size, &first, &last);
+        counts[r] = (int)((last - first) * (int64_t)row_bytes);
+        displs[r] = (int)(first * (int64_t)row_bytes);
+    }
+    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_BYTE, buf, counts, displs, MPI_BYTE, MPI_COMM_WORLD));
+    gt_free(counts);
+    gt_free(displs);
+}
+
+gt_status gt_dist_solo(gt_status (*fn)(void *arg), void *arg) {
+    if (size == 1) return fn(arg);
+    gt_status st = GT_OK;
+    if (rank == 0) {
+        size = 1;
+        st = fn(arg);
+        size = world_size;
+    }
+    /* a non-blocking barrier polled with sleeps: the waiting ranks leave the
+     * cores to rank 0 (a blocking MPI call would spin on them) */
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &req));
+    for (int done = 0;;) {
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) break;
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    if (gt_dist_any(st != GT_OK)) return st ? st : GT_ERROR_ALL("rank 0 failed");
+    return GT_OK;
 }

@@ -5,6 +5,9 @@
  * line: the HDF5 file, the dataset or attribute, what was being done, and the
  * innermost reason found on HDF5's error stack (whose automatic printing is
  * turned off once, the first time a file is created or opened). */
+/* flock(2) (BSD, which HDF5 1.10's file locking uses): to tell a locked file from a damaged one. */
+#define _DEFAULT_SOURCE
+
 #include "gentrain/io.h"
 
 #include "gentrain/core.h"
@@ -12,11 +15,13 @@
 #include <hdf5.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -175,6 +180,16 @@ gt_status gt_h5_open(const char *path, int writable, gt_h5 **out) {
         char reason[256];
         h5_reason(reason);
         if (!strcmp(reason, "no reason on HDF5's error stack")) {
+            /* HDF5 leaves no message when another process holds the file's lock */
+            int fd = open(path, O_RDONLY), locked = 0;
+            if (fd >= 0) {
+                locked = flock(fd, (writable ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+                close(fd); /* releases a lock it got */
+            }
+            if (locked)
+                return GT_ERROR("HDF5 file '%s': cannot open for %s: it is locked by another process that has it open "
+                                "(HDF5 file locking)",
+                                path, writable ? "writing" : "reading");
             if (writable)
                 return GT_ERROR("HDF5 file '%s': cannot open for writing: it is truncated or damaged, or marked as "
                                 "still open by a process that was killed while writing it (HDF5 1.10 refuses such "

@@ -3,6 +3,8 @@
  * evaluation metrics. */
 #include "gentrain/model.h"
 
+#include <string.h>
+
 static void net_shapes(const gt_model *m, int k, gt_shape *in, gt_shape *out, const char **what) {
     (void)k;
     *in = m->data_shape;
@@ -48,6 +50,22 @@ static void evaluate(gt_model *m, const float *x, const int *labels, int B, cons
     step(m, x, labels, B, ctx, 0, st);
 }
 
+/* The input of the last layer: the output of the one before it (the data for a one-layer net). */
+static int feature_dim(const gt_model *m) { return (int)gt_shape_size(m->net[0].layers[m->net[0].n_layers - 1].in); }
+
+static void features(gt_model *m, const float *x, int n, float *feat, float *logits) {
+    gt_net *C = &m->net[0];
+    size_t data = gt_shape_size(m->data_shape), F = (size_t)feature_dim(m), K = (size_t)m->n_classes;
+    gt_rng_ctx rng = {0, 0, 0, 1, 0};
+    for (int i = 0; i < n; i += m->max_batch) {
+        int B = n - i < m->max_batch ? n - i : m->max_batch;
+        const float *out = gt_net_forward(C, x + (size_t)i * data, B, 0, rng);
+        const float *f = C->n_layers > 1 ? C->layers[C->n_layers - 2].y : x + (size_t)i * data;
+        if (feat) memcpy(feat + (size_t)i * F, f, sizeof(float) * (size_t)B * F);
+        if (logits) memcpy(logits + (size_t)i * K, out, sizeof(float) * (size_t)B * K);
+    }
+}
+
 const gt_model_kind_info gt_model_classifier = {
     .name = "classifier",
     .n_nets = 1,
@@ -57,4 +75,6 @@ const gt_model_kind_info gt_model_classifier = {
     .work_floats = work_floats,
     .train_step = train_step,
     .evaluate = evaluate,
+    .feature_dim = feature_dim,
+    .features = features,
 };

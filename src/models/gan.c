@@ -93,6 +93,15 @@ static void generate(gt_model *m, const float *z, int n, float *images) {
     }
 }
 
+static void discriminate(gt_model *m, const float *x, int n, float *logits) {
+    size_t data = gt_shape_size(m->data_shape);
+    gt_rng_ctx rng = {0, 0, 0, 1, 0};
+    for (int i = 0; i < n; i += m->max_batch) {
+        int B = n - i < m->max_batch ? n - i : m->max_batch;
+        memcpy(logits + i, gt_net_forward(&m->net[1], x + (size_t)i * data, B, 0, rng), sizeof(float) * B);
+    }
+}
+
 const gt_model_kind_info gt_model_gan = {
     .name = "gan",
     .n_nets = 2,
@@ -103,4 +112,5 @@ const gt_model_kind_info gt_model_gan = {
     .train_step = train_step,
     .evaluate = evaluate,
     .generate = generate,
+    .discriminate = discriminate,
 };

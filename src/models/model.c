@@ -147,6 +147,29 @@ void gt_model_reconstruct(gt_model *m, const float *x, int n, float *out) {
     m->info->reconstruct(m, x, n, out);
 }
 
+/* ---- what evaluation needs -------------------------------------------------- */
+
+int gt_model_feature_dim(const gt_model *m) {
+    GT_ASSERT(m->info->feature_dim, "a %s model has no features", m->info->name);
+    return m->info->feature_dim(m);
+}
+
+void gt_model_features(gt_model *m, const float *x, int n, float *feat, float *logits) {
+    GT_ASSERT(m->info->features, "a %s model has no features", m->info->name);
+    m->info->features(m, x, n, feat, logits);
+}
+
+void gt_model_discriminate(gt_model *m, const float *x, int n, float *logits) {
+    GT_ASSERT(m->info->discriminate, "a %s model has no discriminator", m->info->name);
+    m->info->discriminate(m, x, n, logits);
+}
+
+void gt_model_iwae(gt_model *m, const float *x, int n, int k, uint64_t seed, uint64_t example0, gt_iwae_result *out) {
+    GT_ASSERT(m->info->iwae, "a %s model has no likelihood", m->info->name);
+    GT_ASSERT(k >= 1, "gt_model_iwae: k = %d", k);
+    m->info->iwae(m, x, n, k, seed, example0, out);
+}
+
 /* ---- shared by the kinds -------------------------------------------------- */
 
 gt_rng_ctx gt_model_rng(const gt_step_ctx *ctx, uint32_t call) {

@@ -124,6 +124,64 @@ static void reconstruct(gt_model *m, const float *x, int n, float *out) {
     gt_free(mu);
 }
 
+/* ---- log-likelihood bounds (gt_model_iwae) ------------------------------------ */
+
+#define LOG_2PI 1.8378770664093454836
+
+typedef struct {
+    gt_model *m;
+    const float *x; /* [data] the example, as the encoder saw it */
+} likelihood_ctx;
+
+/* log p(x | z_b) [nb] for the latents z [nb, z_dim]: the decoder in eval mode.
+ * Per-pixel terms in float (their rounding is far below a nat), sums in double. */
+static void log_lik(double *out, const float *z, int nb, int z_dim, void *arg) {
+    (void)z_dim;
+    likelihood_ctx *c = arg;
+    gt_model *m = c->m;
+    size_t data = gt_shape_size(m->data_shape);
+    gt_rng_ctx rng = {0, 0, 0, 1, 0};
+    const float *out_dec = gt_net_forward(&m->net[1], z, nb, 0, rng); /* [nb, data] logits or means */
+    for (int b = 0; b < nb; b++) {
+        const float *l = out_dec + (size_t)b * data;
+        double s = 0.0;
+        if (m->recon == GT_RECON_BERNOULLI) {
+            /* x l - softplus(l) = x log s(l) + (1 - x) log s(-l) */
+            for (size_t j = 0; j < data; j++) {
+                float v = l[j];
+                s += (double)(c->x[j] * v - (fmaxf(v, 0.0f) + log1pf(expf(-fabsf(v)))));
+            }
+        } else {
+            for (size_t j = 0; j < data; j++) {
+                double d = (double)c->x[j] - l[j];
+                s += d * d;
+            }
+            s = -0.5 * s - 0.5 * (double)data * LOG_2PI;
+        }
+        out[b] = s;
+    }
+}
+
+static void iwae(gt_model *m, const float *x, int n, int k, uint64_t seed, uint64_t example0, gt_iwae_result *out) {
+    size_t data = gt_shape_size(m->data_shape);
+    int Z = m->z_dim;
+    float *xb = gt_alloc_floats(data), *mu = gt_alloc_floats((size_t)Z), *logvar = gt_alloc_floats((size_t)Z);
+    gt_rng_ctx rng = {0, 0, 0, 1, 0};
+    for (int i = 0; i < n; i++) {
+        uint64_t example = example0 + (uint64_t)i;
+        memcpy(xb, x + (size_t)i * data, sizeof(float) * data);
+        if (m->binarize) gt_binarize(xb, 1, data, seed, 0, example, 1);
+        const float *h = gt_net_forward(&m->net[0], xb, 1, 0, rng); /* [2Z] = (mu, logvar) */
+        memcpy(mu, h, sizeof(float) * (size_t)Z);
+        memcpy(logvar, h + Z, sizeof(float) * (size_t)Z);
+        likelihood_ctx c = {m, xb};
+        out[i] = gt_iwae(mu, logvar, Z, k, m->max_batch, seed, example, log_lik, &c);
+    }
+    gt_free(xb);
+    gt_free(mu);
+    gt_free(logvar);
+}
+
 const gt_model_kind_info gt_model_vae = {
     .name = "vae",
     .n_nets = 2,
@@ -135,4 +193,5 @@ const gt_model_kind_info gt_model_vae = {
     .evaluate = evaluate,
     .generate = generate,
     .reconstruct = reconstruct,
+    .iwae = iwae,
 };
