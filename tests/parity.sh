@@ -42,4 +42,28 @@ for c in "${cases[@]}"; do
         status=1
     fi
 done
+
+# Initialization statistics against torch.nn.init (tests/init_parity.py) on
+# the freshly built networks of tool_parity's dumps: PyTorch's defaults (the
+# dcgan and vae-layernorm dumps above) and every other scheme.
+init_cases=("dcgan-init-normal|dcgan|generator.init=normal|discriminator.init=normal|discriminator.init_std=0.05"
+            "dcgan-init-xavier-kaiming|dcgan|generator.init=xavier|discriminator.init=kaiming"
+            "vae-init|vae|encoder.init=normal|decoder.init=xavier|encoder.layer2=layernorm")
+for c in "${init_cases[@]}"; do
+    IFS='|' read -r -a f <<<"$c"
+    model=${f[0]} config=${f[1]}
+    echo "== $model ${f[*]:2}"
+    if ! OPENBLAS_NUM_THREADS=1 "$build/tool_parity" "$src/configs/$config.ini" "$tmp/$model.h5" "${f[@]:2}" >/dev/null; then
+        echo "parity.sh: tool_parity failed for $model" >&2
+        status=1
+    fi
+done
+for model in dcgan vae-layernorm dcgan-init-normal dcgan-init-xavier-kaiming vae-init; do
+    [ -f "$tmp/$model.h5" ] || continue
+    echo "== init statistics: $model"
+    if ! OMP_NUM_THREADS=1 "$py" "$src/tests/init_parity.py" "$tmp/$model.h5"; then
+        echo "parity.sh: $model: initialization differs from torch.nn.init" >&2
+        status=1
+    fi
+done
 exit $status

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 __all__ = [
     "load_config", "parse_layers", "build_net", "build_model", "MaskedDropout", "set_dropout_masks",
     "tensor_refs", "load_tensors", "load_params_group", "optimizer_settings", "make_optimizer",
-    "LAYER_KINDS", "NET_SECTIONS",
+    "init_settings", "init_module", "init_net", "LAYER_KINDS", "NET_SECTIONS",
 ]
 
 # Networks of each model type, in gentrain's order (model.h: net[0], net[1]).
@@ -387,6 +387,62 @@ def load_params_group(nets, h5file, root="/params"):
     (e.g. a gentrain checkpoint opened with h5py)."""
     for name, net in nets.items():
         load_tensors(net, h5file[root + "/" + name])
+
+
+# ---- initialization -----------------------------------------------------------
+
+def init_settings(cfg, net_name):
+    """(scheme, std) of a network section's ``init`` and ``init_std`` keys, with
+    gentrain's defaults (pytorch, 0.02)."""
+    return (cfg.get(net_name, "init", fallback="pytorch"), cfg.getfloat(net_name, "init_std", fallback=0.02))
+
+
+def init_module(mod, scheme, std=0.02):
+    """Initializes one module as gentrain's ``init = scheme`` does (src/nn/net.c),
+    with torch.nn.init: pytorch is the module's own reset_parameters(); normal
+    draws weights from N(0, std) and norm scales from N(1, std); xavier is
+    xavier_uniform_, kaiming is kaiming_normal_ (fan_in, ReLU); biases and
+    shifts 0 for all but pytorch. Spectral norm's weight_orig counts as the
+    weight (its u and v are left alone)."""
+    if scheme not in ("pytorch", "normal", "xavier", "kaiming"):
+        raise ValueError("init = %r: expected pytorch, normal, xavier or kaiming" % scheme)
+    w = getattr(mod, "weight_orig", None)
+    if w is None:
+        w = getattr(mod, "weight", None)
+    if not isinstance(w, nn.Parameter):
+        return mod
+    with torch.no_grad():
+        if scheme == "pytorch":
+            if hasattr(mod, "weight_orig"):  # reset_parameters would look for .weight
+                bound = 1.0 / (nn.init._calculate_fan_in_and_fan_out(w)[0] ** 0.5)
+                nn.init.kaiming_uniform_(w, a=5 ** 0.5)
+                if isinstance(getattr(mod, "bias", None), nn.Parameter):
+                    nn.init.uniform_(mod.bias, -bound, bound)
+            else:
+                mod.reset_parameters()
+            return mod
+        if isinstance(mod, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)):
+            if scheme == "normal":
+                nn.init.normal_(w, 1.0, std)
+            else:
+                nn.init.ones_(w)
+        elif scheme == "normal":
+            nn.init.normal_(w, 0.0, std)
+        elif scheme == "xavier":
+            nn.init.xavier_uniform_(w)
+        else:
+            nn.init.kaiming_normal_(w, nonlinearity="relu")
+        if isinstance(getattr(mod, "bias", None), nn.Parameter):
+            nn.init.zeros_(mod.bias)
+    return mod
+
+
+def init_net(net, scheme, std=0.02):
+    """init_module on every module of net; pytorch leaves the fresh defaults."""
+    if scheme != "pytorch":
+        for mod in net:
+            init_module(mod, scheme, std)
+    return net
 
 
 # ---- optimizers ---------------------------------------------------------------

@@ -31,6 +31,7 @@ typedef struct {
     gt_layer_spec *layers;
     char **where;
     gt_optim_opts optim;
+    gt_init init; /* the network section's init and init_std */
 } gt_net_opts;
 
 typedef struct {

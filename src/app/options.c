@@ -40,6 +40,7 @@ static const char *const gan_losses[] = {"nonsaturating", "minimax", "hinge", NU
 static const char *const recons[] = {"bernoulli", "gaussian", NULL};
 static const char *const optimizers[] = {"adam", "sgd", NULL};
 static const char *const resume_modes[] = {"auto", "never", NULL};
+static const char *const init_schemes[] = {"pytorch", "normal", "xavier", "kaiming", NULL};
 
 static int is_idx(const gt_options *o) { return o->data.kind == GT_DATA_IDX; }
 static int is_toy(const gt_options *o) { return o->data.kind == GT_DATA_TOY; }
@@ -47,6 +48,15 @@ static int is_gan(const gt_options *o) { return o->model.kind == GT_MODEL_GAN; }
 static int is_vae(const gt_options *o) { return o->model.kind == GT_MODEL_VAE; }
 static int generates(const gt_options *o) { return o->model.kind != GT_MODEL_CLASSIFIER; }
 static int is_classifier(const gt_options *o) { return o->model.kind == GT_MODEL_CLASSIFIER; }
+
+/* init_std applies to a network initialized with init = normal */
+static int normal0(const gt_options *o) { return o->model.net[0].init.scheme == GT_INIT_NORMAL; }
+static int normal1(const gt_options *o) { return o->model.net[1].init.scheme == GT_INIT_NORMAL; }
+static int gan_normal0(const gt_options *o) { return is_gan(o) && normal0(o); }
+static int gan_normal1(const gt_options *o) { return is_gan(o) && normal1(o); }
+static int vae_normal0(const gt_options *o) { return is_vae(o) && normal0(o); }
+static int vae_normal1(const gt_options *o) { return is_vae(o) && normal1(o); }
+static int classifier_normal0(const gt_options *o) { return is_classifier(o) && normal0(o); }
 
 static void def_dir(const gt_options *o, char *buf, size_t cap) { snprintf(buf, cap, "%s", o->dir_default); }
 static void def_z(const gt_options *o, char *buf, size_t cap) { snprintf(buf, cap, "%d", is_gan(o) ? 100 : 20); }
@@ -58,6 +68,16 @@ static void def_lr(const gt_options *o, char *buf, size_t cap) { gt_format_doubl
 #define FASHION "/usr/share/datasets/fashion-mnist/"
 #define OFF(field) offsetof(gt_options, field)
 #define OPT0(field) offsetof(gt_options, model.net[0].optim.field)
+
+/* The initialization keys of a network section (k: the network's index). */
+#define INIT_KEYS(section, k, applies, applies_std)                                                          \
+    {section, "init", K_CHOICE, "pytorch", 0, 0, init_schemes, OFF(model.net[k].init.scheme), F_CHOICE, applies,    \
+     NULL, 0,                                                                                                \
+     "weight initialization: pytorch (PyTorch's defaults); normal (weights N(0, init_std), norm scales N(1, "   \
+     "init_std): DCGAN's); xavier (xavier_uniform_); kaiming (kaiming_normal_, ReLU, fan_in); biases 0 but "    \
+     "for pytorch"},                                                                                           \
+    {section, "init_std", K_POSITIVE, "0.02", 0, 10, NULL, OFF(model.net[k].init.std), F_DOUBLE, applies_std, NULL, 0, \
+     "init = normal: the standard deviation of the weights (and of the norm scales around 1)"}
 
 static const key_desc keys[] = {
     {"run", "dir", K_STRING, "runs/<config name>", 0, 0, NULL, OFF(dir), F_STR, NULL, def_dir, 0,
@@ -99,6 +119,11 @@ static const key_desc keys[] = {
      "VAE: dynamic binarization of the inputs (needs recon = bernoulli)"},
     {"model", "kl_weight", K_FLOAT, "1", 0, 1e6, NULL, OFF(model.kl_weight), F_FLOAT, is_vae, NULL, 0,
      "VAE: the weight of the KL term (beta)"},
+    INIT_KEYS("generator", 0, is_gan, gan_normal0),
+    INIT_KEYS("discriminator", 1, is_gan, gan_normal1),
+    INIT_KEYS("encoder", 0, is_vae, vae_normal0),
+    INIT_KEYS("decoder", 1, is_vae, vae_normal1),
+    INIT_KEYS("classifier", 0, is_classifier, classifier_normal0),
     {"train", "steps", K_INT, "0", 0, 1099511627776.0, NULL, OFF(steps), F_LONG, NULL, NULL, 0,
      "optimizer steps (0 = use epochs)"},
     {"train", "epochs", K_INT, "0", 0, 1048576, NULL, OFF(epochs), F_LONG, NULL, NULL, 0,

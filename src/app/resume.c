@@ -165,6 +165,8 @@ static gt_status compare_configs(gt_config *live, const char *live_text, const c
             if (dup) continue;
             const char *a = value_of(stored, sec, key), *b = value_of(live, sec, key);
             if (a && b && !strcmp(a, b)) continue;
+            /* a key this gentrain knows and an older one did not, left at its default */
+            if (!a && b && !strcmp(gt_config_where(live, sec, key), "default")) continue;
             char full[200];
             snprintf(full, sizeof full, "%.63s.%.127s", sec, key);
             if (in_list(sec, arch) || !strcmp(full, "optim.kind")) {

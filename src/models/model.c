@@ -98,6 +98,7 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
         return gt_error_trace(__FILE__, __LINE__, st);
     }
     for (int k = 0; k < m->n_nets; k++) {
+        m->net[k].init = o->net[k].init;
         gt_net_finalize(&m->net[k], max_batch, seed, (uint32_t)k);
         gt_optim_init(&m->opt[k], &o->net[k].optim, m->net[k].n_params);
     }
