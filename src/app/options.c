@@ -364,6 +364,16 @@ void gt_options_free(gt_options *o) {
 
 /* ---- documentation from the tables ------------------------------------------------ */
 
+/* Text for a markdown table cell: | escaped, < and > as entities. */
+static void md_text(FILE *out, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') fputs("\\|", out);
+        else if (*s == '<') fputs("&lt;", out);
+        else if (*s == '>') fputs("&gt;", out);
+        else fputc(*s, out);
+    }
+}
+
 void gt_options_print_keys(FILE *out, int markdown) {
     if (markdown) fprintf(out, "| section | key | default | meaning |\n| --- | --- | --- | --- |\n");
     const char *section = "";
@@ -380,14 +390,18 @@ void gt_options_print_keys(FILE *out, int markdown) {
         char dflt[256];
         snprintf(dflt, sizeof dflt, "%s", k->def ? (k->def[0] ? k->def : "(none)") : "(required)");
         if (markdown) {
-            fprintf(out, "| `[%s]` | `%s` | `%s` | %s%s%s |\n", k->section, k->key, dflt, k->help,
-                    def[0] ? ": " : "", def);
+            fprintf(out, "| `[%s]` | `%s` | `%s` | ", k->section, k->key, dflt);
+            md_text(out, k->help);
+            fprintf(out, "%s%s |\n", def[0] ? ": " : "", def);
             continue;
         }
         if (strcmp(section, k->section)) fprintf(out, "  [%s]\n", section = k->section);
         fprintf(out, "    %-16s [%s] %s%s%s\n", k->key, dflt, k->help, def[0] ? ": " : "", def);
     }
-    if (!markdown)
+    if (markdown)
+        fprintf(out, "| `[generator]` `[discriminator]` `[encoder]` `[decoder]` `[classifier]` | `layer1`, `layer2`, ... "
+                     "| (required) | one layer per key, `KIND opt=value ...`, in key-number order (gentrain help layers) |\n");
+    else
         fprintf(out, "  [generator] [discriminator] | [encoder] [decoder] | [classifier]\n"
                      "    layer1, layer2, ...  one layer per key, \"KIND opt=value ...\" (gentrain help layers)\n");
 }
