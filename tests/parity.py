@@ -169,7 +169,7 @@ def compare_nets(rep, f, what, nets, names):
 def check_optimizer_step(rep, f, cfg, nets, name):
     """PyTorch's optimizer applied to gentrain's parameters and gradients must
     give gentrain's parameters after the step, elementwise."""
-    net = copy.deepcopy(nets[name])
+    net = tr.copy_net(nets[name])
     tr.load_tensors(net, f["before/params/" + name])
     grads = tensor_dict(f["grads/" + name])
     refs = tr.tensor_refs(net)
@@ -208,7 +208,7 @@ def run_gan(rep, f, cfg, nets, stats):
     z = torch.from_numpy(f["z"][()])
 
     # Forward outputs of a fresh model (train mode), on copies so the step's BN statistics stay untouched.
-    Gc, Dc = copy.deepcopy(G), copy.deepcopy(D)
+    Gc, Dc = tr.copy_net(G), tr.copy_net(D)
     tr.set_dropout_masks(Gc, masks_for(f, "generator", 3))
     tr.set_dropout_masks(Dc, masks_for(f, "discriminator", 0))
     with torch.no_grad():
@@ -265,7 +265,7 @@ def run_vae(rep, f, cfg, nets, stats):
         z = mu + torch.exp(0.5 * logvar) * eps
         return h, z, dec(z)
 
-    Ec, Dc = copy.deepcopy(E), copy.deepcopy(Dec)
+    Ec, Dc = tr.copy_net(E), tr.copy_net(Dec)
     with torch.no_grad():
         h, z, logits = forward(Ec, Dc)
         rep.tensor("forward encoder(x) = (mu, logvar)", f["forward/enc"][()], h)
@@ -304,7 +304,7 @@ def run_classifier(rep, f, cfg, nets, stats):
     C = nets["classifier"]
     x = torch.from_numpy(f["x"][()])
     labels = torch.from_numpy(f["labels"][()]).long()
-    Cc = copy.deepcopy(C)
+    Cc = tr.copy_net(C)
     tr.set_dropout_masks(Cc, masks_for(f, "classifier", 0))
     with torch.no_grad():
         rep.tensor("forward logits", f["forward/logits"][()], Cc(x))

@@ -11,9 +11,9 @@ A network is a config section ([generator], [discriminator], [encoder],
 [decoder], [classifier]) whose keys ``layer1``, ``layer2``, ... (taken in
 increasing number order, gaps allowed) are ``KIND opt=value ...``::
 
-    dense     out=N [bias=true]
-    conv2d    out=C kernel=K [stride=1] [pad=0] [bias=true]
-    convt2d   out=C kernel=K [stride=1] [pad=0] [output_pad=0] [bias=true]
+    dense     out=N [bias=true] [sn=false]
+    conv2d    out=C kernel=K [stride=1] [pad=0] [bias=true] [sn=false]
+    convt2d   out=C kernel=K [stride=1] [pad=0] [output_pad=0] [bias=true] [sn=false]
     batchnorm [eps=1e-5] [momentum=0.1]      (BatchNorm1d on vectors, 2d on images)
     layernorm [eps=1e-5]                     (LayerNorm over the per-example shape)
     relu | tanh | sigmoid
@@ -45,6 +45,7 @@ reproduce gentrain's random draws exactly.
 """
 
 import configparser
+import copy
 import re
 from collections import OrderedDict
 
@@ -55,7 +56,7 @@ import torch.nn.functional as F
 __all__ = [
     "load_config", "parse_layers", "build_net", "build_model", "MaskedDropout", "set_dropout_masks",
     "tensor_refs", "load_tensors", "load_params_group", "optimizer_settings", "make_optimizer",
-    "init_settings", "init_module", "init_net", "LAYER_KINDS", "NET_SECTIONS",
+    "init_settings", "init_module", "init_net", "copy_net", "LAYER_KINDS", "NET_SECTIONS",
 ]
 
 # Networks of each model type, in gentrain's order (model.h: net[0], net[1]).
@@ -85,9 +86,10 @@ def _shape(s):
     return tuple(dims)
 
 
-_CONV_OPTS = {"out": (int, None), "kernel": (int, None), "stride": (int, 1), "pad": (int, 0), "bias": (_bool, True)}
+_CONV_OPTS = {"out": (int, None), "kernel": (int, None), "stride": (int, 1), "pad": (int, 0), "bias": (_bool, True),
+              "sn": (_bool, False)}
 LAYER_KINDS = {
-    "dense": {"out": (int, None), "bias": (_bool, True)},
+    "dense": {"out": (int, None), "bias": (_bool, True), "sn": (_bool, False)},
     "conv2d": dict(_CONV_OPTS),
     "convt2d": dict(_CONV_OPTS, output_pad=(int, 0)),
     "batchnorm": {"eps": (float, 1e-5), "momentum": (float, 0.1)},
@@ -273,6 +275,8 @@ class GentrainNet(nn.Sequential):
                 shape = new
             else:  # parse_layers rejects unknown kinds
                 raise AssertionError(kind)
+            if o.get("sn"):  # dim 1 for ConvTranspose2d, as spectral_norm chooses by itself
+                mod = nn.utils.spectral_norm(mod)
             mods.append(mod)
             kinds.append(kind)
         super().__init__(*mods)
@@ -314,6 +318,16 @@ def build_model(cfg, data_shape, n_classes=10):
     return kind, nets, info
 
 
+def copy_net(net):
+    """A deep copy of a network; spectral norm's computed ``weight`` (not a
+    leaf after a forward, which deepcopy refuses) is detached first (the next
+    forward recomputes it)."""
+    for mod in net:
+        if hasattr(mod, "weight_orig"):
+            setattr(mod, "weight", mod.weight.detach())
+    return copy.deepcopy(net)
+
+
 def set_dropout_masks(net, masks):
     """masks: {layer index: tensor or None}; dropout layers not named get None
     (ordinary random dropout)."""
@@ -326,14 +340,18 @@ def set_dropout_masks(net, masks):
 
 def tensor_refs(net):
     """OrderedDict gentrain name -> (tensor, trainable) in checkpoint order
-    (layer by layer; weight, bias, running_mean, running_var)."""
+    (layer by layer; weight (spectral norm: weight_orig), bias, weight_u,
+    weight_v, running_mean, running_var)."""
     refs = OrderedDict()
     for i, mod in enumerate(net):
         prefix = "%02d_%s/" % (i, net.kinds[i])
-        for pname in ("weight", "bias"):
+        for pname in ("weight", "weight_orig", "bias"):
             t = getattr(mod, pname, None)
             if isinstance(t, nn.Parameter):
                 refs[prefix + pname] = (t, True)
+        if hasattr(mod, "weight_u"):  # spectral norm's power-iteration vectors (buffers)
+            refs[prefix + "weight_u"] = (mod.weight_u, False)
+            refs[prefix + "weight_v"] = (mod.weight_v, False)
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):
             refs[prefix + "running_mean"] = (mod.running_mean, False)
             refs[prefix + "running_var"] = (mod.running_var, False)

@@ -7,7 +7,9 @@
  *     "classifier"), config (the full resolved INI text), text_hash (FNV-1a
  *     64 of model + "\n" + config, since string attributes carry no checksum)
  *   /params/<net>/<NN>_<kind>/<tensor>   float32, PyTorch shapes and names
- *       (weight, bias; batch norm also running_mean, running_var)
+ *       (weight, bias; batch norm also running_mean, running_var; a layer
+ *       with sn=true has torch.nn.utils.spectral_norm's weight_orig instead of
+ *       weight, and its power-iteration vectors weight_u, weight_v)
  *   /optim/<net>/t [1] int64             steps taken (Adam's bias correction)
  *   /optim/<net>/m/<NN>_<kind>/<tensor>  Adam's exp_avg (SGD: momentum buffer),
  *   /optim/<net>/v/<NN>_<kind>/<tensor>  Adam's exp_avg_sq (Adam only),
