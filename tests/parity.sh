@@ -25,7 +25,8 @@ trap 'rm -rf "$tmp"' EXIT
 status=0
 # name, config, overrides: the reference models, and the vae with a layernorm
 # in its encoder (on 32x14x14: nn.LayerNorm([32, 14, 14])) and on a vector
-# (fields separated by |)
+# (fields separated by |); dcgan-mbstd: a minibatch_std layer in D (batch 8:
+# 2 groups of 4, 2 features)
 # dcgan-sn: spectral norm on every weight layer of D and on G's dense, convt2d
 # (dim 1) and conv2d, three power iterations of D in the step (D(x), D(G(z))
 # twice) as in PyTorch; with SGD, because Adam's first step (about lr * sign(g))
@@ -33,7 +34,8 @@ status=0
 # full-size differences of those elements (see tests/parity.py)
 cases=("dcgan|dcgan" "vae|vae" "classifier|classifier"
        "vae-layernorm|vae|encoder.layer2=layernorm|encoder.layer7=layernorm eps=1e-3"
-       "dcgan-sn|dcgan|discriminator.layer1=conv2d out=64 kernel=4 stride=2 pad=1 sn=true|discriminator.layer4=conv2d out=128 kernel=4 stride=2 pad=1 sn=true|discriminator.layer8=dense out=1 sn=true|generator.layer1=dense out=12544 bias=false sn=true|generator.layer5=convt2d out=128 kernel=4 stride=2 pad=1 bias=false sn=true|generator.layer11=conv2d out=1 kernel=3 stride=1 pad=1 sn=true|optim.kind=sgd|optim.lr=0.05|optim.beta1=0.5")
+       "dcgan-sn|dcgan|discriminator.layer1=conv2d out=64 kernel=4 stride=2 pad=1 sn=true|discriminator.layer4=conv2d out=128 kernel=4 stride=2 pad=1 sn=true|discriminator.layer8=dense out=1 sn=true|generator.layer1=dense out=12544 bias=false sn=true|generator.layer5=convt2d out=128 kernel=4 stride=2 pad=1 bias=false sn=true|generator.layer11=conv2d out=1 kernel=3 stride=1 pad=1 sn=true|optim.kind=sgd|optim.lr=0.05|optim.beta1=0.5"
+       "dcgan-mbstd|dcgan|discriminator.layer6=minibatch_std group=4 features=2")
 for c in "${cases[@]}"; do
     IFS='|' read -r -a f <<<"$c"
     model=${f[0]} config=${f[1]}

@@ -21,6 +21,7 @@ increasing number order, gaps allowed) are ``KIND opt=value ...``::
     dropout   [p=0.5]
     reshape   shape=CxHxW | shape=N
     flatten
+    minibatch_std [group=4] [features=1]     (MinibatchStd below)
 
 Each network is an ``nn.Sequential`` in which module ``i`` is the ``i``-th
 layer (0-based), so gentrain's tensor ``"07_dense/weight"`` is
@@ -101,6 +102,7 @@ LAYER_KINDS = {
     "dropout": {"p": (float, 0.5)},
     "reshape": {"shape": (_shape, None)},
     "flatten": {},
+    "minibatch_std": {"group": (int, 4), "features": (int, 1)},
 }
 
 
@@ -200,6 +202,39 @@ class Reshape(nn.Module):
         return "shape=%s" % (self.shape,)
 
 
+class MinibatchStd(nn.Module):
+    """gentrain's minibatch_std (src/nn/layers/minibatch_std.c), StyleGAN2's
+    MinibatchStdLayer generalized to any batch: G = min(group, N) examples
+    per group, M = ceil(N / G) groups, example n in group n mod M (StyleGAN2's
+    x.reshape(G, -1, ...) when G divides N); appends `features` channels, the
+    mean over channel groups and pixels of sqrt(var + 1e-8), the biased
+    variance over the group."""
+
+    def __init__(self, group, features):
+        super().__init__()
+        self.group, self.features = group, features
+
+    def forward(self, x):
+        x4 = _as_image(x)
+        n, c, h, w = x4.shape
+        g = min(self.group, n)
+        m = (n + g - 1) // g
+        f = self.features
+        out = x4.new_empty(n, f, h, w)
+        for j in range(m):
+            idx = torch.arange(j, n, m)
+            y = x4[idx]                                    # [G_j, C, H, W]
+            y = y - y.mean(dim=0)
+            y = (y.square().mean(dim=0) + 1e-8).sqrt()     # [C, H, W]
+            y = y.reshape(f, c // f, h, w).mean(dim=[1, 2, 3])  # [F]
+            out[idx] = y.reshape(1, f, 1, 1).expand(len(idx), f, h, w)
+        y = torch.cat([x4, out], dim=1)
+        return y if x.dim() == 4 else y.reshape(n, -1)
+
+    def extra_repr(self):
+        return "group=%d, features=%d" % (self.group, self.features)
+
+
 class MaskedDropout(nn.Module):
     """nn.Dropout(p), or, when a mask is set (``set_mask``), ``x * mask`` in
     training mode; the mask has the input's shape (or [B, numel]) and holds
@@ -262,6 +297,11 @@ class GentrainNet(nn.Sequential):
             elif kind == "flatten":
                 mod = nn.Flatten()
                 shape = (c * h * w, 1, 1)
+            elif kind == "minibatch_std":
+                if c % o["features"]:
+                    raise ValueError("%s layer %d: features=%d must divide %d channels" % (name, i, o["features"], c))
+                mod = MinibatchStd(o["group"], o["features"])
+                shape = (c + o["features"], h, w)
             elif kind == "reshape":
                 new = o["shape"]
                 if new[0] * new[1] * new[2] != c * h * w:
