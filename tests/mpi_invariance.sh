@@ -9,7 +9,9 @@
 #   1. vae (no BN): 2 and 3 ranks with sync_bn, 2 ranks without: <= 1e-5;
 #   2. dcgan (BN in G, dropout in D) with sync_bn: 2 and 3 ranks: <= 1e-5;
 #   3. teeth: the dcgan on 2 ranks WITHOUT sync_bn is far off (> 1e-4);
-#   4. the shipped Adam settings, reported next to a control.
+#   4. the shipped Adam settings, reported next to a control;
+#   5. dcgan with the stabilizers that keep the invariance (instance noise,
+#      spectral norm, label smoothing, the EMA generator), SGD: <= 1e-5.
 # The strict checks 1-2 train with plain SGD. With Adam, any rounding-level
 # difference (another summation order: more ranks, another BLAS kernel) is
 # amplified to ~1e-3 within 20 steps: Adam turns a tiny gradient change at a
@@ -68,6 +70,25 @@ if run gan2l 2 6 dcgan dist.sync_bn=false $sgd; then
   d=$(diff_of gan1 gan2l)
   le "$d" 1e-4 && fail "dcgan: 2 ranks without sync_bn match 1 rank (rel. diff $d): the test has no teeth" \
                || ok "dcgan: without sync_bn, 2 ranks x 6 differ from 1 x 12 as they should (rel. diff $d)"
+fi
+
+# 5. the stabilizers that keep the invariance: instance noise (drawn per
+#    global example), spectral norm in D and G (u and v do not depend on the
+#    batch), label smoothing and the EMA generator (compared too: the dump's
+#    ema_generator record); SGD, sync BN
+stab="model.instance_noise=0.2 model.label_smoothing=0.1 model.g_ema=0.9
+      discriminator.layer4=conv2d#out=128#kernel=4#stride=2#pad=1#sn=true
+      generator.layer5=convt2d#out=128#kernel=4#stride=2#pad=1#bias=false#sn=true"
+run_stab() {  # NAME RANKS BATCH: the layer lines' spaces are '#' above
+  local args=() a
+  for a in $stab; do args+=("${a//#/ }"); done
+  run "$1" "$2" "$3" dcgan dist.sync_bn=true $sgd "${args[@]}"
+}
+if run_stab stab1 1 12 && run_stab stab2 2 6; then
+  d=$(diff_of stab1 stab2)
+  grep -q "ema_generator params" "$tmp/diff.txt" || fail "stabilizers: the dump has no EMA generator"
+  le "$d" 1e-5 && ok "dcgan with instance noise, spectral norm, label smoothing, EMA: 2 ranks x 6 = 1 rank x 12 with sync_bn (rel. diff $d)" \
+               || fail "dcgan with the stabilizers: 2 ranks x 6 vs 1 x 12: rel. diff $d > 1e-5"
 fi
 
 # 4. the shipped Adam settings: 2 ranks vs 1, next to the 1-ulp control

@@ -27,6 +27,11 @@ status=0
 # in its encoder (on 32x14x14: nn.LayerNorm([32, 14, 14])) and on a vector
 # (fields separated by |); dcgan-mbstd: a minibatch_std layer in D (batch 8:
 # 2 groups of 4, 2 features)
+# dcgan-stab: one-sided label smoothing, instance noise, packing (D on 4 packs
+# of 2), the EMA generator and a minibatch_std in D; mlpgan-wgan: the
+# wasserstein loss with D's weights clipped; mlpgan-hinge: hinge with noise
+# and packs of 4 (SGD: with 2 packs of dropout-masked examples some gradient
+# elements are tiny by cancellation, see below).
 # dcgan-sn: spectral norm on every weight layer of D and on G's dense, convt2d
 # (dim 1) and conv2d, three power iterations of D in the step (D(x), D(G(z))
 # twice) as in PyTorch; with SGD, because Adam's first step (about lr * sign(g))
@@ -35,7 +40,10 @@ status=0
 cases=("dcgan|dcgan" "vae|vae" "classifier|classifier"
        "vae-layernorm|vae|encoder.layer2=layernorm|encoder.layer7=layernorm eps=1e-3"
        "dcgan-sn|dcgan|discriminator.layer1=conv2d out=64 kernel=4 stride=2 pad=1 sn=true|discriminator.layer4=conv2d out=128 kernel=4 stride=2 pad=1 sn=true|discriminator.layer8=dense out=1 sn=true|generator.layer1=dense out=12544 bias=false sn=true|generator.layer5=convt2d out=128 kernel=4 stride=2 pad=1 bias=false sn=true|generator.layer11=conv2d out=1 kernel=3 stride=1 pad=1 sn=true|optim.kind=sgd|optim.lr=0.05|optim.beta1=0.5"
-       "dcgan-mbstd|dcgan|discriminator.layer6=minibatch_std group=4 features=2")
+       "dcgan-mbstd|dcgan|discriminator.layer6=minibatch_std group=4 features=2"
+       "dcgan-stab|dcgan|model.label_smoothing=0.1|model.instance_noise=0.1|model.pack=2|model.g_ema=0.9|discriminator.layer6=minibatch_std group=2"
+       "mlpgan-wgan|mlpgan|model.loss=wasserstein|model.clip=0.02"
+       "mlpgan-hinge|mlpgan|model.loss=hinge|model.instance_noise=0.2|model.pack=4|optim.kind=sgd|optim.lr=0.05|optim.beta1=0.5")
 for c in "${cases[@]}"; do
     IFS='|' read -r -a f <<<"$c"
     model=${f[0]} config=${f[1]}

@@ -342,9 +342,11 @@ def build_model(cfg, data_shape, n_classes=10):
     info = {"type": kind}
     if kind == "gan":
         z = cfg.getint("model", "z_dim", fallback=100)
-        info.update(z_dim=z, loss=cfg.get("model", "loss", fallback="nonsaturating"))
+        pack = cfg.getint("model", "pack", fallback=1)  # PacGAN: D sees pack samples along channels
+        info.update(z_dim=z, loss=cfg.get("model", "loss", fallback="nonsaturating"), pack=pack,
+                    g_ema=cfg.getfloat("model", "g_ema", fallback=0.0))
         nets["generator"] = build_net(cfg, "generator", (z, 1, 1))
-        nets["discriminator"] = build_net(cfg, "discriminator", data_shape)
+        nets["discriminator"] = build_net(cfg, "discriminator", (pack * data_shape[0],) + data_shape[1:])
     elif kind == "vae":
         z = cfg.getint("model", "z_dim", fallback=20)
         info.update(z_dim=z, recon=cfg.get("model", "recon", fallback="bernoulli"),

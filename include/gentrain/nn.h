@@ -251,6 +251,11 @@ typedef struct {
 /* Fills up to cap refs, returns how many the network has. */
 int gt_net_tensors(const gt_net *net, gt_tensor_ref *refs, int cap);
 
+/* Exchanges the network's parameter and state buffers with *params and
+ * *state (arrays of n_params and n_state floats): a second call swaps back.
+ * For an EMA copy of a network's weights (models). */
+void gt_net_swap_buffers(gt_net *net, float **params, float **state);
+
 /* Print the layer table (kind, output shape, parameter count) via gt_info. */
 void gt_net_print(const gt_net *net);
 

@@ -36,7 +36,7 @@ enum { F_LONG, F_INT, F_INT64, F_U64, F_DOUBLE, F_FLOAT, F_STR, F_CHOICE };
 
 static const char *const data_kinds[] = {"fashion-mnist", "toy", NULL};
 static const char *const model_types[] = {"gan", "vae", "classifier", NULL};
-static const char *const gan_losses[] = {"nonsaturating", "minimax", "hinge", NULL};
+static const char *const gan_losses[] = {"nonsaturating", "minimax", "hinge", "wasserstein", NULL};
 static const char *const recons[] = {"bernoulli", "gaussian", NULL};
 static const char *const optimizers[] = {"adam", "sgd", NULL};
 static const char *const resume_modes[] = {"auto", "never", NULL};
@@ -48,6 +48,12 @@ static int is_gan(const gt_options *o) { return o->model.kind == GT_MODEL_GAN; }
 static int is_vae(const gt_options *o) { return o->model.kind == GT_MODEL_VAE; }
 static int generates(const gt_options *o) { return o->model.kind != GT_MODEL_CLASSIFIER; }
 static int is_classifier(const gt_options *o) { return o->model.kind == GT_MODEL_CLASSIFIER; }
+
+static int gan_bce(const gt_options *o) {
+    return is_gan(o) && (o->model.gan_loss == GT_GAN_NONSATURATING || o->model.gan_loss == GT_GAN_MINIMAX);
+}
+static int gan_wasserstein(const gt_options *o) { return is_gan(o) && o->model.gan_loss == GT_GAN_WASSERSTEIN; }
+static int gan_noise(const gt_options *o) { return is_gan(o) && o->model.gan.noise > 0; }
 
 /* init_std applies to a network initialized with init = normal */
 static int normal0(const gt_options *o) { return o->model.net[0].init.scheme == GT_INIT_NORMAL; }
@@ -112,7 +118,24 @@ static const key_desc keys[] = {
     {"model", "z_dim", K_INT, "100 (GAN), 20 (VAE)", 1, 65536, NULL, OFF(model.z_dim), F_INT, generates, def_z, 0,
      "latent dimensions"},
     {"model", "loss", K_CHOICE, "nonsaturating", 0, 0, gan_losses, OFF(model.gan_loss), F_CHOICE, is_gan, NULL, 0,
-     "GAN loss"},
+     "GAN loss (README, \"Training step and losses\"); wasserstein: WGAN's critic loss with weight clipping (clip)"},
+    {"model", "label_smoothing", K_FLOAT, "0", 0, 0.5, NULL, OFF(model.gan.label_smoothing), F_FLOAT, gan_bce, NULL, 0,
+     "GAN, BCE losses: one-sided label smoothing, D's target for real examples is 1 - a (0 = off; 0.1 is common)"},
+    {"model", "instance_noise", K_FLOAT, "0", 0, 100, NULL, OFF(model.gan.noise), F_FLOAT, is_gan, NULL, 0,
+     "GAN: instance noise, N(0, s^2) added to every input of D in training (real and generated), s decaying "
+     "linearly from this value to 0 at instance_noise_steps (0 = off)"},
+    {"model", "instance_noise_steps", K_INT, "0", 0, 1099511627776.0, NULL, OFF(model.gan.noise_steps), F_LONG,
+     gan_noise, NULL, 0,
+     "GAN: instance noise decays linearly to 0 at this step (0 = no decay: constant; set it, e.g. to about "
+     "train.steps: a fixed number, so that a resumed or extended run keeps its schedule)"},
+    {"model", "pack", K_INT, "1", 1, 64, NULL, OFF(model.gan.pack), F_INT, is_gan, NULL, 0,
+     "GAN: PacGAN packing, D judges this many samples of a rank's batch concatenated along channels (1 = off; "
+     "must divide batch_size)"},
+    {"model", "clip", K_POSITIVE, "0.01", 0, 100, NULL, OFF(model.gan.clip), F_FLOAT, gan_wasserstein, NULL, 0,
+     "GAN, loss = wasserstein: D's parameters are clipped to [-clip, clip] after each D step (WGAN)"},
+    {"model", "g_ema", K_FLOAT, "0", 0, 0.99999999, NULL, OFF(model.gan.g_ema), F_FLOAT, is_gan, NULL, 0,
+     "GAN: decay of an exponential moving average of the generator's weights, kept in checkpoints and used for "
+     "samples (0 = off; 0.999 is common)"},
     {"model", "recon", K_CHOICE, "bernoulli", 0, 0, recons, OFF(model.recon), F_CHOICE, is_vae, NULL, 0,
      "VAE likelihood: bernoulli (decoder gives logits) or gaussian (decoder gives the mean, unit variance)"},
     {"model", "binarize", K_BOOL, "false", 0, 0, NULL, OFF(model.binarize), F_INT, is_vae, NULL, 0,
@@ -331,6 +354,11 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
     if (o->steps > 0 && o->epochs > 0)
         return GT_ERROR("%s: set only one of [train] steps (%s) and [train] epochs (%s)", gt_config_origin(cfg),
                         gt_config_where(cfg, "train", "steps"), gt_config_where(cfg, "train", "epochs"));
+    if (o->model.kind == GT_MODEL_GAN && o->batch % o->model.gan.pack != 0)
+        return GT_ERROR("%s: [model] pack = %d must divide [train] batch_size = %d (%s): D judges packs of a rank's "
+                        "batch",
+                        gt_config_where(cfg, "model", "pack"), o->model.gan.pack, o->batch,
+                        gt_config_where(cfg, "train", "batch_size"));
     if (o->model.binarize && o->model.recon != GT_RECON_BERNOULLI)
         return GT_ERROR("%s: [model] binarize = true needs recon = bernoulli", gt_config_where(cfg, "model", "binarize"));
     /* every network shares [optim] but its own learning rate */

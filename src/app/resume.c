@@ -54,7 +54,8 @@ static gt_status write_text_file(const char *path, const char *text) {
 }
 
 /* The files of a run besides its checkpoints. */
-static const char *const run_files[] = {"metrics.jsonl", "metrics.h5", "samples.h5", "samples.png", "config.ini"};
+static const char *const run_files[] = {"metrics.jsonl", "metrics.h5", "samples.h5", "samples.png", "samples-live.png",
+                                        "config.ini"};
 #define N_RUN_FILES ((int)(sizeof run_files / sizeof run_files[0]))
 
 /* Moves what run.dir holds of an earlier run into run.dir/previous-<YYYYmmdd-HHMMSS>/

@@ -66,9 +66,24 @@ static int net_refs(const gt_net *net, gt_tensor_ref *refs) {
     return n;
 }
 
+/* The EMA generator's copy of tensor r of net[0] (params or state). */
+static float *ema_tensor(const gt_model *m, const gt_tensor_ref *r) {
+    const gt_net *G = &m->net[0];
+    return r->trainable ? m->ema_params + (r->data - G->params) : m->ema_state + (r->data - G->state);
+}
+
 static gt_status write_model(gt_h5 *f, const gt_model *m) {
     gt_tensor_ref refs[MAX_TENSORS];
     char name[512];
+    if (gt_model_has_ema(m)) {
+        int n = net_refs(&m->net[0], refs);
+        for (int i = 0; i < n; i++) {
+            FMT(name, "/ema/%s/%s", m->net[0].name, refs[i].name);
+            GT_TRY(gt_h5_write_floats(f, name, ema_tensor(m, &refs[i]), refs[i].rank, refs[i].dims));
+        }
+        FMT(name, "/ema/%s", m->net[0].name);
+        GT_TRY(gt_h5_set_attr_double(f, name, "decay", m->gan.g_ema));
+    }
     for (int k = 0; k < m->n_nets; k++) {
         const gt_net *net = &m->net[k];
         const gt_optim *opt = &m->opt[k];
@@ -482,6 +497,16 @@ static gt_status check_open(gt_h5 *f, const gt_model *m) {
         GT_TRY(gt_h5_is_dataset(f, name, &yes));
         if (!yes) return GT_ERROR("checkpoint %s has no %s", gt_h5_path(f), name);
     }
+    if (gt_model_has_ema(m)) {
+        int n = net_refs(&m->net[0], refs), yes;
+        FMT(name, "/ema/%s", m->net[0].name);
+        GT_TRY(gt_h5_exists(f, name, &yes));
+        if (!yes)
+            return GT_ERROR("checkpoint %s has no EMA generator (%s) but [model] g_ema = %g asks for one: it was "
+                            "written without g_ema, or is damaged",
+                            gt_h5_path(f), name, m->gan.g_ema);
+        GT_TRY(expect_tensors(f, name, refs, n, 0));
+    }
     return GT_OK;
 }
 
@@ -518,6 +543,13 @@ static gt_status load_open(gt_h5 *f, gt_model *m) {
         }
         FMT(name, "/optim/%s/t", net->name);
         GT_TRY(read_one(f, name, &opt->t));
+    }
+    if (gt_model_has_ema(m)) {
+        int n = net_refs(&m->net[0], refs);
+        for (int i = 0; i < n; i++) {
+            FMT(name, "/ema/%s/%s", m->net[0].name, refs[i].name);
+            GT_TRY(gt_h5_read_floats(f, name, ema_tensor(m, &refs[i]), refs[i].rank, refs[i].dims));
+        }
     }
     return GT_OK;
 }

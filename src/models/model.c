@@ -74,6 +74,8 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
     m->max_batch = max_batch;
     m->z_dim = o->z_dim;
     m->gan_loss = o->gan_loss;
+    m->gan = o->gan;
+    if (m->gan.pack < 1) m->gan.pack = 1;
     m->recon = o->recon;
     m->binarize = o->binarize;
     m->kl_weight = o->kl_weight;
@@ -104,8 +106,33 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
     }
     m->n_work = m->info->work_floats(m, max_batch);
     m->work = gt_alloc_floats(m->n_work);
+    if (m->kind == GT_MODEL_GAN && m->gan.g_ema > 0) {
+        m->ema_params = gt_alloc_floats(m->net[0].n_params);
+        m->ema_state = gt_alloc_floats(m->net[0].n_state);
+        gt_model_reset_ema(m);
+    }
     *out = m;
     return GT_OK;
+}
+
+int gt_model_has_ema(const gt_model *m) { return m->ema_params != NULL; }
+
+void gt_model_swap_ema(gt_model *m) {
+    GT_ASSERT(m->ema_params, "gt_model_swap_ema: the model has no EMA generator");
+    gt_net_swap_buffers(&m->net[0], &m->ema_params, &m->ema_state);
+}
+
+void gt_model_reset_ema(gt_model *m) {
+    if (!m->ema_params) return;
+    memcpy(m->ema_params, m->net[0].params, sizeof(float) * m->net[0].n_params);
+    if (m->net[0].n_state) memcpy(m->ema_state, m->net[0].state, sizeof(float) * m->net[0].n_state);
+}
+
+double gt_model_noise_sigma(const gt_model *m, uint64_t step) {
+    if (m->kind != GT_MODEL_GAN || !(m->gan.noise > 0)) return 0.0;
+    if (m->gan.noise_steps <= 0) return m->gan.noise;
+    double left = 1.0 - (double)step / (double)m->gan.noise_steps;
+    return left > 0 ? m->gan.noise * left : 0.0;
 }
 
 void gt_model_free(gt_model *m) {
@@ -115,6 +142,8 @@ void gt_model_free(gt_model *m) {
         gt_optim_free(&m->opt[k]);
     }
     gt_free(m->work);
+    gt_free(m->ema_params);
+    gt_free(m->ema_state);
     gt_free(m);
 }
 

@@ -268,6 +268,19 @@ int gt_net_tensors(const gt_net *net, gt_tensor_ref *refs, int cap) {
     return n;
 }
 
+void gt_net_swap_buffers(gt_net *net, float **params, float **state) {
+    float *p = net->params, *s = net->state;
+    net->params = *params;
+    net->state = *state;
+    *params = p;
+    *state = s;
+    for (int i = 0; i < net->n_layers; i++) {
+        gt_layer *L = &net->layers[i];
+        L->param = net->params + L->param_offset;
+        L->state = net->state + L->state_offset;
+    }
+}
+
 void gt_net_print(const gt_net *net) {
     gt_info("network %s: input %dx%dx%d, %d layers, %zu parameters", net->name, net->in.c, net->in.h, net->in.w,
             net->n_layers, net->n_params);
