@@ -59,13 +59,17 @@ void gt_model_opts_free(gt_model_opts *o);
 /* ---- statistics of a step ------------------------------------------------- */
 
 /* Named scalars a step reports (losses, D(x), D(G(z)), ...), each a mean over
- * the local batch, so that averaging over ranks gives the global mean. */
+ * the local batch, so that averaging over ranks gives the global mean; net
+ * says which network a value belongs to (its index, -1: the model as a
+ * whole), for messages. */
 typedef struct {
     int n;
     const char *name[GT_MAX_STATS];
     double value[GT_MAX_STATS];
+    int net[GT_MAX_STATS];
 } gt_stats;
-void gt_stats_add(gt_stats *s, const char *name, double value);
+void gt_stats_add(gt_stats *s, const char *name, double value);          /* net -1 */
+void gt_stats_add_net(gt_stats *s, const char *name, double value, int net);
 
 /* ---- one step -------------------------------------------------------------- */
 
@@ -172,6 +176,11 @@ void gt_model_swap_ema(gt_model *m);
 void gt_model_reset_ema(gt_model *m);
 /* The instance-noise standard deviation at a step (0 without instance noise). */
 double gt_model_noise_sigma(const gt_model *m, uint64_t step);
+
+/* 1 if every parameter and state value of m (and of its EMA generator) is
+ * finite; else 0, with the first non-finite one described in where (e.g.
+ * "discriminator 07_dense/weight[3] = nan"). */
+int gt_model_finite(const gt_model *m, char *where, size_t cap);
 
 /* Shared by the kinds (src/models/model.c). */
 gt_rng_ctx gt_model_rng(const gt_step_ctx *ctx, uint32_t call);

@@ -41,6 +41,7 @@ static const char *const recons[] = {"bernoulli", "gaussian", NULL};
 static const char *const optimizers[] = {"adam", "sgd", NULL};
 static const char *const resume_modes[] = {"auto", "never", NULL};
 static const char *const init_schemes[] = {"pytorch", "normal", "xavier", "kaiming", NULL};
+static const char *const divergence_modes[] = {"stop", "rollback", NULL};
 
 static int is_idx(const gt_options *o) { return o->data.kind == GT_DATA_IDX; }
 static int is_toy(const gt_options *o) { return o->data.kind == GT_DATA_TOY; }
@@ -54,6 +55,7 @@ static int gan_bce(const gt_options *o) {
 }
 static int gan_wasserstein(const gt_options *o) { return is_gan(o) && o->model.gan_loss == GT_GAN_WASSERSTEIN; }
 static int gan_noise(const gt_options *o) { return is_gan(o) && o->model.gan.noise > 0; }
+static int rolls_back(const gt_options *o) { return o->rollback; }
 
 /* init_std applies to a network initialized with init = normal */
 static int normal0(const gt_options *o) { return o->model.net[0].init.scheme == GT_INIT_NORMAL; }
@@ -153,6 +155,16 @@ static const key_desc keys[] = {
      "epochs (0 = use steps); set exactly one of steps and epochs"},
     {"train", "batch_size", K_INT, "64", 1, 65536, NULL, OFF(batch), F_INT, NULL, NULL, 0,
      "examples per rank and step (the global batch is ranks x batch_size)"},
+    {"train", "on_divergence", K_CHOICE, "stop", 0, 0, divergence_modes, OFF(rollback), F_CHOICE, NULL, NULL, 0,
+     "when a loss or gradient norm is not finite on any rank, a parameter is not finite, or a loss exceeds "
+     "loss_bound: stop (exit 1 naming the step, network and value) or rollback (reload the newest checkpoint, "
+     "multiply the learning rates by rollback_lr_factor, go on)"},
+    {"train", "loss_bound", K_FLOAT, "0", 0, 1e30, NULL, OFF(loss_bound), F_DOUBLE, NULL, NULL, 0,
+     "a loss (a statistic named *loss) whose absolute value exceeds this counts as divergence (0 = off)"},
+    {"train", "rollback_lr_factor", K_POSITIVE, "0.5", 0, 1, NULL, OFF(rollback_lr_factor), F_DOUBLE, rolls_back, NULL,
+     0, "rollback: every learning rate is multiplied by this at each rollback"},
+    {"train", "max_rollbacks", K_INT, "3", 1, 1000000, NULL, OFF(max_rollbacks), F_LONG, rolls_back, NULL, 0,
+     "rollback: the run gives up (exit 1) at the divergence after this many rollbacks"},
     {"optim", "kind", K_CHOICE, "adam", 0, 0, optimizers, OPT0(kind), F_CHOICE, NULL, NULL, 0,
      "adam (torch.optim.Adam) or sgd (torch.optim.SGD with momentum)"},
     {"optim", "lr", K_POSITIVE, "1e-3", 0, 10, NULL, OFF(lr), F_DOUBLE, NULL, NULL, 0,
@@ -205,6 +217,12 @@ static const key_desc keys[] = {
      "test hook: this rank moves every parameter by one ulp after perturb_step"},
     {"debug", "perturb_step", K_INT, "1", 1, 1099511627776.0, NULL, OFF(dist.perturb_step), F_LONG, NULL, NULL, 1,
      "test hook: the step after which perturb_rank perturbs"},
+    {"debug", "nan_rank", K_INT, "-1", -1, 1073741824, NULL, OFF(nan_rank), F_INT, NULL, NULL, 1,
+     "test hook: this rank puts a NaN into its batch at nan_step (divergence handling)"},
+    {"debug", "nan_step", K_INT, "1", 1, 1099511627776.0, NULL, OFF(nan_step), F_LONG, NULL, NULL, 1,
+     "test hook: the step at which nan_rank injects the NaN"},
+    {"debug", "nan_times", K_INT, "1", 1, 1000000, NULL, OFF(nan_times), F_LONG, NULL, NULL, 1,
+     "test hook: inject the NaN the first this many times the run reaches nan_step (after rollbacks)"},
     {"debug", "dump_params", K_STRING, "", 0, 0, NULL, OFF(dist.dump_params), F_STR, NULL, NULL, 1,
      "test hook: every rank writes its final parameters to PATH.rank<R>"},
 };
@@ -341,7 +359,10 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
     const char *base = strrchr(config_path, '/');
     base = base ? base + 1 : config_path;
     snprintf(o->dir_default, sizeof o->dir_default, "runs/%.*s", (int)strcspn(base, "."), base);
-    o->dist.fail_rank = o->dist.perturb_rank = -1;
+    o->dist.fail_rank = o->dist.perturb_rank = o->nan_rank = -1;
+    o->nan_step = o->nan_times = 1;
+    o->rollback_lr_factor = 0.5;
+    o->max_rollbacks = 3;
     o->data.toy = GT_TOY_NONE;
     for (int i = 0; i < N_KEYS; i++) {
         const key_desc *k = &keys[i];
@@ -359,6 +380,10 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
                         "batch",
                         gt_config_where(cfg, "model", "pack"), o->model.gan.pack, o->batch,
                         gt_config_where(cfg, "train", "batch_size"));
+    if (o->rollback && o->ckpt_every == 0)
+        return GT_ERROR("%s: [train] on_divergence = rollback needs checkpoints to go back to, but [checkpoint] every "
+                        "= 0 (%s)",
+                        gt_config_where(cfg, "train", "on_divergence"), gt_config_where(cfg, "checkpoint", "every"));
     if (o->model.binarize && o->model.recon != GT_RECON_BERNOULLI)
         return GT_ERROR("%s: [model] binarize = true needs recon = bernoulli", gt_config_where(cfg, "model", "binarize"));
     /* every network shares [optim] but its own learning rate */

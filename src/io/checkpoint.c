@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,10 @@ static gt_status write_contents(gt_h5 *f, const gt_model *m, const gt_ckpt_info 
     GT_TRY(gt_h5_set_attr_str_fixed(f, NULL, "model", model));
     GT_TRY(gt_h5_set_attr_str_fixed(f, NULL, "config", config_text));
     GT_TRY(gt_h5_set_attr_int64(f, NULL, "text_hash", (int64_t)text_hash(model, config_text)));
+    if (info->rollbacks > 0) {
+        GT_TRY(gt_h5_set_attr_int64(f, NULL, "rollbacks", info->rollbacks));
+        GT_TRY(gt_h5_set_attr_double(f, NULL, "lr_scale", info->lr_scale));
+    }
     GT_TRY(write_model(f, m));
     GT_TRY(write_one(f, "/rng/seed", (int64_t)info->seed));
     GT_TRY(write_one(f, "/rng/step", info->step));
@@ -165,7 +170,11 @@ static int sync_path(const char *path, int dir) {
 }
 
 gt_status gt_ckpt_save(const char *dir, const gt_model *m, const gt_ckpt_info *info, const char *config_text) {
-    char final[4096], tmp[4096], prev[4096] = "";
+    char final[4096], tmp[4096], prev[4096] = "", bad[256];
+    if (!gt_model_finite(m, bad, sizeof bad))
+        return GT_ERROR("refusing to write the checkpoint of step %" PRId64 ": %s is not finite (training diverged; "
+                        "a checkpoint with non-finite parameters is never written)",
+                        info->step, bad);
     GT_TRY(gt_ckpt_path(dir, info->step, final, sizeof final));
     int n = snprintf(tmp, sizeof tmp, "%s/.step-%08" PRId64 ".h5.tmp", dir, info->step);
     GT_ENSURE(n > 0 && (size_t)n < sizeof tmp, "checkpoint path too long in %s", dir);
@@ -408,6 +417,16 @@ static gt_status read_info(gt_h5 *f, gt_ckpt_info *info, char **config_text, cha
     info->seed = (uint64_t)v;
     GT_TRY(gt_h5_read_int64(f, "/data/shape", shape, 1, &three));
     info->data_shape = (gt_shape){(int)shape[0], (int)shape[1], (int)shape[2]};
+    int yes;
+    info->lr_scale = 1.0;
+    GT_TRY(gt_h5_has_attr(f, NULL, "rollbacks", &yes));
+    if (yes) {
+        GT_TRY(gt_h5_get_attr_int64(f, NULL, "rollbacks", &info->rollbacks));
+        GT_TRY(gt_h5_get_attr_double(f, NULL, "lr_scale", &info->lr_scale));
+        if (info->rollbacks < 0 || !(info->lr_scale > 0 && info->lr_scale <= 1))
+            return GT_ERROR("%s: rollbacks %" PRId64 " or lr_scale %g out of range (damaged file?)", gt_h5_path(f),
+                            info->rollbacks, info->lr_scale);
+    }
     if (config_text) GT_TRY(gt_h5_get_attr_str(f, NULL, "config", config_text));
     if (model_kind) GT_TRY(gt_h5_get_attr_str(f, NULL, "model", model_kind));
     return GT_OK;

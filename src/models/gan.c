@@ -124,12 +124,12 @@ static void train_step(gt_model *m, const float *x, const int *labels, int B, co
     double g_norm = gt_model_update(G, &m->opt[0], ctx);
     if (m->ema_params) update_ema(m);
 
-    gt_stats_add(st, "d_loss", d_loss);
-    gt_stats_add(st, "g_loss", g_loss);
-    gt_stats_add(st, "d_real", d_real);
-    gt_stats_add(st, "d_fake", d_fake);
-    gt_stats_add(st, "d_grad_norm", d_norm);
-    gt_stats_add(st, "g_grad_norm", g_norm);
+    gt_stats_add_net(st, "d_loss", d_loss, 1);
+    gt_stats_add_net(st, "g_loss", g_loss, 0);
+    gt_stats_add_net(st, "d_real", d_real, 1);
+    gt_stats_add_net(st, "d_fake", d_fake, 1);
+    gt_stats_add_net(st, "d_grad_norm", d_norm, 1);
+    gt_stats_add_net(st, "g_grad_norm", g_norm, 0);
     if (m->gan.noise > 0) gt_stats_add(st, "noise_sigma", sigma);
 }
 
@@ -161,10 +161,10 @@ static void evaluate(gt_model *m, const float *x, const int *labels, int B, cons
     const float *images = packs(m, gt_net_forward(G, z, B, 0, gt_model_rng(ctx, 3)), B, xf, &n);
     memcpy(real, gt_net_forward(D, packs(m, x, B, xr, &n), n, 0, gt_model_rng(&dctx, 0)), sizeof(float) * n);
     memcpy(fake, gt_net_forward(D, images, n, 0, gt_model_rng(&dctx, 1)), sizeof(float) * n);
-    gt_stats_add(st, "d_loss", gt_gan_d_loss(m->gan_loss, real, fake, n, m->gan.label_smoothing, NULL, NULL));
-    gt_stats_add(st, "g_loss", gt_gan_g_loss(m->gan_loss, fake, n, NULL));
-    gt_stats_add(st, "d_real", mean_sigmoid(real, n));
-    gt_stats_add(st, "d_fake", mean_sigmoid(fake, n));
+    gt_stats_add_net(st, "d_loss", gt_gan_d_loss(m->gan_loss, real, fake, n, m->gan.label_smoothing, NULL, NULL), 1);
+    gt_stats_add_net(st, "g_loss", gt_gan_g_loss(m->gan_loss, fake, n, NULL), 0);
+    gt_stats_add_net(st, "d_real", mean_sigmoid(real, n), 1);
+    gt_stats_add_net(st, "d_fake", mean_sigmoid(fake, n), 1);
     if (!m->ema_params) return;
     gt_model_swap_ema(m);
     images = packs(m, gt_net_forward(G, z, B, 0, gt_model_rng(ctx, 3)), B, xf, &n);

@@ -7,12 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
-void gt_stats_add(gt_stats *s, const char *name, double value) {
+void gt_stats_add_net(gt_stats *s, const char *name, double value, int net) {
     GT_ASSERT(s->n < GT_MAX_STATS, "too many statistics (adding %s)", name);
     s->name[s->n] = name;
     s->value[s->n] = value;
+    s->net[s->n] = net;
     s->n++;
 }
+
+void gt_stats_add(gt_stats *s, const char *name, double value) { gt_stats_add_net(s, name, value, -1); }
 
 const gt_model_kind_info *gt_model_kind_get(gt_model_kind kind) {
     switch (kind) {
@@ -175,6 +178,44 @@ void gt_model_generate(gt_model *m, const float *z, int n, float *images) {
 void gt_model_reconstruct(gt_model *m, const float *x, int n, float *out) {
     GT_ASSERT(m->info->reconstruct, "a %s model does not reconstruct", m->info->name);
     m->info->reconstruct(m, x, n, out);
+}
+
+/* The first non-finite float of x [n] (Inf or NaN), or n. */
+static size_t first_non_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 1024) {
+        size_t end = n - i < 1024 ? n : i + 1024;
+        float acc = 0.0f; /* x * 0 is 0 for finite x, NaN for Inf and NaN: a loop that vectorizes */
+        for (size_t k = i; k < end; k++) acc += x[k] * 0.0f;
+        if (acc == 0.0f) continue;
+        for (size_t k = i; k < end; k++)
+            if (!isfinite(x[k])) return k;
+    }
+    return n;
+}
+
+int gt_model_finite(const gt_model *m, char *where, size_t cap) {
+    for (int k = 0; k <= m->n_nets; k++) {
+        int ema = k == m->n_nets;
+        if (ema && !m->ema_params) break;
+        const gt_net *net = &m->net[ema ? 0 : k];
+        const float *params = ema ? m->ema_params : net->params, *state = ema ? m->ema_state : net->state;
+        for (int i = 0; i < net->n_layers; i++) {
+            const gt_layer *L = &net->layers[i];
+            for (int t = 0; t < L->n_tensors; t++) {
+                const gt_tensor_desc *td = &L->tensor[t];
+                size_t numel = 1;
+                for (int d = 0; d < td->rank; d++) numel *= (size_t)td->dims[d];
+                const float *data = td->trainable ? params + L->param_offset + L->toff[t]
+                                                  : state + L->state_offset + L->toff[t];
+                size_t j = first_non_finite(data, numel);
+                if (j == numel) continue;
+                snprintf(where, cap, "%s%s %02d_%s/%s[%zu] = %g", ema ? "EMA " : "", net->name, i, L->kind->name,
+                         td->name, j, (double)data[j]);
+                return 0;
+            }
+        }
+    }
+    return 1;
 }
 
 /* ---- shared by the kinds -------------------------------------------------- */
