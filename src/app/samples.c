@@ -158,9 +158,10 @@ gt_status gt_samples_write(gt_samples *sm, gt_model *m, int64_t step) {
     if (!st) {
         snprintf(name, sizeof name, "step-%08" PRId64, step);
         st = write_images(f, name, img, dims, step);
-        if (!st) st = gt_h5_set_attr_str(f, name, "generator", ema ? "ema" : "live");
+        if (!st && ema) st = gt_h5_set_attr_str(f, name, "generator", "ema");
         snprintf(name, sizeof name, "live/step-%08" PRId64, step);
         if (!st && live) st = write_images(f, name, live, dims, step);
+        if (!st && live) st = gt_h5_set_attr_str(f, name, "generator", "live");
         snprintf(name, sizeof name, "recon/step-%08" PRId64, step);
         if (!st && rec) st = write_images(f, name, rec, td, step);
         if (!st) st = gt_h5_close(f);
