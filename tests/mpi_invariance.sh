@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # ok and fail (tests/common.bash) always return 0, so "A && ok || fail" is if-then-else here
 # World-size invariance (issue 3): N ranks x B per rank train what 1 rank x N*B
 # trains, because the sampler gives rank r the global positions r, r+N, ...,
 # every per-example random stream is keyed by the global position, gradients
@@ -9,7 +10,9 @@
 #   1. vae (no BN): 2 and 3 ranks with sync_bn, 2 ranks without: <= 1e-5;
 #   2. dcgan (BN in G, dropout in D) with sync_bn: 2 and 3 ranks: <= 1e-5;
 #   3. teeth: the dcgan on 2 ranks WITHOUT sync_bn is far off (> 1e-4);
-#   4. the shipped Adam settings, reported next to a control.
+#   4. the shipped Adam settings, reported next to a control;
+#   5. dcgan with the stabilizers that keep the invariance (instance noise,
+#      spectral norm, label smoothing, the EMA generator), SGD: <= 1e-5.
 # The comparison has teeth too (0): a NaN or Inf in a dump, or a difference
 # that is not finite, is a failure (tests/mpi_params.py exits 1 naming the
 # network and the part), never a number that passes a bound; its selftest on
@@ -105,6 +108,24 @@ if out=$(diff_of gan1 gan1nan 2>&1); then
 elif grep -qE "^FAIL: gan1 vs gan1nan: .*gan1nan.rank0: network [a-z]+ params: 1 of [0-9]+ values are not finite" <<<"$out"; then
   ok "a NaN parameter in a dump fails the comparison: $(grep -o 'network [a-z]* params: .*' <<<"$out" | head -n 1)"
 else fail "a NaN parameter in a dump: unexpected message: $out"; fi
+
+# 5. the stabilizers that keep the invariance: instance noise (drawn per
+#    global example), spectral norm in D and G (u and v do not depend on the
+#    batch), label smoothing and the EMA generator (compared too: the dump's
+#    ema_generator record); SGD, sync BN
+stab="model.instance_noise=0.2 model.label_smoothing=0.1 model.g_ema=0.9
+      discriminator.layer4=conv2d#out=128#kernel=4#stride=2#pad=1#sn=true
+      generator.layer5=convt2d#out=128#kernel=4#stride=2#pad=1#bias=false#sn=true"
+run_stab() {  # NAME RANKS BATCH: the layer lines' spaces are '#' above
+  local args=() a
+  for a in $stab; do args+=("${a//#/ }"); done
+  run "$1" "$2" "$3" dcgan dist.sync_bn=true "${sgd[@]}" "${args[@]}"
+}
+if run_stab stab1 1 12 && run_stab stab2 2 6 && diff_of stab1 stab2; then
+  grep -q "ema_generator params" "$tmp/diff.txt" || fail "stabilizers: the dump has no EMA generator"
+  le "$d" 1e-5 && ok "dcgan with instance noise, spectral norm, label smoothing, EMA: 2 ranks x 6 = 1 rank x 12 with sync_bn (rel. diff $d)" \
+               || fail "dcgan with the stabilizers: 2 ranks x 6 vs 1 x 12: rel. diff $d > 1e-5"
+fi
 
 # 4. the shipped Adam settings: 2 ranks vs 1, next to the 1-ulp control
 for m in dcgan vae; do

@@ -169,7 +169,7 @@ def compare_nets(rep, f, what, nets, names):
 def check_optimizer_step(rep, f, cfg, nets, name):
     """PyTorch's optimizer applied to gentrain's parameters and gradients must
     give gentrain's parameters after the step, elementwise."""
-    net = copy.deepcopy(nets[name])
+    net = tr.copy_net(nets[name])
     tr.load_tensors(net, f["before/params/" + name])
     grads = tensor_dict(f["grads/" + name])
     refs = tr.tensor_refs(net)
@@ -187,10 +187,12 @@ def bce(logits, target):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def gan_d_loss(kind, real, fake):
+def gan_d_loss(kind, real, fake, smooth=0.0):
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    return bce(real, 1.0) + bce(fake, 0.0)
+    if kind == "wasserstein":
+        return fake.mean() - real.mean()
+    return bce(real, 1.0 - smooth) + bce(fake, 0.0)
 
 
 def gan_g_loss(kind, fake):
@@ -201,29 +203,50 @@ def gan_g_loss(kind, fake):
     return -fake.mean()
 
 
+def attr(f, name, default):
+    return f.attrs[name] if name in f.attrs else default
+
+
 def run_gan(rep, f, cfg, nets, stats):
+    """One GAN step with the stabilizers tool_parity dumps: one-sided label
+    smoothing, instance noise (the dumped noise added to D's real and generated
+    inputs, the G phase reusing the D phase's), packing (D on x.reshape(B/P,
+    P*C, H, W)), wasserstein with D's parameters clamped after its step, and
+    the EMA generator."""
     G, D = nets["generator"], nets["discriminator"]
     kind = cfg.get("model", "loss", fallback="nonsaturating")
+    smooth = float(attr(f, "label_smoothing", 0.0))
+    pack = int(attr(f, "pack", 1))
+    clip = float(attr(f, "clip", 0.0))
+    g_ema = float(attr(f, "g_ema", 0.0))
     x = torch.from_numpy(f["x"][()])
     z = torch.from_numpy(f["z"][()])
+    noise_real = torch.from_numpy(f["noise/real"][()]) if "noise" in f else None
+    noise_fake = torch.from_numpy(f["noise/fake"][()]) if "noise" in f else None
+
+    def packed(t):
+        return t.reshape(t.shape[0] // pack, pack * t.shape[1], *t.shape[2:])
 
     # Forward outputs of a fresh model (train mode), on copies so the step's BN statistics stay untouched.
-    Gc, Dc = copy.deepcopy(G), copy.deepcopy(D)
+    Gc, Dc = tr.copy_net(G), tr.copy_net(D)
     tr.set_dropout_masks(Gc, masks_for(f, "generator", 3))
     tr.set_dropout_masks(Dc, masks_for(f, "discriminator", 0))
     with torch.no_grad():
         rep.tensor("forward G(z)", f["forward/G_z"][()], Gc(z))
-        rep.tensor("forward D(x)", f["forward/D_x"][()], Dc(x))
+        rep.tensor("forward D(x)", f["forward/D_x"][()], Dc(packed(x)))
 
     optG, optD = tr.make_optimizer(cfg, G), tr.make_optimizer(cfg, D)
+    g_before = {k: t.detach().clone() for k, (t, _) in tr.tensor_refs(G).items()}
     tr.set_dropout_masks(G, masks_for(f, "generator", 3))
     fake = G(z)
+    x_in = x if noise_real is None else x + noise_real
+    fake_in = fake if noise_fake is None else fake + noise_fake
     # D phase
     tr.set_dropout_masks(D, masks_for(f, "discriminator", 0))
-    real_logits = D(x).flatten()
+    real_logits = D(packed(x_in)).flatten()
     tr.set_dropout_masks(D, masks_for(f, "discriminator", 1))
-    fake_logits = D(fake.detach()).flatten()
-    d_loss = gan_d_loss(kind, real_logits, fake_logits)
+    fake_logits = D(packed(fake_in.detach())).flatten()
+    d_loss = gan_d_loss(kind, real_logits, fake_logits, smooth)
     optD.zero_grad()
     d_loss.backward()
     d_norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in D.parameters()))
@@ -233,9 +256,13 @@ def run_gan(rep, f, cfg, nets, stats):
     rep.scalar("stat d_grad_norm", stats["d_grad_norm"], d_norm.item())
     compare_nets(rep, f, "grads", nets, ["discriminator"])
     optD.step()
+    if kind == "wasserstein":
+        with torch.no_grad():
+            for p in D.parameters():
+                p.clamp_(-clip, clip)
     # G phase, with the updated D
     tr.set_dropout_masks(D, masks_for(f, "discriminator", 2))
-    g_loss = gan_g_loss(kind, D(fake).flatten())
+    g_loss = gan_g_loss(kind, D(packed(fake_in)).flatten())
     optG.zero_grad()
     g_loss.backward()
     g_norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in G.parameters()))
@@ -244,8 +271,20 @@ def run_gan(rep, f, cfg, nets, stats):
     compare_nets(rep, f, "grads", nets, ["generator"])
     optG.step()
     compare_nets(rep, f, "after/params", nets, ["generator", "discriminator"])
-    for name in nets:
-        check_optimizer_step(rep, f, cfg, nets, name)
+    if kind != "wasserstein":  # the clamp is not an optimizer step
+        for name in nets:
+            check_optimizer_step(rep, f, cfg, nets, name)
+    else:
+        check_optimizer_step(rep, f, cfg, nets, "generator")
+    if g_ema > 0:
+        # ema = g_ema * (the weights before the step) + (1 - g_ema) * gentrain's weights after it;
+        # the state is a copy of G's
+        after = tensor_dict(f["after/params/generator"])
+        ema = tensor_dict(f["after/ema/generator"])
+        for tname, (t, trainable) in tr.tensor_refs(G).items():
+            a = torch.from_numpy(after[tname])
+            want = g_ema * g_before[tname] + (1 - g_ema) * a if trainable else a
+            rep.tensor("ema generator/" + tname, ema[tname], want)
 
 
 def run_vae(rep, f, cfg, nets, stats):
@@ -265,7 +304,7 @@ def run_vae(rep, f, cfg, nets, stats):
         z = mu + torch.exp(0.5 * logvar) * eps
         return h, z, dec(z)
 
-    Ec, Dc = copy.deepcopy(E), copy.deepcopy(Dec)
+    Ec, Dc = tr.copy_net(E), tr.copy_net(Dec)
     with torch.no_grad():
         h, z, logits = forward(Ec, Dc)
         rep.tensor("forward encoder(x) = (mu, logvar)", f["forward/enc"][()], h)
@@ -304,7 +343,7 @@ def run_classifier(rep, f, cfg, nets, stats):
     C = nets["classifier"]
     x = torch.from_numpy(f["x"][()])
     labels = torch.from_numpy(f["labels"][()]).long()
-    Cc = copy.deepcopy(C)
+    Cc = tr.copy_net(C)
     tr.set_dropout_masks(Cc, masks_for(f, "classifier", 0))
     with torch.no_grad():
         rep.tensor("forward logits", f["forward/logits"][()], Cc(x))

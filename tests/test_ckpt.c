@@ -204,6 +204,59 @@ int main(void) {
         gt_error_clear();
     }
 
+    /* a model with a non-finite parameter (or state, or EMA value) is never written */
+    {
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/nan", dir);
+        info.step = 20;
+        float keep = a->net[1].params[3];
+        a->net[1].params[3] = NAN;
+        CHECK_ERROR(gt_ckpt_save(sub, a, &info, ini), "NaN parameter", "refusing to write the checkpoint of step 20",
+                    "discriminator 00_dense/weight[3] = nan", "never written");
+        a->net[1].params[3] = keep;
+        a->net[0].state[1] = INFINITY;
+        CHECK_ERROR(gt_ckpt_save(sub, a, &info, ini), "Inf BN statistic", "generator 01_batchnorm/running_mean[1] = inf");
+        a->net[0].state[1] = 0.5f;
+        CHECK(access(sub, F_OK) != 0, "nothing was written for the refused checkpoints");
+    }
+    /* the EMA generator and the rollback attributes round trip */
+    {
+        char text2[2048];
+        const char *z = strstr(ini, "z_dim = 4\n") + strlen("z_dim = 4\n");
+        snprintf(text2, sizeof text2, "%.*sg_ema = 0.99\n%s", (int)(z - ini), ini, z);
+        gt_model *e = build_from(text2, 3), *f = build_from(text2, 4);
+        CHECK(gt_model_has_ema(e) && !memcmp(e->ema_params, e->net[0].params, sizeof(float) * e->net[0].n_params),
+              "a new EMA generator starts as the generator");
+        for (size_t i = 0; i < e->net[0].n_params; i++) e->ema_params[i] = (float)i * 1e-4f;
+        for (size_t i = 0; i < e->net[0].n_state; i++) e->ema_state[i] = 2.0f + (float)i;
+        info.step = 30;
+        info.rollbacks = 2;
+        info.lr_scale = 0.25;
+        CHECK_OK(gt_ckpt_save(dir, e, &info, text2));
+        CHECK_OK(gt_ckpt_path(dir, 30, path, sizeof path));
+        CHECK_OK(gt_ckpt_verify(path));
+        CHECK_OK(gt_ckpt_load(path, f));
+        CHECK(!memcmp(e->ema_params, f->ema_params, sizeof(float) * e->net[0].n_params) &&
+                  !memcmp(e->ema_state, f->ema_state, sizeof(float) * e->net[0].n_state),
+              "the EMA generator round trip");
+        gt_ckpt_info r2;
+        CHECK_OK(gt_ckpt_read_info(path, &r2, NULL, NULL));
+        CHECK(r2.rollbacks == 2 && r2.lr_scale == 0.25, "rollbacks %lld, lr_scale %g round trip", (long long)r2.rollbacks,
+              r2.lr_scale);
+        CHECK_OK(gt_ckpt_check_model(path, a)); /* a model without g_ema ignores /ema */
+        info.step = 32;
+        info.rollbacks = 0;
+        CHECK_OK(gt_ckpt_save(dir, a, &info, ini));
+        CHECK_OK(gt_ckpt_path(dir, 32, path, sizeof path));
+        CHECK_ERROR(gt_ckpt_check_model(path, f), "a checkpoint without an EMA into a model with one",
+                    "has no EMA generator", "g_ema = 0.99");
+        e->ema_params[5] = NAN;
+        info.step = 31;
+        CHECK_ERROR(gt_ckpt_save(dir, e, &info, text2), "NaN in the EMA generator", "EMA generator 00_dense/weight[5]");
+        gt_model_free(e);
+        gt_model_free(f);
+    }
+
     gt_model_free(a);
     gt_model_free(b);
     char cmd[700];

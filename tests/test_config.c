@@ -495,7 +495,13 @@ static void test_layer_lines(void) {
     CHECK_ERROR(layers_error("layer0 = relu\n"), "layer0", "t.ini:6", "layer0", "positive");
     CHECK_ERROR(layers_error("size = 3\n"), "no layers", "[classifier]", "no layers", "layer1");
     CHECK_ERROR(layers_error("layer1 = relu\nwidth = 3\nlayer2 = tanh\n"), "a non-layer key is unknown",
-                "t.ini:7: unknown key [classifier] width; keys allowed in [classifier]: layer1, layer2");
+                "t.ini:7: unknown key [classifier] width; keys allowed in [classifier]: init, layer1, layer2");
+    /* init: a scheme from the list; init_std only with init = normal */
+    CHECK_ERROR(layers_error("init = uniform\nlayer1 = relu\n"), "bad init", "t.ini:6", "uniform",
+                "pytorch, normal, xavier, kaiming");
+    CHECK_ERROR(layers_error("init = xavier\ninit_std = 0.1\nlayer1 = relu\n"), "init_std without init = normal",
+                "t.ini:7: unknown key [classifier] init_std");
+    CHECK_ERROR(layers_error("init = normal\ninit_std = 0\nlayer1 = relu\n"), "init_std = 0", "t.ini:7", "init_std");
 }
 
 /* A model from a config that must fail to build, naming the layer line. */

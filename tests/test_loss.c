@@ -45,6 +45,7 @@ typedef struct {
     int B, K;
     size_t n;
     gt_gan_loss kind;
+    float smooth; /* one-sided label smoothing of the D loss */
     int which; /* 0: first argument, 1: second */
 } ctx_t;
 
@@ -67,8 +68,8 @@ static float f_ce(float *x, float *g, void *c) {
 static float f_d(float *x, float *g, void *c) {
     ctx_t *k = c;
     float other[MAXN];
-    if (k->which == 0) return gt_gan_d_loss(k->kind, x, k->a, k->B, g, other);
-    return gt_gan_d_loss(k->kind, k->a, x, k->B, other, g);
+    if (k->which == 0) return gt_gan_d_loss(k->kind, x, k->a, k->B, k->smooth, g, other);
+    return gt_gan_d_loss(k->kind, k->a, x, k->B, k->smooth, other, g);
 }
 static float f_g(float *x, float *g, void *c) {
     ctx_t *k = c;
@@ -186,7 +187,7 @@ int main(void) {
     /* ---- GAN losses: values */
     {
         float r[2] = {0, 0}, f[2] = {0, 0};
-        float v = gt_gan_d_loss(GT_GAN_NONSATURATING, r, f, 2, g, g2);
+        float v = gt_gan_d_loss(GT_GAN_NONSATURATING, r, f, 2, 0, g, g2);
         CHECK(check_close(v, 2 * log(2.0), 1e-6, 0), "D loss at 0 = %g, expected 2 log 2", (double)v);
         CHECK(check_close(g[0], -0.25, 1e-6, 0) && check_close(g2[0], 0.25, 1e-6, 0), "D grads at 0: %g %g",
               (double)g[0], (double)g2[0]);
@@ -207,17 +208,35 @@ int main(void) {
         CHECK(check_close(v, -(fk[0] + fk[1] + fk[2]) / 3.0, 1e-6, 0), "G hinge = %g", (double)v);
         /* hinge D: real 2 (beyond margin: 0), real 0.5 (inside: 0.5); fake -3 (0), fake 0.25 (1.25) */
         float hr[2] = {2.0f, 0.5f}, hf[2] = {-3.0f, 0.25f};
-        v = gt_gan_d_loss(GT_GAN_HINGE, hr, hf, 2, g, g2);
+        v = gt_gan_d_loss(GT_GAN_HINGE, hr, hf, 2, 0, g, g2);
         CHECK(check_close(v, (0.5 + 1.25) / 2, 1e-6, 0), "D hinge = %g, expected 0.875", (double)v);
         CHECK(g[0] == 0 && check_close(g[1], -0.5, 1e-7, 0), "D hinge real grads %g %g", (double)g[0], (double)g[1]);
         CHECK(g2[0] == 0 && check_close(g2[1], 0.5, 1e-7, 0), "D hinge fake grads %g %g", (double)g2[0],
               (double)g2[1]);
         /* large logits */
         float lr[2] = {100, -100}, lf[2] = {-100, 100};
-        v = gt_gan_d_loss(GT_GAN_NONSATURATING, lr, lf, 2, g, g2);
+        v = gt_gan_d_loss(GT_GAN_NONSATURATING, lr, lf, 2, 0, g, g2);
         CHECK(isfinite(v) && check_close(v, 100.0, 1e-6, 0), "D loss large = %g, expected 100", (double)v);
         v = gt_gan_g_loss(GT_GAN_MINIMAX, lf, 2, g);
         CHECK(isfinite(v) && check_close(v, -50.0, 1e-6, 0), "G minimax large = %g, expected -50", (double)v);
+        /* one-sided label smoothing: BCE(real, 0.9); the fake half unchanged */
+        float sr[2] = {0.0f, 2.0f}, sf[2] = {0.0f, -1.0f};
+        v = gt_gan_d_loss(GT_GAN_NONSATURATING, sr, sf, 2, 0.1f, g, g2);
+        double ref = 0;
+        for (int i = 0; i < 2; i++) ref += 0.9 * softplus_ref(-sr[i]) + 0.1 * softplus_ref(sr[i]) + softplus_ref(sf[i]);
+        CHECK(check_close(v, ref / 2, 1e-6, 0), "D loss smoothed = %g, expected %g", (double)v, ref / 2);
+        CHECK(check_close(g[0], (0.5 - 0.9) / 2, 1e-6, 0), "D smoothed real grad at 0: %g, expected -0.2", (double)g[0]);
+        float g3[2];
+        gt_gan_d_loss(GT_GAN_NONSATURATING, sr, sf, 2, 0.0f, NULL, g3);
+        CHECK(g3[0] == g2[0] && g3[1] == g2[1], "label smoothing leaves the fake half alone");
+        /* wasserstein: D = mean fake - mean real, G = -mean fake, any magnitude */
+        float wr[3] = {3.0f, -1.0f, 100.0f}, wf[3] = {0.5f, -7.0f, 2.0f};
+        v = gt_gan_d_loss(GT_GAN_WASSERSTEIN, wr, wf, 3, 0, g, g2);
+        CHECK(check_close(v, (-4.5 - 102.0) / 3, 1e-6, 0), "D wasserstein = %g, expected %g", (double)v, -106.5 / 3);
+        CHECK(check_close(g[2], -1.0 / 3, 1e-7, 0) && check_close(g2[0], 1.0 / 3, 1e-7, 0), "D wasserstein grads %g %g",
+              (double)g[2], (double)g2[0]);
+        v = gt_gan_g_loss(GT_GAN_WASSERSTEIN, wf, 3, g);
+        CHECK(check_close(v, 4.5 / 3, 1e-6, 0) && check_close(g[1], -1.0 / 3, 1e-7, 0), "G wasserstein = %g", (double)v);
     }
     /* ---- KL: values */
     {
@@ -268,12 +287,16 @@ int main(void) {
         check_grad("cross_entropy", f_ce, l, 24, &c, h, rtol, atol);
     }
     {
-        const gt_gan_loss kinds[3] = {GT_GAN_NONSATURATING, GT_GAN_MINIMAX, GT_GAN_HINGE};
-        const char *names[3] = {"nonsaturating", "minimax", "hinge"};
-        for (int k = 0; k < 3; k++) {
+        /* the four losses, and the BCE ones with one-sided label smoothing 0.2 */
+        const gt_gan_loss kinds[6] = {GT_GAN_NONSATURATING, GT_GAN_MINIMAX, GT_GAN_HINGE, GT_GAN_WASSERSTEIN,
+                                      GT_GAN_NONSATURATING, GT_GAN_MINIMAX};
+        const char *names[6] = {"nonsaturating", "minimax", "hinge", "wasserstein", "nonsaturating, smooth 0.2",
+                                "minimax, smooth 0.2"};
+        for (int k = 0; k < 6; k++) {
             ctx_t c = {0};
             c.B = 16;
             c.kind = kinds[k];
+            c.smooth = k >= 4 ? 0.2f : 0.0f;
             float x[16], other[16];
             fill(x, 16, 6, 2.5f);
             fill(other, 16, 7, 2.5f);

@@ -15,7 +15,13 @@
  *   /eps [B,Z]              VAE reparameterization noise (GT_RNG_REPARAM sub 0)
  *   /masks/<net>/call<c>/<NN> [B,C,H,W]   dropout masks (0 or 1/(1-p)) of
  *                           layer NN in rng call c, recomputed from the keys
- *                           documented in model.h and nn.h
+ *                           documented in model.h and nn.h (GAN with pack = P:
+ *                           D's masks [B/P, ...], pack i from example index i*P)
+ *   GAN stabilizers (attrs label_smoothing, instance_noise (sigma at step 0),
+ *   pack, clip, g_ema):
+ *   /noise/real, /noise/fake [B,C,H,W]   the instance noise added to D's inputs
+ *                           (sigma times GT_RNG_NOISE normals), if on
+ *   /after/ema/generator/...  the EMA generator after the step, if on
  *   /before/params/<net>/<NN>_<kind>/<tensor>   parameters and BN state before the step;
  *                           attrs of /before/params/<net>: the optimizer (kind, lr, beta1,
  *                           beta2, eps, weight_decay) as gentrain built it
@@ -24,7 +30,7 @@
  *   /after/params/<net>/...             parameters and BN state after the step
  *   attrs /stats: the step's statistics (double)
  *   /forward/...            a fresh identical model, train mode, gt_net_forward only:
- *                           GAN: G_z = G(z) [B,C,H,W], D_x = D(x) [B,1] (dropout call 0);
+ *                           GAN: G_z = G(z) [B,C,H,W], D_x = D(x) [B/pack,1] (dropout call 0);
  *                           VAE: enc = E(x) [B,2Z] (call 0), z = mu + exp(logvar/2) eps,
  *                           dec = Dec(z) [B,C,H,W] logits (call 1); classifier: logits [B,K] */
 #include "gentrain/app.h"
@@ -107,23 +113,23 @@ static void normal_rows(float *out, int B, int n, uint32_t purpose) {
 
 /* Recompute and write the dropout masks of net in rng call `call`
  * (nn.h/dropout: element kept iff u >= p, kept scaled by 1/(1-p)). */
-static void write_masks(gt_h5 *f, const gt_net *net, uint32_t call) {
+static void write_masks(gt_h5 *f, const gt_net *net, uint32_t call, int n_ex, int stride) {
     for (int l = 0; l < net->n_layers; l++) {
         const gt_layer *L = &net->layers[l];
         if (strcmp(L->kind->name, "dropout") != 0) continue;
         size_t n = gt_shape_size(L->out);
         float p = (float)L->spec.opt[gt_layer_opt_index(L->kind, "p")].f, scale = 1.0f / (1.0f - p);
-        float *mask = gt_alloc_floats((size_t)BATCH * n);
+        float *mask = gt_alloc_floats((size_t)n_ex * n);
         uint32_t purpose = GT_PURPOSE(GT_RNG_DROPOUT, (call << 8) | (uint32_t)l);
-        for (int i = 0; i < BATCH; i++) {
+        for (int i = 0; i < n_ex; i++) {
             float *m = mask + (size_t)i * n;
-            gt_rand_uniform(m, n, SEED, purpose, 0, (uint64_t)i);
+            gt_rand_uniform(m, n, SEED, purpose, 0, (uint64_t)i * stride);
             for (size_t j = 0; j < n; j++) m[j] = m[j] >= p ? scale : 0.0f;
         }
         char name[256];
         int dims[4];
         snprintf(name, sizeof name, "masks/%s/call%u/%02d", net->name, (unsigned)call, l);
-        must(gt_h5_write_floats(f, name, mask, image_dims(dims, BATCH, L->out), dims));
+        must(gt_h5_write_floats(f, name, mask, image_dims(dims, n_ex, L->out), dims));
         gt_free(mask);
     }
 }
@@ -169,8 +175,13 @@ int main(int argc, char **argv) {
     must(gt_h5_set_attr_int64(f, NULL, "batch", BATCH));
     must(gt_h5_set_attr_int64(f, NULL, "z_dim", Z));
     if (m->kind == GT_MODEL_GAN) {
-        static const char *const losses[] = {"nonsaturating", "minimax", "hinge"};
+        static const char *const losses[] = {"nonsaturating", "minimax", "hinge", "wasserstein"};
         must(gt_h5_set_attr_str(f, NULL, "gan_loss", losses[m->gan_loss]));
+        must(gt_h5_set_attr_double(f, NULL, "label_smoothing", m->gan.label_smoothing));
+        must(gt_h5_set_attr_double(f, NULL, "instance_noise", gt_model_noise_sigma(m, 0)));
+        must(gt_h5_set_attr_int64(f, NULL, "pack", m->gan.pack));
+        must(gt_h5_set_attr_double(f, NULL, "clip", m->gan.clip));
+        must(gt_h5_set_attr_double(f, NULL, "g_ema", m->gan.g_ema));
     } else if (m->kind == GT_MODEL_VAE) {
         must(gt_h5_set_attr_str(f, NULL, "recon", m->recon == GT_RECON_BERNOULLI ? "bernoulli" : "gaussian"));
         must(gt_h5_set_attr_int64(f, NULL, "binarize", m->binarize));
@@ -190,15 +201,25 @@ int main(int argc, char **argv) {
     if (m->kind == GT_MODEL_GAN) {
         normal_rows(noise, BATCH, Z, GT_PURPOSE(GT_RNG_LATENT, 0));
         must(gt_h5_write_floats(f, "z", noise, 2, (int[]){BATCH, Z}));
-        write_masks(f, &m->net[0], 3);
-        for (uint32_t call = 0; call < 3; call++) write_masks(f, &m->net[1], call);
+        write_masks(f, &m->net[0], 3, BATCH, 1);
+        for (uint32_t call = 0; call < 3; call++) write_masks(f, &m->net[1], call, BATCH / m->gan.pack, m->gan.pack);
+        double sigma = gt_model_noise_sigma(m, 0);
+        if (sigma > 0) {
+            float *in = gt_alloc_floats((size_t)BATCH * data);
+            for (uint32_t sub = 0; sub < 2; sub++) {
+                normal_rows(in, BATCH, (int)data, GT_PURPOSE(GT_RNG_NOISE, sub));
+                for (size_t i = 0; i < (size_t)BATCH * data; i++) in[i] = (float)sigma * in[i];
+                must(gt_h5_write_floats(f, sub ? "noise/fake" : "noise/real", in, image_dims(dims, BATCH, shape), dims));
+            }
+            gt_free(in);
+        }
     } else if (m->kind == GT_MODEL_VAE) {
         normal_rows(noise, BATCH, Z, GT_PURPOSE(GT_RNG_REPARAM, 0));
         must(gt_h5_write_floats(f, "eps", noise, 2, (int[]){BATCH, Z}));
-        write_masks(f, &m->net[0], 0);
-        write_masks(f, &m->net[1], 1);
+        write_masks(f, &m->net[0], 0, BATCH, 1);
+        write_masks(f, &m->net[1], 1, BATCH, 1);
     } else {
-        write_masks(f, &m->net[0], 0);
+        write_masks(f, &m->net[0], 0, BATCH, 1);
     }
 
     /* One step. */
@@ -214,6 +235,11 @@ int main(int argc, char **argv) {
         write_grads(f, &m->net[k]);
         write_tensors(f, "after/params", &m->net[k]);
     }
+    if (gt_model_has_ema(m)) {
+        gt_model_swap_ema(m);
+        write_tensors(f, "after/ema", &m->net[0]);
+        gt_model_swap_ema(m);
+    }
 
     /* Forward passes of a fresh identical model. */
     gt_model *m2;
@@ -222,8 +248,9 @@ int main(int argc, char **argv) {
         gt_rng_ctx g_rng = {SEED, 0, 0, 1, 3}, d_rng = {SEED, 0, 0, 1, 0};
         const float *gz = gt_net_forward(&m2->net[0], noise, BATCH, 1, g_rng);
         must(gt_h5_write_floats(f, "forward/G_z", gz, image_dims(dims, BATCH, shape), dims));
-        const float *dx = gt_net_forward(&m2->net[1], x_raw, BATCH, 1, d_rng);
-        must(gt_h5_write_floats(f, "forward/D_x", dx, 2, (int[]){BATCH, 1}));
+        d_rng.stride = (uint64_t)m2->gan.pack;
+        const float *dx = gt_net_forward(&m2->net[1], x_raw, BATCH / m2->gan.pack, 1, d_rng);
+        must(gt_h5_write_floats(f, "forward/D_x", dx, 2, (int[]){BATCH / m2->gan.pack, 1}));
     } else if (m2->kind == GT_MODEL_VAE) {
         gt_rng_ctx e_rng = {SEED, 0, 0, 1, 0}, d_rng = {SEED, 0, 0, 1, 1};
         const float *h = gt_net_forward(&m2->net[0], x, BATCH, 1, e_rng);

@@ -9,6 +9,8 @@ python3-h5py)::
     ck = lc.load("runs/dcgan/checkpoints/step-00000300.h5")
     ck.kind, ck.step, ck.nets["generator"], ck.cfg, ck.data_shape, ck.attrs
     images = lc.generate(ck, torch.randn(16, ck.info["z_dim"]))    # eval mode, data range
+    # (a GAN trained with [model] g_ema: the EMA generator ck.ema, as gentrain's
+    # samples; lc.generate(ck, z, live=True) for the live one)
     opt = lc.optimizer(ck, "generator")    # torch.optim.Adam/SGD with the saved moments and step
 
 As a command::
@@ -16,14 +18,16 @@ As a command::
     tools/load_checkpoint.py CHECKPOINT                       # what it holds, loaded into PyTorch
     tools/load_checkpoint.py CHECKPOINT --check-samples run/samples.h5 [--tol 1e-4]
         # PyTorch's generator (eval mode) on samples.h5 /noise must reproduce the
-        # images gentrain stored for the checkpoint's step (/step-XXXXXXXX), and,
+        # images gentrain stored for the checkpoint's step (/step-XXXXXXXX; with
+        # an EMA generator that one, and the live one /live/step-XXXXXXXX), and,
         # for a VAE, the reconstructions of /test_batch (/recon/step-XXXXXXXX).
         # Exit status 1 if the largest difference exceeds --tol.
 
 Checkpoint layout: include/gentrain/checkpoint.h (and the README). Tensors are
 stored in PyTorch's shapes under /params/<net>/<NN>_<kind>/<tensor>, so they
 load without transposition; Adam's moments are /optim/<net>/{m,v}/<same names>
-and the step count /optim/<net>/t.
+and the step count /optim/<net>/t; a GAN trained with g_ema also has the EMA
+generator under /ema/generator/<same names>.
 """
 
 import argparse
@@ -50,7 +54,8 @@ class Checkpoint:
     """kind ("gan"/"vae"/"classifier"), step, epoch, attrs (root attributes),
     cfg (ConfigParser of the stored config), data_shape (C,H,W), nets
     (OrderedDict name -> torch_ref.GentrainNet, weights loaded, eval mode),
-    info (torch_ref.build_model's dict: z_dim, ...), path."""
+    info (torch_ref.build_model's dict: z_dim, ...), path, ema (the EMA
+    generator, a GentrainNet in eval mode, or None)."""
 
 
 def load(path, strict=True):
@@ -73,6 +78,11 @@ def load(path, strict=True):
         for name, net in ck.nets.items():
             tr.load_tensors(net, f["/params/" + name], strict=strict)
             net.eval()
+        ck.ema = None
+        if "/ema/generator" in f:
+            ck.ema = tr.build_model(ck.cfg, ck.data_shape)[1]["generator"]
+            tr.load_tensors(ck.ema, f["/ema/generator"], strict=strict)
+            ck.ema.eval()
         ck._optim = {}
         for name in ck.nets:
             g = f["/optim/" + name]
@@ -110,12 +120,14 @@ def _decoder(ck):
 
 
 @torch.no_grad()
-def generate(ck, z):
+def generate(ck, z, live=False):
     """Latents z [n, z_dim] -> samples [n, C, H, W] in the data range, eval
-    mode, as gentrain's gt_model_generate (VAE: the decoder's mean)."""
+    mode, as gentrain's gt_model_generate (VAE: the decoder's mean); a GAN
+    with an EMA generator uses it unless live."""
     if ck.kind not in ("gan", "vae"):
         raise ValueError("a %s does not generate" % ck.kind)
-    out = _decoder(ck)(torch.as_tensor(z, dtype=torch.float32))
+    net = ck.ema if ck.ema is not None and not live else _decoder(ck)
+    out = net(torch.as_tensor(z, dtype=torch.float32))
     if ck.kind == "vae" and ck.info.get("recon", "bernoulli") == "bernoulli":
         out = torch.sigmoid(out)
     return out.reshape(out.shape[0], *ck.data_shape)
@@ -140,7 +152,12 @@ def check_samples(ck, samples_path, tol):
             raise ValueError("%s has no /%s (samples.every must divide the checkpoint's step)" % (samples_path, name))
         stored = np.array(f[name])
         got = generate(ck, np.array(f["noise"])).numpy()
-        results.append(("/" + name, float(np.abs(got - stored).max()), stored.shape))
+        results.append(("/" + name + (" (EMA generator)" if ck.ema is not None else ""),
+                        float(np.abs(got - stored).max()), stored.shape))
+        if ck.ema is not None:
+            stored = np.array(f["live/" + name])
+            got = generate(ck, np.array(f["noise"]), live=True).numpy()
+            results.append(("/live/" + name, float(np.abs(got - stored).max()), stored.shape))
         if ck.kind == "vae" and "recon/" + name in f:
             stored = np.array(f["recon/" + name])
             got = reconstruct(ck, np.array(f["test_batch"])).numpy()

@@ -11,9 +11,9 @@ A network is a config section ([generator], [discriminator], [encoder],
 [decoder], [classifier]) whose keys ``layer1``, ``layer2``, ... (taken in
 increasing number order, gaps allowed) are ``KIND opt=value ...``::
 
-    dense     out=N [bias=true]
-    conv2d    out=C kernel=K [stride=1] [pad=0] [bias=true]
-    convt2d   out=C kernel=K [stride=1] [pad=0] [output_pad=0] [bias=true]
+    dense     out=N [bias=true] [sn=false]
+    conv2d    out=C kernel=K [stride=1] [pad=0] [bias=true] [sn=false]
+    convt2d   out=C kernel=K [stride=1] [pad=0] [output_pad=0] [bias=true] [sn=false]
     batchnorm [eps=1e-5] [momentum=0.1]      (BatchNorm1d on vectors, 2d on images)
     layernorm [eps=1e-5]                     (LayerNorm over the per-example shape)
     relu | tanh | sigmoid
@@ -21,6 +21,7 @@ increasing number order, gaps allowed) are ``KIND opt=value ...``::
     dropout   [p=0.5]
     reshape   shape=CxHxW | shape=N
     flatten
+    minibatch_std [group=4] [features=1]     (MinibatchStd below)
 
 Each network is an ``nn.Sequential`` in which module ``i`` is the ``i``-th
 layer (0-based), so gentrain's tensor ``"07_dense/weight"`` is
@@ -45,6 +46,7 @@ reproduce gentrain's random draws exactly.
 """
 
 import configparser
+import copy
 import re
 from collections import OrderedDict
 
@@ -55,7 +57,7 @@ import torch.nn.functional as F
 __all__ = [
     "load_config", "parse_layers", "build_net", "build_model", "MaskedDropout", "set_dropout_masks",
     "tensor_refs", "load_tensors", "load_params_group", "optimizer_settings", "make_optimizer",
-    "LAYER_KINDS", "NET_SECTIONS",
+    "init_settings", "init_module", "init_net", "copy_net", "LAYER_KINDS", "NET_SECTIONS",
 ]
 
 # Networks of each model type, in gentrain's order (model.h: net[0], net[1]).
@@ -85,9 +87,10 @@ def _shape(s):
     return tuple(dims)
 
 
-_CONV_OPTS = {"out": (int, None), "kernel": (int, None), "stride": (int, 1), "pad": (int, 0), "bias": (_bool, True)}
+_CONV_OPTS = {"out": (int, None), "kernel": (int, None), "stride": (int, 1), "pad": (int, 0), "bias": (_bool, True),
+              "sn": (_bool, False)}
 LAYER_KINDS = {
-    "dense": {"out": (int, None), "bias": (_bool, True)},
+    "dense": {"out": (int, None), "bias": (_bool, True), "sn": (_bool, False)},
     "conv2d": dict(_CONV_OPTS),
     "convt2d": dict(_CONV_OPTS, output_pad=(int, 0)),
     "batchnorm": {"eps": (float, 1e-5), "momentum": (float, 0.1)},
@@ -99,6 +102,7 @@ LAYER_KINDS = {
     "dropout": {"p": (float, 0.5)},
     "reshape": {"shape": (_shape, None)},
     "flatten": {},
+    "minibatch_std": {"group": (int, 4), "features": (int, 1)},
 }
 
 
@@ -198,6 +202,39 @@ class Reshape(nn.Module):
         return "shape=%s" % (self.shape,)
 
 
+class MinibatchStd(nn.Module):
+    """gentrain's minibatch_std (src/nn/layers/minibatch_std.c), StyleGAN2's
+    MinibatchStdLayer generalized to any batch: G = min(group, N) examples
+    per group, M = ceil(N / G) groups, example n in group n mod M (StyleGAN2's
+    x.reshape(G, -1, ...) when G divides N); appends `features` channels, the
+    mean over channel groups and pixels of sqrt(var + 1e-8), the biased
+    variance over the group."""
+
+    def __init__(self, group, features):
+        super().__init__()
+        self.group, self.features = group, features
+
+    def forward(self, x):
+        x4 = _as_image(x)
+        n, c, h, w = x4.shape
+        g = min(self.group, n)
+        m = (n + g - 1) // g
+        f = self.features
+        out = x4.new_empty(n, f, h, w)
+        for j in range(m):
+            idx = torch.arange(j, n, m)
+            y = x4[idx]                                    # [G_j, C, H, W]
+            y = y - y.mean(dim=0)
+            y = (y.square().mean(dim=0) + 1e-8).sqrt()     # [C, H, W]
+            y = y.reshape(f, c // f, h, w).mean(dim=[1, 2, 3])  # [F]
+            out[idx] = y.reshape(1, f, 1, 1).expand(len(idx), f, h, w)
+        y = torch.cat([x4, out], dim=1)
+        return y if x.dim() == 4 else y.reshape(n, -1)
+
+    def extra_repr(self):
+        return "group=%d, features=%d" % (self.group, self.features)
+
+
 class MaskedDropout(nn.Module):
     """nn.Dropout(p), or, when a mask is set (``set_mask``), ``x * mask`` in
     training mode; the mask has the input's shape (or [B, numel]) and holds
@@ -260,6 +297,11 @@ class GentrainNet(nn.Sequential):
             elif kind == "flatten":
                 mod = nn.Flatten()
                 shape = (c * h * w, 1, 1)
+            elif kind == "minibatch_std":
+                if c % o["features"]:
+                    raise ValueError("%s layer %d: features=%d must divide %d channels" % (name, i, o["features"], c))
+                mod = MinibatchStd(o["group"], o["features"])
+                shape = (c + o["features"], h, w)
             elif kind == "reshape":
                 new = o["shape"]
                 if new[0] * new[1] * new[2] != c * h * w:
@@ -273,6 +315,8 @@ class GentrainNet(nn.Sequential):
                 shape = new
             else:  # parse_layers rejects unknown kinds
                 raise AssertionError(kind)
+            if o.get("sn"):  # dim 1 for ConvTranspose2d, as spectral_norm chooses by itself
+                mod = nn.utils.spectral_norm(mod)
             mods.append(mod)
             kinds.append(kind)
         super().__init__(*mods)
@@ -298,9 +342,11 @@ def build_model(cfg, data_shape, n_classes=10):
     info = {"type": kind}
     if kind == "gan":
         z = cfg.getint("model", "z_dim", fallback=100)
-        info.update(z_dim=z, loss=cfg.get("model", "loss", fallback="nonsaturating"))
+        pack = cfg.getint("model", "pack", fallback=1)  # PacGAN: D sees pack samples along channels
+        info.update(z_dim=z, loss=cfg.get("model", "loss", fallback="nonsaturating"), pack=pack,
+                    g_ema=cfg.getfloat("model", "g_ema", fallback=0.0))
         nets["generator"] = build_net(cfg, "generator", (z, 1, 1))
-        nets["discriminator"] = build_net(cfg, "discriminator", data_shape)
+        nets["discriminator"] = build_net(cfg, "discriminator", (pack * data_shape[0],) + data_shape[1:])
     elif kind == "vae":
         z = cfg.getint("model", "z_dim", fallback=20)
         info.update(z_dim=z, recon=cfg.get("model", "recon", fallback="bernoulli"),
@@ -312,6 +358,16 @@ def build_model(cfg, data_shape, n_classes=10):
         nets["classifier"] = build_net(cfg, "classifier", data_shape)
         info["n_classes"] = n_classes
     return kind, nets, info
+
+
+def copy_net(net):
+    """A deep copy of a network; spectral norm's computed ``weight`` (not a
+    leaf after a forward, which deepcopy refuses) is detached first (the next
+    forward recomputes it)."""
+    for mod in net:
+        if hasattr(mod, "weight_orig"):
+            setattr(mod, "weight", mod.weight.detach())
+    return copy.deepcopy(net)
 
 
 def set_dropout_masks(net, masks):
@@ -326,14 +382,18 @@ def set_dropout_masks(net, masks):
 
 def tensor_refs(net):
     """OrderedDict gentrain name -> (tensor, trainable) in checkpoint order
-    (layer by layer; weight, bias, running_mean, running_var)."""
+    (layer by layer; weight (spectral norm: weight_orig), bias, weight_u,
+    weight_v, running_mean, running_var)."""
     refs = OrderedDict()
     for i, mod in enumerate(net):
         prefix = "%02d_%s/" % (i, net.kinds[i])
-        for pname in ("weight", "bias"):
+        for pname in ("weight", "weight_orig", "bias"):
             t = getattr(mod, pname, None)
             if isinstance(t, nn.Parameter):
                 refs[prefix + pname] = (t, True)
+        if hasattr(mod, "weight_u"):  # spectral norm's power-iteration vectors (buffers)
+            refs[prefix + "weight_u"] = (mod.weight_u, False)
+            refs[prefix + "weight_v"] = (mod.weight_v, False)
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):
             refs[prefix + "running_mean"] = (mod.running_mean, False)
             refs[prefix + "running_var"] = (mod.running_var, False)
@@ -387,6 +447,62 @@ def load_params_group(nets, h5file, root="/params"):
     (e.g. a gentrain checkpoint opened with h5py)."""
     for name, net in nets.items():
         load_tensors(net, h5file[root + "/" + name])
+
+
+# ---- initialization -----------------------------------------------------------
+
+def init_settings(cfg, net_name):
+    """(scheme, std) of a network section's ``init`` and ``init_std`` keys, with
+    gentrain's defaults (pytorch, 0.02)."""
+    return (cfg.get(net_name, "init", fallback="pytorch"), cfg.getfloat(net_name, "init_std", fallback=0.02))
+
+
+def init_module(mod, scheme, std=0.02):
+    """Initializes one module as gentrain's ``init = scheme`` does (src/nn/net.c),
+    with torch.nn.init: pytorch is the module's own reset_parameters(); normal
+    draws weights from N(0, std) and norm scales from N(1, std); xavier is
+    xavier_uniform_, kaiming is kaiming_normal_ (fan_in, ReLU); biases and
+    shifts 0 for all but pytorch. Spectral norm's weight_orig counts as the
+    weight (its u and v are left alone)."""
+    if scheme not in ("pytorch", "normal", "xavier", "kaiming"):
+        raise ValueError("init = %r: expected pytorch, normal, xavier or kaiming" % scheme)
+    w = getattr(mod, "weight_orig", None)
+    if w is None:
+        w = getattr(mod, "weight", None)
+    if not isinstance(w, nn.Parameter):
+        return mod
+    with torch.no_grad():
+        if scheme == "pytorch":
+            if hasattr(mod, "weight_orig"):  # reset_parameters would look for .weight
+                bound = 1.0 / (nn.init._calculate_fan_in_and_fan_out(w)[0] ** 0.5)
+                nn.init.kaiming_uniform_(w, a=5 ** 0.5)
+                if isinstance(getattr(mod, "bias", None), nn.Parameter):
+                    nn.init.uniform_(mod.bias, -bound, bound)
+            else:
+                mod.reset_parameters()
+            return mod
+        if isinstance(mod, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)):
+            if scheme == "normal":
+                nn.init.normal_(w, 1.0, std)
+            else:
+                nn.init.ones_(w)
+        elif scheme == "normal":
+            nn.init.normal_(w, 0.0, std)
+        elif scheme == "xavier":
+            nn.init.xavier_uniform_(w)
+        else:
+            nn.init.kaiming_normal_(w, nonlinearity="relu")
+        if isinstance(getattr(mod, "bias", None), nn.Parameter):
+            nn.init.zeros_(mod.bias)
+    return mod
+
+
+def init_net(net, scheme, std=0.02):
+    """init_module on every module of net; pytorch leaves the fresh defaults."""
+    if scheme != "pytorch":
+        for mod in net:
+            init_module(mod, scheme, std)
+    return net
 
 
 # ---- optimizers ---------------------------------------------------------------

@@ -44,6 +44,12 @@ typedef struct {
     /* [train] [log] [eval] */
     long steps, epochs;
     int batch;
+    int rollback;              /* on_divergence: 0 = stop, 1 = rollback */
+    double loss_bound;         /* 0 = off */
+    double rollback_lr_factor;
+    long max_rollbacks;
+    int nan_rank;              /* [debug] nan_rank, nan_step, nan_times: NaN injection (-1 = off) */
+    long nan_step, nan_times;
     long log_every;
     int eval_at_end;
     long eval_n;
@@ -102,6 +108,11 @@ gt_status gt_metrics_write(gt_metrics *mt, int64_t step, int64_t epoch, const ch
                            double img_per_s, double elapsed);
 /* 1 if a resumed run's metrics.jsonl already has the test-set line of `step`. */
 int gt_metrics_has_test(const gt_metrics *mt, int64_t step);
+/* A rollback to `step`: drops what came after it from both files. */
+gt_status gt_metrics_rewind(gt_metrics *mt, int64_t step);
+/* A line {"step": S, "event": "EVENT", FIELDS} in metrics.jsonl only (FIELDS:
+ * JSON members, '"a": 1, "b": "x"', or ""). */
+gt_status gt_metrics_event(gt_metrics *mt, int64_t step, const char *event, const char *fields);
 gt_status gt_metrics_close(gt_metrics *mt);
 
 /* Samples (src/app/samples.c): samples.h5 and samples.png (rank 0). */
@@ -127,6 +138,8 @@ gt_status gt_samples_png(const char *path, const float *x, int n, gt_shape shape
 typedef struct {
     int found;               /* a checkpoint was loaded */
     int64_t step, epoch, cursor, world, batch, n_train;
+    int64_t rollbacks;       /* divergence rollbacks before it (0) */
+    double lr_scale;         /* the learning rates' factor from them (1) */
 } gt_resume_point;
 /* Rank 0: prepares the run directory (creates it; run.resume=never moves an
  * earlier run aside) and loads the newest checkpoint that verifies and fits
@@ -134,9 +147,14 @@ typedef struct {
  * checking that its configuration is compatible with this one; then writes
  * config.ini. Every rank: receives the result and rank 0's model state. */
 gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp);
-/* Rank 0: writes the checkpoint of `step` and prunes old ones. */
+/* Divergence rollback: rank 0 loads the newest checkpoint of the run that
+ * verifies and fits (damaged ones set aside, as for resume); every rank
+ * receives it and rank 0's model state. No checkpoint is an error (collective). */
+gt_status gt_rollback(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp);
+/* Rank 0: writes the checkpoint of `step` (with the rollbacks so far and
+ * their learning-rate factor) and prunes old ones. */
 gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,
-                              int64_t step);
+                              int64_t step, int64_t rollbacks, double lr_scale);
 
 /* ---- evaluation (src/app/evaluate.c; the classifier and the data's features:
  * src/app/reference.c; the command: src/app/eval.c) ----------------------------

@@ -7,7 +7,9 @@
  *     "classifier"), config (the full resolved INI text), text_hash (FNV-1a
  *     64 of model + "\n" + config, since string attributes carry no checksum)
  *   /params/<net>/<NN>_<kind>/<tensor>   float32, PyTorch shapes and names
- *       (weight, bias; batch norm also running_mean, running_var)
+ *       (weight, bias; batch norm also running_mean, running_var; a layer
+ *       with sn=true has torch.nn.utils.spectral_norm's weight_orig instead of
+ *       weight, and its power-iteration vectors weight_u, weight_v)
  *   /optim/<net>/t [1] int64             steps taken (Adam's bias correction)
  *   /optim/<net>/m/<NN>_<kind>/<tensor>  Adam's exp_avg (SGD: momentum buffer),
  *   /optim/<net>/v/<NN>_<kind>/<tensor>  Adam's exp_avg_sq (Adam only),
@@ -19,6 +21,12 @@
  *   /data/epoch [1], /data/cursor [1]    the sampler: epoch and steps taken in it
  *   /data/batch_size [1], /data/world_size [1], /data/n_train [1],
  *   /data/shape [3] (C,H,W), /data/n_classes [1]
+ *   /ema/<generator>/<NN>_<kind>/<tensor>  a GAN trained with [model] g_ema:
+ *       the EMA generator's parameters and state, as /params/<generator>;
+ *       attribute decay
+ *   root attributes rollbacks (int64) and lr_scale (double): the divergence
+ *       rollbacks so far and the factor they put on every learning rate
+ *       (written when rollbacks > 0; absent means 0 and 1)
  * Every dataset is chunked with HDF5's Fletcher32 checksum; the file uses
  * the HDF5 1.10 format, whose metadata carries checksums too. */
 #ifndef GENTRAIN_CHECKPOINT_H
@@ -39,6 +47,8 @@ typedef struct {
     uint64_t seed;
     gt_shape data_shape;
     int n_classes;
+    int64_t rollbacks;          /* divergence rollbacks so far (root attribute; 0 if absent) */
+    double lr_scale;            /* the learning rates' factor from them (root attribute; 1 if absent) */
 } gt_ckpt_info;
 
 /* "DIR/step-00000042.h5" */
@@ -48,7 +58,9 @@ gt_status gt_ckpt_path(const char *dir, int64_t step, char *out, size_t cap);
  * closed, fsync()ed, renamed to DIR/step-XXXXXXXX.h5, and DIR is fsync()ed.
  * Any failure (disk full, file size limit, I/O error) removes the temporary
  * file; the error says which checkpoint could not be written and that the
- * previous one (named) is intact. */
+ * previous one (named) is intact. A model with a non-finite parameter or
+ * state value (also in the EMA generator) is refused before anything is
+ * written: the error names the network, tensor, index and value. */
 gt_status gt_ckpt_save(const char *dir, const gt_model *m, const gt_ckpt_info *info, const char *config_text);
 
 /* The checkpoints in dir (files step-XXXXXXXX.h5), newest (highest step)

@@ -139,7 +139,8 @@ enum gt_rng_kind {
     GT_RNG_TOY,          /* 2-D toy data points */
     GT_RNG_FIXED_NOISE,  /* the fixed latent batch of samples */
     GT_RNG_TEST,         /* tests */
-    GT_RNG_EVAL          /* evaluation metrics: sub = GT_EVAL_RNG_* (gentrain/eval.h) */
+    GT_RNG_EVAL,         /* evaluation metrics: sub = GT_EVAL_RNG_* (gentrain/eval.h) */
+    GT_RNG_NOISE         /* GAN instance noise on D's inputs: sub 0 = real, 1 = generated examples */
 };
 #define GT_PURPOSE(kind, sub) (((uint32_t)(kind) << 24) | ((uint32_t)(sub) & 0xffffffu))
 

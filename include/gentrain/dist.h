@@ -122,8 +122,9 @@ gt_status gt_dist_run_attach(gt_dist_run *run, const gt_dist_opts *o, gt_model *
 /* The step context's distributed part: the reducer's hooks. */
 void gt_dist_run_step_ctx(gt_dist_run *run, gt_step_ctx *ctx);
 gt_status gt_dist_run_step_begin(gt_dist_run *run, long step);
-/* After the optimizer steps: local-BN buffers broadcast from rank 0, replica
- * check every check_every steps and after the last one. */
+/* After the optimizer steps: local-BN buffers (every network's state, and
+ * the EMA generator's copy of it) broadcast from rank 0, replica check every
+ * check_every steps and after the last one. */
 gt_status gt_dist_run_step_end(gt_dist_run *run, gt_model *m, long step, long steps);
 /* Fraction of step time spent in communication since the last call. */
 double gt_dist_run_comm_frac(gt_dist_run *run);

@@ -90,6 +90,43 @@ void gt_convt2d_backward(float *dx, float *dweight, float *dbias, const float *d
                          const float *weight, int B, int IC, int H, int W, int OC, int K, int S, int P,
                          int output_pad, float *scratch);
 
+/* ---- spectral normalization (src/nn/spectral.c): option sn of dense, conv2d, convt2d */
+
+/* A weight as the matrix torch.nn.utils.spectral_norm normalizes: W is
+ * [outer, rows, inner] and its matrix [rows, outer*inner] has row r, column
+ * o*inner + i. dense [out,in] and conv2d [out,in,K,K] (dim 0): outer 1, rows
+ * out; convt2d [in,out,K,K] (dim 1): outer in, rows out, inner K*K.
+ * u [rows] and v [outer*inner] are the layer's weight_u and weight_v. */
+typedef struct {
+    int outer, rows, inner;
+} gt_sn_matrix;
+/* Floats of a layer's aux that the sn option uses, at an 8-byte aligned
+ * (even) offset, and where its parts are: t (rows doubles of scratch),
+ * W_sn [n], G = dL/dW_sn [n], sigma [1]; n = outer*rows*inner. */
+size_t gt_sn_aux_floats(gt_sn_matrix m);
+typedef struct {
+    double *t;
+    float *W_sn, *G, *sigma;
+} gt_sn_aux;
+gt_sn_aux gt_sn_aux_at(float *block, gt_sn_matrix m);
+/* W_sn [n] = W / sigma, sigma = u^T W v (returned); power = 1 (training)
+ * first does one power iteration: v = normalize(W^T u), u = normalize(W v)
+ * (u and v updated). t: scratch of m.rows doubles. */
+float gt_sn_forward(float *W_sn, const float *W, float *u, float *v, gt_sn_matrix m, int power, double *t);
+/* G = dL/dW_sn [n] -> dW [n] += (G - <G, W_sn> u v^T) / sigma (u, v as in the forward). */
+void gt_sn_backward(float *dW, const float *G, const float *W_sn, const float *u, const float *v, float sigma,
+                    gt_sn_matrix m);
+
+/* For a layer kind with sn=true, whose weight is tensor 0 (weight_orig) and
+ * whose weight_u, weight_v are state tensors u_tensor, u_tensor + 1; block:
+ * its sn block of aux (gt_sn_aux_floats, even offset).
+ *   forward:  W = gt_sn_weight(L, block, m, u_tensor, p->train), then compute with W;
+ *   backward: G = gt_sn_grad_begin(block, m) (zeroed), add the weight gradient
+ *             into G instead of L->grad, then gt_sn_grad_end(L, block, m, u_tensor). */
+const float *gt_sn_weight(gt_layer *L, float *block, gt_sn_matrix m, int u_tensor, int train);
+float *gt_sn_grad_begin(float *block, gt_sn_matrix m);
+void gt_sn_grad_end(gt_layer *L, float *block, gt_sn_matrix m, int u_tensor);
+
 /* ---- batchnorm (src/nn/layers/batchnorm.c) ------------------------------------- */
 
 /* Floats of aux one batch-norm call keeps: x-hat [B,C,HW], mean [C], invstd [C], sums [2C]. */

@@ -16,13 +16,18 @@ float gt_mse_sum(const float *pred, const float *target, int B, size_t D, float 
 /* mean over B of -log softmax(logits)[label]; logits [B,K]. */
 float gt_cross_entropy(const float *logits, const int *labels, int B, int K, float *dlogits);
 
-typedef enum { GT_GAN_NONSATURATING, GT_GAN_MINIMAX, GT_GAN_HINGE } gt_gan_loss;
-/* D's loss from its logits on real [B] and fake [B] examples:
- *   nonsaturating/minimax: BCE(real, 1) + BCE(fake, 0), each a mean over B;
- *   hinge: mean relu(1 - real) + mean relu(1 + fake). */
-float gt_gan_d_loss(gt_gan_loss kind, const float *real, const float *fake, int B, float *dreal, float *dfake);
+typedef enum { GT_GAN_NONSATURATING, GT_GAN_MINIMAX, GT_GAN_HINGE, GT_GAN_WASSERSTEIN } gt_gan_loss;
+/* D's loss from its logits (critic values) on real [B] and fake [B] examples:
+ *   nonsaturating/minimax: BCE(real, 1 - smooth) + BCE(fake, 0), each a mean
+ *     over B (smooth: one-sided label smoothing, Salimans et al. 2016; 0 = off);
+ *   hinge: mean relu(1 - real) + mean relu(1 + fake);
+ *   wasserstein: mean fake - mean real (the critic of WGAN; weight clipping is
+ *     the caller's).
+ * smooth must be 0 for hinge and wasserstein. */
+float gt_gan_d_loss(gt_gan_loss kind, const float *real, const float *fake, int B, float smooth, float *dreal,
+                    float *dfake);
 /* G's loss from D's logits on fake [B]:
- *   nonsaturating: BCE(fake, 1); minimax: -BCE(fake, 0); hinge: -mean fake. */
+ *   nonsaturating: BCE(fake, 1); minimax: -BCE(fake, 0); hinge and wasserstein: -mean fake. */
 float gt_gan_g_loss(gt_gan_loss kind, const float *fake, int B, float *dfake);
 
 /* VAE: z = mu + exp(logvar / 2) * eps, all [B,Z]. */

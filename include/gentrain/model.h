@@ -32,12 +32,24 @@ typedef struct {
     gt_layer_spec *layers;
     char **where;
     gt_optim_opts optim;
+    gt_init init; /* the network section's init and init_std */
 } gt_net_opts;
+
+/* The GAN's stabilizers ([model] keys; all off by default). */
+typedef struct {
+    float label_smoothing; /* one-sided: D's target for real examples is 1 - a (BCE losses only) */
+    float noise;           /* instance noise: N(0, sigma^2) added to every input of D, sigma0 = noise ... */
+    long noise_steps;      /* ... decaying linearly to 0 at step noise_steps (0: constant) */
+    int pack;              /* PacGAN: D judges pack samples concatenated along channels (1 = off) */
+    float clip;            /* wasserstein: D's parameters clipped to [-clip, clip] after each D step */
+    float g_ema;           /* EMA decay of the generator's weights (0 = off) */
+} gt_gan_opts;
 
 typedef struct {
     gt_model_kind kind;
     int z_dim;           /* GAN, VAE */
     gt_gan_loss gan_loss; /* GAN */
+    gt_gan_opts gan;     /* GAN */
     gt_recon recon;      /* VAE */
     int binarize;        /* VAE: dynamic binarization of the inputs */
     float kl_weight;     /* VAE: beta */
@@ -48,13 +60,17 @@ void gt_model_opts_free(gt_model_opts *o);
 /* ---- statistics of a step ------------------------------------------------- */
 
 /* Named scalars a step reports (losses, D(x), D(G(z)), ...), each a mean over
- * the local batch, so that averaging over ranks gives the global mean. */
+ * the local batch, so that averaging over ranks gives the global mean; net
+ * says which network a value belongs to (its index, -1: the model as a
+ * whole), for messages. */
 typedef struct {
     int n;
     const char *name[GT_MAX_STATS];
     double value[GT_MAX_STATS];
+    int net[GT_MAX_STATS];
 } gt_stats;
-void gt_stats_add(gt_stats *s, const char *name, double value);
+void gt_stats_add(gt_stats *s, const char *name, double value);          /* net -1 */
+void gt_stats_add_net(gt_stats *s, const char *name, double value, int net);
 
 /* ---- one step -------------------------------------------------------------- */
 
@@ -113,11 +129,17 @@ struct gt_model {
     gt_shape data_shape;
     int z_dim, n_classes, max_batch;
     gt_gan_loss gan_loss;      /* GAN */
+    gt_gan_opts gan;           /* GAN */
     gt_recon recon;            /* VAE */
     int binarize;              /* VAE */
     float kl_weight;           /* VAE */
     float *work;               /* step scratch (latents, noise, logits, deltas) */
     size_t n_work;
+    /* GAN with gan.g_ema > 0: the exponential moving average of the
+     * generator's parameters (net[0].n_params) and a copy of its state
+     * (n_state: batch-norm statistics, spectral norm's u and v), updated after
+     * every generator step (src/models/gan.c); NULL otherwise. */
+    float *ema_params, *ema_state;
 };
 
 /* Builds the model the options describe for data of the given shape (an
@@ -130,7 +152,11 @@ void gt_model_free(gt_model *m);
 /* Randomness of local example i, with g = example0 + i*stride:
  *   GAN latent z: gt_rand_normal(z_dim values, seed, GT_PURPOSE(GT_RNG_LATENT, 0), step, g);
  *   D's dropout: rng call 0 = D(x real), 1 = D(G(z)) in the D phase, 2 = D(G(z)) in the G phase;
+ *     with packing (gan.pack = m) D's example i is the pack of local examples i*m .. i*m+m-1,
+ *     at position example0 + i*m*stride;
  *   G's dropout (if any): call 3;
+ *   GAN instance noise: gt_rand_normal(data values, seed, GT_PURPOSE(GT_RNG_NOISE, 0 real / 1 generated),
+ *     step, g), times gt_model_noise_sigma(m, step); the G phase reuses the D phase's noisy G(z);
  *   VAE noise eps: gt_rand_normal(z_dim values, seed, GT_PURPOSE(GT_RNG_REPARAM, 0), step, g);
  *   VAE binarization: gt_binarize(..., seed, step, example0, stride); encoder call 0, decoder call 1. */
 void gt_model_train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
@@ -173,6 +199,21 @@ void gt_model_discriminate(gt_model *m, const float *x, int n, float *logits);
  * error has neither the 1/2 nor the constant). binarize = true models see x
  * binarized by the stream (seed, BINARIZE, step 0, example). */
 void gt_model_iwae(gt_model *m, const float *x, int n, int k, uint64_t seed, uint64_t example0, gt_iwae_result *out);
+/* The EMA generator (GAN with g_ema > 0). gt_model_swap_ema exchanges the
+ * generator's parameters and state with the EMA's (pointers only): between
+ * two calls, net[0] (and so gt_model_generate) is the EMA generator. */
+int gt_model_has_ema(const gt_model *m);
+void gt_model_swap_ema(gt_model *m);
+/* Sets an EMA that has no history to the generator's current weights (after
+ * a build; a checkpoint load overwrites it). */
+void gt_model_reset_ema(gt_model *m);
+/* The instance-noise standard deviation at a step (0 without instance noise). */
+double gt_model_noise_sigma(const gt_model *m, uint64_t step);
+
+/* 1 if every parameter and state value of m (and of its EMA generator) is
+ * finite; else 0, with the first non-finite one described in where (e.g.
+ * "discriminator 07_dense/weight[3] = nan"). */
+int gt_model_finite(const gt_model *m, char *where, size_t cap);
 
 /* Shared by the kinds (src/models/model.c). */
 gt_rng_ctx gt_model_rng(const gt_step_ctx *ctx, uint32_t call);

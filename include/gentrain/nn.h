@@ -61,7 +61,23 @@ typedef enum {
     GT_T_SHIFT,  /* a normalization's bias: 0 */
     GT_T_MEAN,   /* a running mean (state): 0 */
     GT_T_VAR,    /* a running variance (state): 1 */
+    GT_T_UNIT,   /* a random unit vector (state): N(0, I) normalized, whatever the scheme */
 } gt_tensor_role;
+
+/* How a network's weights are initialized (gt_net.init, set before
+ * gt_net_finalize), by tensor role; fans are PyTorch's
+ * (torch.nn.init._calculate_fan_in_and_fan_out):
+ *   PYTORCH  PyTorch's defaults: WEIGHT and BIAS uniform in +-1/sqrt(fan_in), SCALE 1, SHIFT 0;
+ *   NORMAL   WEIGHT ~ N(0, std), SCALE ~ N(1, std) (the DCGAN paper's scheme with std 0.02);
+ *   XAVIER   WEIGHT ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (torch.nn.init.xavier_uniform_);
+ *   KAIMING  WEIGHT ~ N(0, sqrt(2 / fan_in)) (kaiming_normal_, fan_in mode, ReLU gain);
+ * every scheme but PYTORCH: BIAS 0, SHIFT 0, and SCALE 1 (bar NORMAL). Running
+ * statistics are 0 and 1, GT_T_UNIT a random unit vector, in every scheme. */
+typedef enum { GT_INIT_PYTORCH, GT_INIT_NORMAL, GT_INIT_XAVIER, GT_INIT_KAIMING } gt_init_scheme;
+typedef struct {
+    gt_init_scheme scheme;
+    double std; /* NORMAL */
+} gt_init;
 
 typedef struct {
     const char *name;    /* PyTorch's: "weight", "bias", "running_mean", ... */
@@ -191,12 +207,15 @@ typedef struct gt_net {
     int batch, train;
     gt_rng_ctx rng;
     gt_bn_sync bn_sync;
+    gt_init init;          /* set before gt_net_finalize; {0} = PyTorch's defaults */
 } gt_net;
 
 /* Build: init with the input shape, add layers (shapes are inferred; an
  * error says why a layer does not fit), then finalize to allocate every
- * buffer for batches up to max_batch and initialize the parameters like
- * PyTorch's defaults from (seed, net_id). */
+ * buffer for batches up to max_batch and initialize the parameters from
+ * (seed, net_id) by net->init (PyTorch's defaults unless set). The draws of
+ * tensor t of layer i come from the stream (seed, INIT / net_id << 8 | i,
+ * step 0, index t). */
 void gt_net_init(gt_net *net, const char *name, gt_shape in);
 gt_status gt_net_add(gt_net *net, gt_layer_spec spec);
 /* Floats the network needs (parameters, gradients, state, activations,
@@ -231,6 +250,11 @@ typedef struct {
 } gt_tensor_ref;
 /* Fills up to cap refs, returns how many the network has. */
 int gt_net_tensors(const gt_net *net, gt_tensor_ref *refs, int cap);
+
+/* Exchanges the network's parameter and state buffers with *params and
+ * *state (arrays of n_params and n_state floats): a second call swaps back.
+ * For an EMA copy of a network's weights (models). */
+void gt_net_swap_buffers(gt_net *net, float **params, float **state);
 
 /* Print the layer table (kind, output shape, parameter count) via gt_info. */
 void gt_net_print(const gt_net *net);

@@ -15,7 +15,7 @@ static const char usage[] =
     "commands:\n"
     "  train CONFIG [section.key=value ...]   train the model a config describes (resumes\n"
     "                                         from the newest checkpoint in run.dir)\n"
-    "  sample CHECKPOINT [--n 64] [--out grid.png] [--seed S]   a PNG grid of samples\n"
+    "  sample CHECKPOINT [--n 64] [--out grid.png] [--seed S] [--live]   a PNG grid of samples\n"
     "  eval CHECKPOINT|RUN_DIR ... [--metrics LIST] [--n N] [--json]   evaluation metrics (FID, KID,\n"
     "                                         precision/recall, memorization, IWAE, ...); also under mpirun\n"
     "  inspect FILE.h5                        what a checkpoint/samples/metrics file holds\n"

@@ -31,7 +31,7 @@ struct gt_metrics {
 };
 
 /* metrics.jsonl without the lines of steps after `step`. */
-static gt_status truncate_jsonl(const char *path, int64_t step, int64_t *test_step) {
+static gt_status truncate_jsonl(const char *path, int64_t step, int64_t *test_step, const char *why) {
     FILE *in = fopen(path, "r");
     if (!in) {
         if (errno == ENOENT) return GT_OK;
@@ -69,7 +69,7 @@ static gt_status truncate_jsonl(const char *path, int64_t step, int64_t *test_st
     }
     if (rename(tmp, path) != 0) return GT_ERROR("cannot rename %s to %s: %s", tmp, path, strerror(errno));
     if (dropped)
-        gt_info("resume: dropped %ld line%s of steps after %" PRId64 " from %s", dropped, dropped > 1 ? "s" : "", step,
+        gt_info("%s: dropped %ld line%s of steps after %" PRId64 " from %s", why, dropped, dropped > 1 ? "s" : "", step,
                 path);
     return GT_OK;
 }
@@ -171,7 +171,7 @@ gt_status gt_metrics_open(const char *run_dir, int64_t resumed_step, gt_metrics 
     gt_status st = n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof mt->jsonl || (size_t)n2 >= sizeof mt->h5
                        ? GT_ERROR("run directory path too long: %s", run_dir)
                        : GT_OK;
-    if (!st && resumed_step >= 0) st = truncate_jsonl(mt->jsonl, resumed_step, &mt->test_step);
+    if (!st && resumed_step >= 0) st = truncate_jsonl(mt->jsonl, resumed_step, &mt->test_step, "resume");
     if (!st) {
         mt->f = fopen(mt->jsonl, resumed_step >= 0 ? "a" : "w");
         if (!mt->f) st = GT_ERROR("run directory is not writable: cannot open %s: %s", mt->jsonl, strerror(errno));
@@ -218,9 +218,31 @@ gt_status gt_metrics_write(gt_metrics *mt, int64_t step, int64_t epoch, const ch
 
 int gt_metrics_has_test(const gt_metrics *mt, int64_t step) { return mt->test_step == step; }
 
+gt_status gt_metrics_rewind(gt_metrics *mt, int64_t step) {
+    if (fclose(mt->f) != 0) {
+        mt->f = NULL;
+        return GT_ERROR("cannot write %s: %s", mt->jsonl, strerror(errno));
+    }
+    mt->f = NULL;
+    GT_TRY(truncate_jsonl(mt->jsonl, step, &mt->test_step, "rollback"));
+    mt->f = fopen(mt->jsonl, "a");
+    if (!mt->f) return GT_ERROR("cannot open %s: %s", mt->jsonl, strerror(errno));
+    return open_tables(mt, step);
+}
+
+gt_status gt_metrics_event(gt_metrics *mt, int64_t step, const char *event, const char *fields) {
+    fprintf(mt->f, "{\"step\": %" PRId64 ", \"event\": \"%s\"%s%s}\n", step, event, fields[0] ? ", " : "", fields);
+    if (fflush(mt->f) != 0 || ferror(mt->f)) return GT_ERROR("cannot write %s: %s", mt->jsonl, strerror(errno));
+    return GT_OK;
+}
+
 gt_status gt_metrics_close(gt_metrics *mt) {
     if (!mt) return GT_OK;
     gt_status st = GT_OK;
+    if (!mt->f) {
+        gt_free(mt);
+        return st;
+    }
     if (fflush(mt->f) != 0 || ferror(mt->f)) st = GT_ERROR("cannot write %s: %s", mt->jsonl, strerror(errno));
     if (fclose(mt->f) != 0 && !st) st = GT_ERROR("cannot write %s: %s", mt->jsonl, strerror(errno));
     gt_free(mt);

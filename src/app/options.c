@@ -36,10 +36,12 @@ enum { F_LONG, F_INT, F_INT64, F_U64, F_DOUBLE, F_FLOAT, F_STR, F_CHOICE };
 
 static const char *const data_kinds[] = {"fashion-mnist", "toy", NULL};
 static const char *const model_types[] = {"gan", "vae", "classifier", NULL};
-static const char *const gan_losses[] = {"nonsaturating", "minimax", "hinge", NULL};
+static const char *const gan_losses[] = {"nonsaturating", "minimax", "hinge", "wasserstein", NULL};
 static const char *const recons[] = {"bernoulli", "gaussian", NULL};
 static const char *const optimizers[] = {"adam", "sgd", NULL};
 static const char *const resume_modes[] = {"auto", "never", NULL};
+static const char *const init_schemes[] = {"pytorch", "normal", "xavier", "kaiming", NULL};
+static const char *const divergence_modes[] = {"stop", "rollback", NULL};
 
 static int is_idx(const gt_options *o) { return o->data.kind == GT_DATA_IDX; }
 static int is_toy(const gt_options *o) { return o->data.kind == GT_DATA_TOY; }
@@ -47,6 +49,22 @@ static int is_gan(const gt_options *o) { return o->model.kind == GT_MODEL_GAN; }
 static int is_vae(const gt_options *o) { return o->model.kind == GT_MODEL_VAE; }
 static int generates(const gt_options *o) { return o->model.kind != GT_MODEL_CLASSIFIER; }
 static int is_classifier(const gt_options *o) { return o->model.kind == GT_MODEL_CLASSIFIER; }
+
+static int gan_bce(const gt_options *o) {
+    return is_gan(o) && (o->model.gan_loss == GT_GAN_NONSATURATING || o->model.gan_loss == GT_GAN_MINIMAX);
+}
+static int gan_wasserstein(const gt_options *o) { return is_gan(o) && o->model.gan_loss == GT_GAN_WASSERSTEIN; }
+static int gan_noise(const gt_options *o) { return is_gan(o) && o->model.gan.noise > 0; }
+static int rolls_back(const gt_options *o) { return o->rollback; }
+
+/* init_std applies to a network initialized with init = normal */
+static int normal0(const gt_options *o) { return o->model.net[0].init.scheme == GT_INIT_NORMAL; }
+static int normal1(const gt_options *o) { return o->model.net[1].init.scheme == GT_INIT_NORMAL; }
+static int gan_normal0(const gt_options *o) { return is_gan(o) && normal0(o); }
+static int gan_normal1(const gt_options *o) { return is_gan(o) && normal1(o); }
+static int vae_normal0(const gt_options *o) { return is_vae(o) && normal0(o); }
+static int vae_normal1(const gt_options *o) { return is_vae(o) && normal1(o); }
+static int classifier_normal0(const gt_options *o) { return is_classifier(o) && normal0(o); }
 
 static void def_dir(const gt_options *o, char *buf, size_t cap) { snprintf(buf, cap, "%s", o->dir_default); }
 static void def_z(const gt_options *o, char *buf, size_t cap) { snprintf(buf, cap, "%d", is_gan(o) ? 100 : 20); }
@@ -58,6 +76,16 @@ static void def_lr(const gt_options *o, char *buf, size_t cap) { gt_format_doubl
 #define FASHION "/usr/share/datasets/fashion-mnist/"
 #define OFF(field) offsetof(gt_options, field)
 #define OPT0(field) offsetof(gt_options, model.net[0].optim.field)
+
+/* The initialization keys of a network section (k: the network's index). */
+#define INIT_KEYS(section, k, applies, applies_std)                                                          \
+    {section, "init", K_CHOICE, "pytorch", 0, 0, init_schemes, OFF(model.net[k].init.scheme), F_CHOICE, applies,    \
+     NULL, 0,                                                                                                \
+     "weight initialization: pytorch (PyTorch's defaults); normal (weights N(0, init_std), norm scales N(1, "   \
+     "init_std): DCGAN's); xavier (xavier_uniform_); kaiming (kaiming_normal_, ReLU, fan_in); biases 0 but "    \
+     "for pytorch"},                                                                                           \
+    {section, "init_std", K_POSITIVE, "0.02", 0, 10, NULL, OFF(model.net[k].init.std), F_DOUBLE, applies_std, NULL, 0, \
+     "init = normal: the standard deviation of the weights (and of the norm scales around 1)"}
 
 static const key_desc keys[] = {
     {"run", "dir", K_STRING, "runs/<config name>", 0, 0, NULL, OFF(dir), F_STR, NULL, def_dir, 0,
@@ -92,19 +120,51 @@ static const key_desc keys[] = {
     {"model", "z_dim", K_INT, "100 (GAN), 20 (VAE)", 1, 65536, NULL, OFF(model.z_dim), F_INT, generates, def_z, 0,
      "latent dimensions"},
     {"model", "loss", K_CHOICE, "nonsaturating", 0, 0, gan_losses, OFF(model.gan_loss), F_CHOICE, is_gan, NULL, 0,
-     "GAN loss"},
+     "GAN loss (README, \"Training step and losses\"); wasserstein: WGAN's critic loss with weight clipping (clip)"},
+    {"model", "label_smoothing", K_FLOAT, "0", 0, 0.5, NULL, OFF(model.gan.label_smoothing), F_FLOAT, gan_bce, NULL, 0,
+     "GAN, BCE losses: one-sided label smoothing, D's target for real examples is 1 - a (0 = off; 0.1 is common)"},
+    {"model", "instance_noise", K_FLOAT, "0", 0, 100, NULL, OFF(model.gan.noise), F_FLOAT, is_gan, NULL, 0,
+     "GAN: instance noise, N(0, s^2) added to every input of D in training (real and generated), s decaying "
+     "linearly from this value to 0 at instance_noise_steps (0 = off)"},
+    {"model", "instance_noise_steps", K_INT, "0", 0, 1099511627776.0, NULL, OFF(model.gan.noise_steps), F_LONG,
+     gan_noise, NULL, 0,
+     "GAN: instance noise decays linearly to 0 at this step (0 = no decay: constant; set it, e.g. to about "
+     "train.steps: a fixed number, so that a resumed or extended run keeps its schedule)"},
+    {"model", "pack", K_INT, "1", 1, 64, NULL, OFF(model.gan.pack), F_INT, is_gan, NULL, 0,
+     "GAN: PacGAN packing, D judges this many samples of a rank's batch concatenated along channels (1 = off; "
+     "must divide batch_size)"},
+    {"model", "clip", K_POSITIVE, "0.01", 0, 100, NULL, OFF(model.gan.clip), F_FLOAT, gan_wasserstein, NULL, 0,
+     "GAN, loss = wasserstein: D's parameters are clipped to [-clip, clip] after each D step (WGAN)"},
+    {"model", "g_ema", K_FLOAT, "0", 0, 0.99999999, NULL, OFF(model.gan.g_ema), F_FLOAT, is_gan, NULL, 0,
+     "GAN: decay of an exponential moving average of the generator's weights, kept in checkpoints and used for "
+     "samples (0 = off; 0.999 is common)"},
     {"model", "recon", K_CHOICE, "bernoulli", 0, 0, recons, OFF(model.recon), F_CHOICE, is_vae, NULL, 0,
      "VAE likelihood: bernoulli (decoder gives logits) or gaussian (decoder gives the mean, unit variance)"},
     {"model", "binarize", K_BOOL, "false", 0, 0, NULL, OFF(model.binarize), F_INT, is_vae, NULL, 0,
      "VAE: dynamic binarization of the inputs (needs recon = bernoulli)"},
     {"model", "kl_weight", K_FLOAT, "1", 0, 1e6, NULL, OFF(model.kl_weight), F_FLOAT, is_vae, NULL, 0,
      "VAE: the weight of the KL term (beta)"},
+    INIT_KEYS("generator", 0, is_gan, gan_normal0),
+    INIT_KEYS("discriminator", 1, is_gan, gan_normal1),
+    INIT_KEYS("encoder", 0, is_vae, vae_normal0),
+    INIT_KEYS("decoder", 1, is_vae, vae_normal1),
+    INIT_KEYS("classifier", 0, is_classifier, classifier_normal0),
     {"train", "steps", K_INT, "0", 0, 1099511627776.0, NULL, OFF(steps), F_LONG, NULL, NULL, 0,
      "optimizer steps (0 = use epochs)"},
     {"train", "epochs", K_INT, "0", 0, 1048576, NULL, OFF(epochs), F_LONG, NULL, NULL, 0,
      "epochs (0 = use steps); set exactly one of steps and epochs"},
     {"train", "batch_size", K_INT, "64", 1, 65536, NULL, OFF(batch), F_INT, NULL, NULL, 0,
      "examples per rank and step (the global batch is ranks x batch_size)"},
+    {"train", "on_divergence", K_CHOICE, "stop", 0, 0, divergence_modes, OFF(rollback), F_CHOICE, NULL, NULL, 0,
+     "when a loss or gradient norm is not finite on any rank, a parameter is not finite, or a loss exceeds "
+     "loss_bound: stop (exit 1 naming the step, network and value) or rollback (reload the newest checkpoint, "
+     "multiply the learning rates by rollback_lr_factor, go on)"},
+    {"train", "loss_bound", K_FLOAT, "0", 0, 1e30, NULL, OFF(loss_bound), F_DOUBLE, NULL, NULL, 0,
+     "a loss (a statistic named *loss) whose absolute value exceeds this counts as divergence (0 = off)"},
+    {"train", "rollback_lr_factor", K_POSITIVE, "0.5", 0, 1, NULL, OFF(rollback_lr_factor), F_DOUBLE, rolls_back, NULL,
+     0, "rollback: every learning rate is multiplied by this at each rollback"},
+    {"train", "max_rollbacks", K_INT, "3", 1, 1000000, NULL, OFF(max_rollbacks), F_LONG, rolls_back, NULL, 0,
+     "rollback: the run gives up (exit 1) at the divergence after this many rollbacks"},
     {"optim", "kind", K_CHOICE, "adam", 0, 0, optimizers, OPT0(kind), F_CHOICE, NULL, NULL, 0,
      "adam (torch.optim.Adam) or sgd (torch.optim.SGD with momentum)"},
     {"optim", "lr", K_POSITIVE, "1e-3", 0, 10, NULL, OFF(lr), F_DOUBLE, NULL, NULL, 0,
@@ -180,6 +240,12 @@ static const key_desc keys[] = {
      "test hook: this rank moves every parameter by one ulp after perturb_step"},
     {"debug", "perturb_step", K_INT, "1", 1, 1099511627776.0, NULL, OFF(dist.perturb_step), F_LONG, NULL, NULL, 1,
      "test hook: the step after which perturb_rank perturbs"},
+    {"debug", "nan_rank", K_INT, "-1", -1, 1073741824, NULL, OFF(nan_rank), F_INT, NULL, NULL, 1,
+     "test hook: this rank puts a NaN into its batch at nan_step (divergence handling)"},
+    {"debug", "nan_step", K_INT, "1", 1, 1099511627776.0, NULL, OFF(nan_step), F_LONG, NULL, NULL, 1,
+     "test hook: the step at which nan_rank injects the NaN"},
+    {"debug", "nan_times", K_INT, "1", 1, 1000000, NULL, OFF(nan_times), F_LONG, NULL, NULL, 1,
+     "test hook: inject the NaN the first this many times the run reaches nan_step (after rollbacks)"},
     {"debug", "dump_params", K_STRING, "", 0, 0, NULL, OFF(dist.dump_params), F_STR, NULL, NULL, 1,
      "test hook: every rank writes its final parameters to PATH.rank<R>"},
 };
@@ -316,7 +382,10 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
     const char *base = strrchr(config_path, '/');
     base = base ? base + 1 : config_path;
     snprintf(o->dir_default, sizeof o->dir_default, "runs/%.*s", (int)strcspn(base, "."), base);
-    o->dist.fail_rank = o->dist.perturb_rank = -1;
+    o->dist.fail_rank = o->dist.perturb_rank = o->nan_rank = -1;
+    o->nan_step = o->nan_times = 1;
+    o->rollback_lr_factor = 0.5;
+    o->max_rollbacks = 3;
     o->data.toy = GT_TOY_NONE;
     for (int i = 0; i < N_KEYS; i++) {
         const key_desc *k = &keys[i];
@@ -329,6 +398,15 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
     if (o->steps > 0 && o->epochs > 0)
         return GT_ERROR("%s: set only one of [train] steps (%s) and [train] epochs (%s)", gt_config_origin(cfg),
                         gt_config_where(cfg, "train", "steps"), gt_config_where(cfg, "train", "epochs"));
+    if (o->model.kind == GT_MODEL_GAN && o->batch % o->model.gan.pack != 0)
+        return GT_ERROR("%s: [model] pack = %d must divide [train] batch_size = %d (%s): D judges packs of a rank's "
+                        "batch",
+                        gt_config_where(cfg, "model", "pack"), o->model.gan.pack, o->batch,
+                        gt_config_where(cfg, "train", "batch_size"));
+    if (o->rollback && o->ckpt_every == 0)
+        return GT_ERROR("%s: [train] on_divergence = rollback needs checkpoints to go back to, but [checkpoint] every "
+                        "= 0 (%s)",
+                        gt_config_where(cfg, "train", "on_divergence"), gt_config_where(cfg, "checkpoint", "every"));
     if (o->model.binarize && o->model.recon != GT_RECON_BERNOULLI)
         return GT_ERROR("%s: [model] binarize = true needs recon = bernoulli", gt_config_where(cfg, "model", "binarize"));
     /* every network shares [optim] but its own learning rate */
@@ -383,6 +461,16 @@ void gt_options_free(gt_options *o) {
 
 /* ---- documentation from the tables ------------------------------------------------ */
 
+/* Text for a markdown table cell: | escaped, < and > as entities. */
+static void md_text(FILE *out, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') fputs("\\|", out);
+        else if (*s == '<') fputs("&lt;", out);
+        else if (*s == '>') fputs("&gt;", out);
+        else fputc(*s, out);
+    }
+}
+
 void gt_options_print_keys(FILE *out, int markdown) {
     if (markdown) fprintf(out, "| section | key | default | meaning |\n| --- | --- | --- | --- |\n");
     const char *section = "";
@@ -399,14 +487,18 @@ void gt_options_print_keys(FILE *out, int markdown) {
         char dflt[256];
         snprintf(dflt, sizeof dflt, "%s", k->def ? (k->def[0] ? k->def : "(none)") : "(required)");
         if (markdown) {
-            fprintf(out, "| `[%s]` | `%s` | `%s` | %s%s%s |\n", k->section, k->key, dflt, k->help,
-                    def[0] ? ": " : "", def);
+            fprintf(out, "| `[%s]` | `%s` | `%s` | ", k->section, k->key, dflt);
+            md_text(out, k->help);
+            fprintf(out, "%s%s |\n", def[0] ? ": " : "", def);
             continue;
         }
         if (strcmp(section, k->section)) fprintf(out, "  [%s]\n", section = k->section);
         fprintf(out, "    %-16s [%s] %s%s%s\n", k->key, dflt, k->help, def[0] ? ": " : "", def);
     }
-    if (!markdown)
+    if (markdown)
+        fprintf(out, "| `[generator]` `[discriminator]` `[encoder]` `[decoder]` `[classifier]` | `layer1`, `layer2`, ... "
+                     "| (required) | one layer per key, `KIND opt=value ...`, in key-number order (gentrain help layers) |\n");
+    else
         fprintf(out, "  [generator] [discriminator] | [encoder] [decoder] | [classifier]\n"
                      "    layer1, layer2, ...  one layer per key, \"KIND opt=value ...\" (gentrain help layers)\n");
 }

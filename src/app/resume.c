@@ -54,7 +54,8 @@ static gt_status write_text_file(const char *path, const char *text) {
 }
 
 /* The files of a run besides its checkpoints. */
-static const char *const run_files[] = {"metrics.jsonl", "metrics.h5", "samples.h5", "samples.png", "config.ini"};
+static const char *const run_files[] = {"metrics.jsonl", "metrics.h5", "samples.h5", "samples.png", "samples-live.png",
+                                        "config.ini"};
 #define N_RUN_FILES ((int)(sizeof run_files / sizeof run_files[0]))
 
 /* Moves what run.dir holds of an earlier run into run.dir/previous-<YYYYmmdd-HHMMSS>/
@@ -145,7 +146,9 @@ static gt_status compare_configs(gt_config *live, const char *live_text, const c
                                            /* evaluation during training reads the model, never changes it */
                                            "eval.every",    "eval.metrics",     "eval.samples",   "eval.classifier",
                                            "eval.cache",    "eval.iwae_k",      "eval.likelihood_n", "eval.likelihood_train",
-                                           "eval.seed", NULL};
+                                           "eval.seed",
+                                           "train.on_divergence", "train.loss_bound", "train.rollback_lr_factor",
+                                           "train.max_rollbacks", NULL};
     gt_config *stored;
     GT_TRY(gt_config_parse(stored_text, ckpt, &stored));
     char sections[64][64];
@@ -169,6 +172,8 @@ static gt_status compare_configs(gt_config *live, const char *live_text, const c
             if (dup) continue;
             const char *a = value_of(stored, sec, key), *b = value_of(live, sec, key);
             if (a && b && !strcmp(a, b)) continue;
+            /* a key this gentrain knows and an older one did not, left at its default */
+            if (!a && b && !strcmp(gt_config_where(live, sec, key), "default")) continue;
             char full[200];
             snprintf(full, sizeof full, "%.63s.%.127s", sec, key);
             if (in_list(sec, arch) || !strcmp(full, "optim.kind")) {
@@ -222,7 +227,7 @@ static gt_status check_compatible(const gt_options *o, gt_config *cfg, const gt_
 /* Rank 0: the newest checkpoint that verifies and holds what the model
  * needs, loaded into m. Newer ones that do not are moved to damaged/. */
 static gt_status find_checkpoint(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train,
-                                 const char *ckpt_dir, gt_resume_point *rp) {
+                                 const char *ckpt_dir, const char *verb, gt_resume_point *rp) {
     char **paths;
     int64_t *steps;
     int n, damaged = 0;
@@ -247,10 +252,11 @@ static gt_status find_checkpoint(const gt_options *o, gt_config *cfg, gt_model *
         }
         st = gt_ckpt_load(paths[i], m);
         if (st) break;
-        gt_info("resuming from %s: step %" PRId64 ", epoch %" PRId64 " (written by %" PRId64 " rank%s)%s", paths[i],
+        gt_info("%s %s: step %" PRId64 ", epoch %" PRId64 " (written by %" PRId64 " rank%s)%s", verb, paths[i],
                 info.step, info.epoch, info.world_size, info.world_size > 1 ? "s" : "",
-                info.step >= o->steps ? "; it has reached train.steps already" : "");
-        *rp = (gt_resume_point){1, info.step, info.epoch, info.cursor, info.world_size, info.batch_size, info.n_train};
+                info.step >= o->steps && !strcmp(verb, "resuming from") ? "; it has reached train.steps already" : "");
+        *rp = (gt_resume_point){1,         info.step,       info.epoch,         info.cursor, info.world_size,
+                                info.batch_size, info.n_train, info.rollbacks, info.lr_scale};
     }
     gt_ckpt_free_list(paths, steps, n);
     GT_TRY(st);
@@ -273,7 +279,7 @@ static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const
     if (o->resume_never) {
         GT_TRY(move_previous_run(o->dir, "run.resume=never", 0));
     } else {
-        GT_TRY(find_checkpoint(o, cfg, m, train, ckpt_dir, rp));
+        GT_TRY(find_checkpoint(o, cfg, m, train, ckpt_dir, "resuming from", rp));
         /* an earlier run that ended before its first checkpoint has nothing to resume */
         if (!rp->found) GT_TRY(move_previous_run(o->dir, "no checkpoint to resume from", 1));
     }
@@ -284,6 +290,7 @@ static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const
 
 gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp) {
     memset(rp, 0, sizeof *rp);
+    rp->lr_scale = 1.0;
     int failed = 0;
     if (gt_dist_rank() == 0) failed = prepare(o, cfg, m, train, rp) != GT_OK;
     /* every rank learns whether rank 0 failed: the others then stop quietly */
@@ -293,8 +300,25 @@ gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_d
     return GT_OK;
 }
 
+gt_status gt_rollback(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp) {
+    memset(rp, 0, sizeof *rp);
+    rp->lr_scale = 1.0;
+    int failed = 0;
+    if (gt_dist_rank() == 0) {
+        char ckpt_dir[4200];
+        int n = snprintf(ckpt_dir, sizeof ckpt_dir, "%s/checkpoints", o->dir);
+        failed = n < 0 || (size_t)n >= sizeof ckpt_dir ||
+                 find_checkpoint(o, cfg, m, train, ckpt_dir, "rollback: reloading", rp) != GT_OK;
+    }
+    if (gt_dist_any(failed)) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
+    gt_dist_bcast(rp, sizeof *rp);
+    if (!rp->found) return GT_ERROR_ALL("no checkpoint in %s/checkpoints to roll back to", o->dir);
+    gt_dist_bcast_model(m);
+    return GT_OK;
+}
+
 gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,
-                              int64_t step) {
+                              int64_t step, int64_t rollbacks, double lr_scale) {
     if (gt_dist_rank() != 0) return GT_OK;
     char ckpt_dir[4200];
     PATH_FMT(ckpt_dir, "%s/checkpoints", o->dir);
@@ -306,7 +330,9 @@ gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_s
                          .n_train = train->n,
                          .seed = o->seed,
                          .data_shape = train->shape,
-                         .n_classes = train->n_classes};
+                         .n_classes = train->n_classes,
+                         .rollbacks = rollbacks,
+                         .lr_scale = lr_scale};
     GT_TRY(gt_ckpt_save(ckpt_dir, m, &info, o->text));
     return gt_ckpt_prune(ckpt_dir, (int)o->ckpt_keep);
 }

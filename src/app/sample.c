@@ -1,6 +1,7 @@
 /* gentrain sample CHECKPOINT: a PNG grid of samples from a checkpoint's
- * generator (GAN) or decoder (VAE), from the same fixed latent batch that
- * training stores in samples.h5 (/noise) unless another seed is given. */
+ * generator (GAN; its EMA generator if it has one, unless --live) or decoder
+ * (VAE), from the same fixed latent batch that training stores in samples.h5
+ * (/noise) unless another seed is given. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@
 #include "gentrain/checkpoint.h"
 
 static const char sample_usage[] =
-    "usage: gentrain sample CHECKPOINT [--n 64] [--out grid.png] [--seed S]\n"
+    "usage: gentrain sample CHECKPOINT [--n 64] [--out grid.png] [--seed S] [--live]\n"
     "\n"
     "Writes a PNG of samples from a checkpoint (run.dir/checkpoints/step-XXXXXXXX.h5):\n"
     "G(z) for a GAN, the decoder's mean for a VAE, in eval mode, on n latent vectors.\n"
@@ -25,6 +26,8 @@ static const char sample_usage[] =
     "              mixture's centres (red)\n"
     "  --seed S    seed of the latent batch [the run's seed: the same latents as\n"
     "              samples.h5 /noise, so the grid matches training's samples]\n"
+    "  --live      a GAN trained with [model] g_ema: the live generator instead of\n"
+    "              the EMA generator (which is the default, as in samples.h5)\n"
     "\n"
     "The latent row i is Philox normal(seed, FIXED_NOISE, step 0, index i): the first\n"
     "rows do not depend on --n.\n";
@@ -64,6 +67,7 @@ gt_status gt_cmd_sample(int argc, char **argv) {
     }
     const char *path = NULL, *out = "grid.png";
     long n = 64, seed_arg = -1;
+    int live = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -74,6 +78,8 @@ gt_status gt_cmd_sample(int argc, char **argv) {
         } else if (!strcmp(a, "--out")) {
             if (i + 1 >= argc) return GT_USAGE_ERROR("gentrain sample: --out needs a file name");
             out = argv[++i];
+        } else if (!strcmp(a, "--live")) {
+            live = 1;
         } else if (!strcmp(a, "--seed")) {
             GT_TRY(parse_long("--seed", i + 1 < argc ? argv[++i] : NULL, 0, (long)(~0ul >> 1), &seed_arg));
         } else if (a[0] == '-' || path) {
@@ -102,12 +108,16 @@ gt_status gt_cmd_sample(int argc, char **argv) {
         float *z = gt_alloc_floats((size_t)n * m->z_dim);
         gt_samples_noise(seed, (int)n, m->z_dim, z);
         float *x = gt_alloc_floats((size_t)n * gt_shape_size(info.data_shape));
+        int ema = gt_model_has_ema(m) && !live;
+        if (ema) gt_model_swap_ema(m);
         gt_model_generate(m, z, (int)n, x);
+        if (ema) gt_model_swap_ema(m);
         int points = o.data.kind == GT_DATA_TOY;
         st = gt_samples_png(out, x, (int)n, info.data_shape, gt_model_pixel_scale(m), points, o.data.toy);
         if (!st)
-            printf("%s: %ld samples of the %s at step %" PRId64 " (latent seed %" PRIu64 ") -> %s\n", path, n,
-                   gt_model_kind_name(m->kind), info.step, seed, out);
+            printf("%s: %ld samples of the %s%s at step %" PRId64 " (latent seed %" PRIu64 ") -> %s\n", path, n,
+                   gt_model_kind_name(m->kind),
+                   ema ? " (EMA generator)" : gt_model_has_ema(m) ? " (live generator)" : "", info.step, seed, out);
         gt_free(z);
         gt_free(x);
     }

@@ -1,7 +1,8 @@
 /* samples.h5 and samples.png of a run (include/gentrain/app.h): the model's
  * images of a fixed latent batch (/noise) every samples.every steps, as
- * /step-XXXXXXXX [N,C,H,W] in the data range; VAEs also reconstruct a fixed
- * test batch (/test_batch, /recon/step-XXXXXXXX). Written by rank 0; the file
+ * /step-XXXXXXXX [N,C,H,W] in the data range (a GAN with an EMA generator:
+ * the EMA's, and the live generator's as /live/step-XXXXXXXX); VAEs also
+ * reconstruct a fixed test batch (/test_batch, /recon/step-XXXXXXXX). Written by rank 0; the file
  * is opened only for each write (a killed run leaves it closed). */
 #include "gentrain/app.h"
 
@@ -14,7 +15,7 @@
 #define SAMPLES_FORMAT "gentrain-samples"
 
 struct gt_samples {
-    char h5[4200], png[4200];
+    char h5[4200], png[4200], png_live[4200];
     int n, n_test;
     float *noise;      /* [n, z_dim] */
     float *test_batch; /* [n_test, data] (VAE) */
@@ -102,6 +103,7 @@ gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed
     gt_samples *sm = gt_alloc(sizeof *sm);
     snprintf(sm->h5, sizeof sm->h5, "%s/samples.h5", run_dir);
     snprintf(sm->png, sizeof sm->png, "%s/samples.png", run_dir);
+    snprintf(sm->png_live, sizeof sm->png_live, "%s/samples-live.png", run_dir);
     sm->n = n;
     sm->shape = m->data_shape;
     sm->scale = gt_model_pixel_scale(m);
@@ -135,12 +137,19 @@ static gt_status write_images(gt_h5 *f, const char *name, const float *x, const 
     return gt_h5_set_attr_int64(f, name, "step", step);
 }
 
+/* With an EMA generator, /step-X and samples.png are its samples and
+ * /live/step-X and samples-live.png the live generator's. */
 gt_status gt_samples_write(gt_samples *sm, gt_model *m, int64_t step) {
-    int n = sm->n;
+    int n = sm->n, ema = gt_model_has_ema(m);
     size_t size = gt_shape_size(sm->shape);
-    float *img = gt_alloc_floats((size_t)n * size);
+    float *img = gt_alloc_floats((size_t)n * size), *live = ema ? gt_alloc_floats((size_t)n * size) : NULL;
     float *rec = sm->test_batch ? gt_alloc_floats((size_t)sm->n_test * size) : NULL;
-    gt_model_generate(m, sm->noise, n, img);
+    gt_model_generate(m, sm->noise, n, ema ? live : img);
+    if (ema) {
+        gt_model_swap_ema(m);
+        gt_model_generate(m, sm->noise, n, img);
+        gt_model_swap_ema(m);
+    }
     if (rec) gt_model_reconstruct(m, sm->test_batch, sm->n_test, rec);
     char name[64];
     int dims[4] = {n, sm->shape.c, sm->shape.h, sm->shape.w}, td[4] = {sm->n_test, sm->shape.c, sm->shape.h, sm->shape.w};
@@ -149,13 +158,19 @@ gt_status gt_samples_write(gt_samples *sm, gt_model *m, int64_t step) {
     if (!st) {
         snprintf(name, sizeof name, "step-%08" PRId64, step);
         st = write_images(f, name, img, dims, step);
+        if (!st && ema) st = gt_h5_set_attr_str(f, name, "generator", "ema");
+        snprintf(name, sizeof name, "live/step-%08" PRId64, step);
+        if (!st && live) st = write_images(f, name, live, dims, step);
+        if (!st && live) st = gt_h5_set_attr_str(f, name, "generator", "live");
         snprintf(name, sizeof name, "recon/step-%08" PRId64, step);
         if (!st && rec) st = write_images(f, name, rec, td, step);
         if (!st) st = gt_h5_close(f);
         else gt_h5_discard(f);
     }
     if (!st) st = gt_samples_png(sm->png, img, n, sm->shape, sm->scale, sm->points, sm->toy);
+    if (!st && live) st = gt_samples_png(sm->png_live, live, n, sm->shape, sm->scale, sm->points, sm->toy);
     gt_free(img);
+    gt_free(live);
     gt_free(rec);
     return st;
 }

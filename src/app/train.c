@@ -46,7 +46,14 @@ static const char train_usage_tail[] =
     "\n"
     "SIGTERM, SIGUSR1, SIGINT or SIGHUP on any rank: all ranks stop at the next step\n"
     "boundary, rank 0 writes a checkpoint, and the exit code is 75 (requeue me);\n"
-    "running the same command again resumes.\n";
+    "running the same command again resumes.\n"
+    "\n"
+    "Divergence: a loss or gradient norm that is not finite on any rank, a non-finite\n"
+    "parameter, or a loss beyond train.loss_bound stops the run with a message naming\n"
+    "the step, network and value (train.on_divergence = stop), or rolls it back to the\n"
+    "newest checkpoint with the learning rates times train.rollback_lr_factor\n"
+    "(on_divergence = rollback; at most train.max_rollbacks times). A checkpoint with\n"
+    "non-finite parameters is never written.\n";
 
 static void format_eta(double seconds, char *out, size_t cap) {
     if (!(seconds >= 0) || seconds > 1e8) seconds = 0;
@@ -102,6 +109,7 @@ static void print_stats(char *line, size_t cap, const gt_stats *st) {
 /* What a run holds besides the options: data, model, sampler, outputs. */
 typedef struct {
     gt_options o;
+    gt_config *cfg;       /* the run's config (a rollback checks checkpoints against it) */
     gt_dataset train, test;
     gt_model *m;
     gt_sampler sampler;
@@ -111,6 +119,9 @@ typedef struct {
     gt_evaluator *ev;     /* eval.every > 0 */
     unsigned eval_metrics;
     int64_t last_ckpt;
+    int64_t rollbacks;    /* divergence rollbacks so far (from the checkpoint on resume) */
+    double lr_scale;      /* every learning rate is the configured one times this */
+    long nan_hits;        /* [debug] nan_*: times the NaN was injected */
 } run_t;
 
 /* Rank 0's outputs; every rank learns whether they opened. */
@@ -120,6 +131,152 @@ static gt_status open_outputs(run_t *r, int64_t resumed_step) {
         st = gt_metrics_open(r->o.dir, resumed_step, &r->metrics);
         if (!st && r->o.samples_every > 0 && gt_model_generates(r->m))
             st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, &r->test, resumed_step, &r->samples);
+    }
+    if (gt_dist_any(st != GT_OK)) return st ? gt_error_trace(__FILE__, __LINE__, st) : GT_ERROR_ALL("rank 0 failed");
+    return GT_OK;
+}
+
+/* Every optimizer's rate: the configured one times the rollbacks' factor. */
+static void apply_lr(run_t *r) {
+    for (int k = 0; k < r->m->n_nets; k++) r->m->opt[k].lr = (float)(r->o.model.net[k].optim.lr * r->lr_scale);
+}
+
+/* The sampler at a checkpoint's place; with another world size or batch the
+ * same place in the epoch's shuffle (rounded down), with a warning. */
+static void seek_sampler(run_t *r, const gt_resume_point *rp) {
+    int world = gt_dist_size();
+    int64_t epoch = rp->epoch, cursor = rp->cursor;
+    int64_t old_global = rp->world * rp->batch, new_global = (int64_t)world * r->o.batch;
+    if (rp->world != world || rp->batch != r->o.batch || rp->n_train != r->train.n) {
+        if (old_global != new_global || rp->n_train != r->train.n)
+            cursor = cursor * old_global / new_global; /* the same place in the epoch's shuffle, rounded down */
+        if (cursor > r->sampler.steps_per_epoch) cursor = r->sampler.steps_per_epoch;
+        gt_warn("resuming a checkpoint written by %" PRId64 " rank%s x batch %" PRId64 " (global %" PRId64
+                ") with %d rank%s x batch %d (global %" PRId64 "): the per-rank batch_size is kept as configured, "
+                "so the global batch %s; the sampler continues at step %" PRId64 " of epoch %" PRId64
+                ". The run is no longer bitwise reproducible",
+                rp->world, rp->world > 1 ? "s" : "", rp->batch, old_global, world, world > 1 ? "s" : "", r->o.batch,
+                new_global, old_global == new_global ? "is unchanged" : "changes", cursor, epoch);
+    }
+    gt_sampler_seek(&r->sampler, epoch, cursor);
+}
+
+/* ---- divergence ------------------------------------------------------------
+ * After every step each rank looks at its own statistics (losses, D(x),
+ * gradient norms: the first one that is not finite, or a *loss whose absolute
+ * value exceeds train.loss_bound) and at the model's parameters and state
+ * (replicated, so the same on every rank); one allgather of a few words per
+ * rank, which also carries the stop-signal flag, lets every rank know the
+ * first bad value (the earliest statistic of the step, on the lowest rank)
+ * and so take the same decision. */
+
+enum { BAD_NONE, BAD_NON_FINITE, BAD_BOUND, BAD_PARAM };
+enum { H_SIG, H_KIND, H_STAT, H_VALUE, H_WORDS };
+
+static int is_loss(const char *name) {
+    size_t n = strlen(name);
+    return n >= 4 && !strcmp(name + n - 4, "loss");
+}
+
+/* One rank's health words; the first bad parameter (rank 0's words say where) in param. */
+static void health_words(const run_t *r, const gt_stats *st, int sig, uint64_t *w, char *param, size_t cap) {
+    w[H_SIG] = sig != 0;
+    w[H_KIND] = BAD_NONE;
+    for (int k = 0; k < st->n && w[H_KIND] == BAD_NONE; k++) {
+        double v = st->value[k];
+        int kind = !isfinite(v) ? BAD_NON_FINITE
+                   : r->o.loss_bound > 0 && is_loss(st->name[k]) && fabs(v) > r->o.loss_bound ? BAD_BOUND
+                                                                                                : BAD_NONE;
+        if (kind == BAD_NONE) continue;
+        w[H_KIND] = (uint64_t)kind;
+        w[H_STAT] = (uint64_t)k;
+        memcpy(&w[H_VALUE], &v, sizeof v);
+    }
+    if (w[H_KIND] == BAD_NONE && !gt_model_finite(r->m, param, cap)) w[H_KIND] = BAD_PARAM;
+}
+
+/* What went wrong, from the gathered words (world x H_WORDS); "" if nothing. */
+static void describe(const run_t *r, const gt_stats *st, const uint64_t *all, const char *param, char *out, size_t cap) {
+    int world = gt_dist_size(), best = -1, nbad = 0;
+    long best_order = 0;
+    for (int q = 0; q < world; q++) {
+        const uint64_t *w = all + (size_t)q * H_WORDS;
+        if (w[H_KIND] == BAD_NONE) continue;
+        nbad++;
+        long order = w[H_KIND] == BAD_PARAM ? GT_MAX_STATS : (long)w[H_STAT];
+        if (best < 0 || order < best_order) best = q, best_order = order;
+    }
+    out[0] = 0;
+    if (best < 0) return;
+    const uint64_t *w = all + (size_t)best * H_WORDS;
+    char ranks[128] = "";
+    if (world > 1) snprintf(ranks, sizeof ranks, " on rank %d (%d of %d ranks saw a bad value)", best, nbad, world);
+    if (w[H_KIND] == BAD_PARAM) {
+        if (param[0]) snprintf(out, cap, "the parameter %s is not finite", param);
+        else snprintf(out, cap, "a parameter is not finite%s", ranks);
+        return;
+    }
+    double v;
+    memcpy(&v, &w[H_VALUE], sizeof v);
+    int k = (int)w[H_STAT], net = k < st->n ? st->net[k] : -1;
+    const char *name = k < st->n ? st->name[k] : "?";
+    char where[64];
+    snprintf(where, sizeof where, "%s", net >= 0 && net < r->m->n_nets ? r->m->net[net].name : "the model");
+    if (w[H_KIND] == BAD_NON_FINITE)
+        snprintf(out, cap, "%s (%s) is %g%s", name, where, v, ranks);
+    else
+        snprintf(out, cap, "%s (%s) is %.6g, beyond [train] loss_bound = %g%s", name, where, v, r->o.loss_bound, ranks);
+}
+
+/* Divergence at step `done`: stop (an error), or roll back to the newest
+ * checkpoint with lower learning rates; *step is set so that the loop goes
+ * on after the checkpoint's step. */
+static gt_status handle_divergence(run_t *r, long done, const char *what, long *step) {
+    if (!r->o.rollback)
+        return GT_ERROR_ALL("training diverged at step %ld: %s ([train] on_divergence = stop; lower the learning rates, "
+                            "or set on_divergence = rollback)",
+                            done, what);
+    if (r->rollbacks >= r->o.max_rollbacks)
+        return GT_ERROR_ALL("training diverged at step %ld: %s, after %" PRId64 " rollback%s ([train] max_rollbacks = "
+                            "%ld): giving up; the newest checkpoint is the last good state",
+                            done, what, r->rollbacks, r->rollbacks == 1 ? "" : "s", r->o.max_rollbacks);
+    if (gt_dist_rank() == 0) gt_warn("training diverged at step %ld: %s; rolling back", done, what);
+    gt_resume_point rp;
+    GT_TRY(gt_rollback(&r->o, r->cfg, r->m, &r->train, &rp));
+    r->rollbacks = (rp.rollbacks > r->rollbacks ? rp.rollbacks : r->rollbacks) + 1;
+    r->lr_scale *= r->o.rollback_lr_factor;
+    apply_lr(r);
+    seek_sampler(r, &rp);
+    r->last_ckpt = rp.step;
+    *step = (long)rp.step - 1; /* the loop's step++ makes it rp.step */
+    char lrs[256] = "";
+    for (int k = 0, n = 0; k < r->m->n_nets; k++)
+        n += snprintf(lrs + n, sizeof lrs - (size_t)n, "%s%s %g", k ? ", " : "", r->m->net[k].name,
+                      (double)r->m->opt[k].lr);
+    gt_info("rollback %" PRId64 " of at most %ld: back to step %" PRId64 ", learning rates x %g (now x %g of the "
+            "configured: %s)",
+            r->rollbacks, r->o.max_rollbacks, rp.step, r->o.rollback_lr_factor, r->lr_scale, lrs);
+    /* rank 0: the files forget the steps after the checkpoint; metrics.jsonl says why */
+    gt_status st = GT_OK;
+    if (gt_dist_rank() == 0) {
+        char fields[1024], esc[512];
+        size_t e = 0;
+        for (const char *p = what; *p && e + 2 < sizeof esc; p++) {
+            if (*p == '"' || *p == '\\') esc[e++] = '\\';
+            esc[e++] = *p;
+        }
+        esc[e] = 0;
+        snprintf(fields, sizeof fields,
+                 "\"diverged_step\": %ld, \"reason\": \"%s\", \"rollbacks\": %" PRId64 ", \"lr_factor\": %g, "
+                 "\"lr_scale\": %.9g",
+                 done, esc, r->rollbacks, r->o.rollback_lr_factor, r->lr_scale);
+        if (r->metrics) st = gt_metrics_rewind(r->metrics, rp.step);
+        if (!st && r->metrics) st = gt_metrics_event(r->metrics, rp.step, "rollback", fields);
+        if (!st && r->samples) {
+            gt_samples_close(r->samples);
+            r->samples = NULL;
+            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, &r->test, rp.step, &r->samples);
+        }
     }
     if (gt_dist_any(st != GT_OK)) return st ? gt_error_trace(__FILE__, __LINE__, st) : GT_ERROR_ALL("rank 0 failed");
     return GT_OK;
@@ -142,29 +299,36 @@ static gt_status eval_step(run_t *r, int64_t done, int *failed) {
     return GT_OK;
 }
 
-/* After step `done` of `steps`: samples and checkpoints when due (rank 0),
- * then all ranks agree whether a stop signal arrived on any of them; if so,
- * a checkpoint is written (unless one was just written) and *stop = 1. */
-static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
+/* After step `done` of `steps` (healthy): evaluation, samples and checkpoints when due
+ * (rank 0), then, if anything was written, all ranks learn whether rank 0
+ * failed; a stop signal seen now or at the health check (sig) makes every
+ * rank stop with a checkpoint (unless one was just written): *stop = 1. */
+static gt_status step_end(run_t *r, int64_t done, long steps, int sig, int *stop) {
     int last = done >= steps, failed = 0;
-    if (r->ev && (done % r->o.eval_every == 0 || last)) GT_TRY(eval_step(r, done, &failed));
-    if (!failed && r->samples && (done % r->o.samples_every == 0 || last))
-        failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
-    if (!failed && r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last)) {
-        failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done) != GT_OK;
+    int due_samples = r->o.samples_every > 0 && gt_model_generates(r->m) && (done % r->o.samples_every == 0 || last);
+    int due_ckpt = r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last);
+    int due_eval = r->ev && (done % r->o.eval_every == 0 || last);
+    if (due_eval) GT_TRY(eval_step(r, done, &failed));
+    if (!failed && due_samples && r->samples) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
+    if (!failed && due_ckpt) {
+        failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done, r->rollbacks, r->lr_scale) != GT_OK;
         r->last_ckpt = done;
     }
-    int sig = gt_signal_received();
-    /* one collective: whether rank 0 failed (2), and whether a signal arrived anywhere (1) */
-    int flags = gt_dist_or((failed ? 2 : 0) | (sig ? 1 : 0));
-    if (flags & 2) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
+    int flags = sig ? 1 : 0;
+    if (due_samples || due_ckpt || due_eval) {
+        /* one collective: whether rank 0 failed (2), and whether a signal arrived anywhere since (1) */
+        flags = gt_dist_or((failed ? 2 : 0) | (sig || gt_signal_received() ? 1 : 0));
+        if (flags & 2) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
+    }
     *stop = (flags & 1) && !last;
     if (!*stop) return GT_OK;
-    if (r->last_ckpt != done) GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done));
+    int caught = gt_signal_received();
+    if (r->last_ckpt != done)
+        GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done, r->rollbacks, r->lr_scale));
     gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
     gt_info("stopping at step %" PRId64 " on %s: checkpoint written; exit code %d asks to be requeued (run the same "
             "command again to resume)",
-            done, gt_signal_name(sig), GT_STOPPED);
+            done, gt_signal_name(caught), GT_STOPPED);
     return GT_OK;
 }
 
@@ -175,27 +339,49 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
     float *x = gt_alloc_floats((size_t)batch * size);
     int *labels = gt_alloc((size_t)batch * sizeof(int));
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
+    uint64_t *all = gt_alloc(sizeof(uint64_t) * H_WORDS * (size_t)world);
     gt_stats st = {0}, acc = {0};
     int acc_steps = 0;
     double t_start = gt_now(), t_log = t_start;
+    long done_steps = 0;
     gt_status status = GT_OK;
     for (long step = start; step < steps && !status && !*stopped; step++) {
         int64_t epoch_of_step = r->sampler.epoch + (r->sampler.cursor == r->sampler.steps_per_epoch);
         gt_sampler_next(&r->sampler, idx);
         gt_dataset_batch(&r->train, idx, batch, scale, x, r->train.labels ? labels : NULL);
+        if (rank == r->o.nan_rank && step + 1 == r->o.nan_step && r->nan_hits < r->o.nan_times) {
+            x[0] = NAN;
+            r->nan_hits++;
+            gt_warn("[debug] nan_rank = %d, nan_step = %ld: a NaN in this rank's batch (a test hook, %ld of %ld)", rank,
+                    step + 1, r->nan_hits, r->o.nan_times);
+        }
         gt_step_ctx ctx = {.seed = r->o.seed, .step = (uint64_t)step, .example0 = (uint64_t)rank, .stride = (uint64_t)world};
         gt_dist_run_step_ctx(&r->dist, &ctx);
         if ((status = gt_dist_run_step_begin(&r->dist, step))) break;
         gt_model_train_step(r->m, x, r->train.labels ? labels : NULL, batch, &ctx, &st);
         if ((status = gt_dist_run_step_end(&r->dist, r->m, step, steps))) break;
-        for (int k = 0; k < st.n && !status; k++) {
-            if (!isfinite(st.value[k]))
-                status = GT_ERROR("step %ld: %s is %g: training diverged (lower [optim] lr or check the data)", step + 1,
-                                  st.name[k], st.value[k]);
+        done_steps++;
+
+        /* the step's health, and stop signals, from every rank: one collective */
+        uint64_t mine[H_WORDS];
+        char param[256] = "", what[1024];
+        health_words(r, &st, gt_signal_received(), mine, param, sizeof param);
+        gt_dist_allgather_u64(mine, H_WORDS, all);
+        describe(r, &st, all, param, what, sizeof what);
+        int sig = 0;
+        for (int q = 0; q < world; q++) sig |= all[(size_t)q * H_WORDS + H_SIG] != 0;
+        if (what[0]) {
+            if ((status = handle_divergence(r, step + 1, what, &step))) break;
+            memset(&acc, 0, sizeof acc);
+            acc_steps = 0;
+            t_log = gt_now();
+            continue;
+        }
+
+        for (int k = 0; k < st.n; k++) {
             acc.name[k] = st.name[k];
             acc.value[k] += st.value[k];
         }
-        if (status) break;
         acc.n = st.n;
         acc_steps++;
         if (r->o.log_every > 0 && ((step + 1) % r->o.log_every == 0 || step + 1 == steps)) {
@@ -205,7 +391,7 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
             double now = gt_now();
             double ips = (double)acc_steps * batch * world / (now - t_log);
             char eta[32], line[1024];
-            format_eta((now - t_start) / (step + 1 - start) * (steps - step - 1), eta, sizeof eta);
+            format_eta((now - t_start) / done_steps * (steps - step - 1), eta, sizeof eta);
             snprintf(line, sizeof line, "step %6ld/%ld  epoch %" PRId64, step + 1, steps, epoch_of_step);
             print_stats(line, sizeof line, &acc);
             gt_info("%s  | %.1f img/s  ETA %s", line, ips, eta);
@@ -215,17 +401,21 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
             acc_steps = 0;
             t_log = gt_now();
         }
-        status = step_end(r, step + 1, steps, stopped);
+        status = step_end(r, step + 1, steps, sig, stopped);
     }
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
-    if (!status && !*stopped) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
+    gt_free(all);
+    if (!status && !*stopped)
+        gt_info("done: %ld steps in %.1f s%s", steps - start, gt_now() - t_start,
+                r->rollbacks ? " (with rollbacks: see metrics.jsonl)" : "");
     return status;
 }
 
 static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *stopped) {
     GT_TRY(gt_options_from_config(cfg, config_path, &r->o));
+    r->cfg = cfg;
     gt_options *o = &r->o;
     int rank = gt_dist_rank(), world = gt_dist_size();
     gt_blas_set_threads(o->threads);
@@ -257,28 +447,28 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     gt_resume_point rp;
     GT_TRY(gt_resume(o, cfg, r->m, &r->train, &rp));
     r->last_ckpt = -1;
+    r->lr_scale = 1.0;
     long start = 0;
     if (rp.found) {
-        int64_t epoch = rp.epoch, cursor = rp.cursor;
-        int64_t old_global = rp.world * rp.batch, new_global = (int64_t)world * o->batch;
-        if (rp.world != world || rp.batch != o->batch || rp.n_train != r->train.n) {
-            if (old_global != new_global || rp.n_train != r->train.n)
-                cursor = cursor * old_global / new_global; /* the same place in the epoch's shuffle, rounded down */
-            if (cursor > r->sampler.steps_per_epoch) cursor = r->sampler.steps_per_epoch;
-            gt_warn("resuming a checkpoint written by %" PRId64 " rank%s x batch %" PRId64 " (global %" PRId64
-                    ") with %d rank%s x batch %d (global %" PRId64 "): the per-rank batch_size is kept as configured, "
-                    "so the global batch %s; the sampler continues at step %" PRId64 " of epoch %" PRId64
-                    ". The run is no longer bitwise reproducible",
-                    rp.world, rp.world > 1 ? "s" : "", rp.batch, old_global, world, world > 1 ? "s" : "", o->batch,
-                    new_global, old_global == new_global ? "is unchanged" : "changes", cursor, epoch);
-        }
-        gt_sampler_seek(&r->sampler, epoch, cursor);
+        seek_sampler(r, &rp);
         r->last_ckpt = rp.step;
         start = (long)rp.step;
+        r->rollbacks = rp.rollbacks;
+        r->lr_scale = rp.lr_scale;
+        apply_lr(r);
+        if (rp.rollbacks)
+            gt_info("the run rolled back %" PRId64 " time%s before: learning rates x %g", rp.rollbacks,
+                    rp.rollbacks == 1 ? "" : "s", rp.lr_scale);
     } else {
         gt_info("starting a new run in %s", o->dir);
     }
     GT_TRY(open_outputs(r, rp.found ? rp.step : -1));
+    /* a run that may roll back always has a checkpoint to go back to */
+    if (o->rollback && !rp.found && o->ckpt_every > 0 && steps > 0) {
+        int failed = gt_checkpoint_write(o, r->m, &r->sampler, &r->train, 0, 0, 1.0) != GT_OK;
+        if (gt_dist_any(failed)) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
+        r->last_ckpt = 0;
+    }
 
     gt_info("gentrain %s: %s model, %d rank%s x batch %d = global batch %d; %" PRId64 " train / %" PRId64
             " test examples of %dx%dx%d; %" PRId64 " steps per epoch, %ld steps; seed %" PRIu64 "; run dir %s",

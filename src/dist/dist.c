@@ -115,6 +115,10 @@ void gt_dist_bcast_model(gt_model *m) {
         if (opt->v) gt_dist_bcast(opt->v, opt->n * sizeof(float));
         gt_dist_bcast(&opt->t, sizeof opt->t);
     }
+    if (gt_model_has_ema(m)) {
+        gt_dist_bcast(m->ema_params, m->net[0].n_params * sizeof(float));
+        gt_dist_bcast(m->ema_state, m->net[0].n_state * sizeof(float));
+    }
 }
 
 void gt_dist_allreduce_sum_i64(int64_t *buf, int n) {

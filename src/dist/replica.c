@@ -144,6 +144,10 @@ static gt_status check_replicas(const gt_model *m, long done) {
     int world = gt_dist_size();
     uint64_t mine[GT_MAX_NETS], *all = gt_alloc(sizeof(uint64_t) * GT_MAX_NETS * (size_t)world);
     for (int k = 0; k < m->n_nets; k++) mine[k] = net_hash(&m->net[k]);
+    if (gt_model_has_ema(m)) { /* the EMA generator counts as the generator's */
+        mine[0] = gt_hash_bytes(m->ema_params, sizeof(float) * m->net[0].n_params, mine[0]);
+        mine[0] = gt_hash_bytes(m->ema_state, sizeof(float) * m->net[0].n_state, mine[0]);
+    }
     COMM_TIMED(gt_dist_allgather_u64(mine, m->n_nets, all));
     char msg[2048] = "";
     for (int k = 0; k < m->n_nets; k++) {
@@ -160,10 +164,14 @@ static gt_status check_replicas(const gt_model *m, long done) {
 
 gt_status gt_dist_run_step_end(gt_dist_run *run, gt_model *m, long step, long steps) {
     int world = gt_dist_size(), rank = gt_dist_rank();
-    if (world > 1 && !run->o.sync_bn)
+    if (world > 1 && !run->o.sync_bn) {
         for (int k = 0; k < m->n_nets; k++)
             if (m->net[k].n_state)
                 COMM_TIMED(gt_dist_bcast(m->net[k].state, sizeof(float) * m->net[k].n_state));
+        /* the EMA generator's state is a copy of the generator's local one */
+        if (gt_model_has_ema(m) && m->net[0].n_state)
+            COMM_TIMED(gt_dist_bcast(m->ema_state, sizeof(float) * m->net[0].n_state));
+    }
     if (run->o.perturb_rank == rank && step + 1 == run->o.perturb_step) {
         /* every parameter one ulp up or down (alternating): rounding-sized noise */
         for (int k = 0; k < m->n_nets; k++)
@@ -186,7 +194,8 @@ double gt_dist_run_comm_frac(gt_dist_run *run) {
 }
 
 /* Format: per network, name (32 bytes, NUL-padded), n_params and n_state
- * (uint64 little-endian), params and state (float32). */
+ * (uint64 little-endian), params and state (float32); a GAN with g_ema adds
+ * a record "ema_generator" of the EMA generator. */
 static gt_status dump_params(const gt_model *m, const char *prefix) {
     char path[4200];
     int n = snprintf(path, sizeof path, "%s.rank%d", prefix, gt_dist_rank());
@@ -202,6 +211,15 @@ static gt_status dump_params(const gt_model *m, const char *prefix) {
         ok = fwrite(name, 1, sizeof name, f) == sizeof name && fwrite(counts, 1, sizeof counts, f) == sizeof counts &&
              fwrite(net->params, sizeof(float), net->n_params, f) == net->n_params &&
              fwrite(net->state, sizeof(float), net->n_state, f) == net->n_state;
+    }
+    if (ok && gt_model_has_ema(m)) { /* one more record, "ema_<generator>" */
+        const gt_net *G = &m->net[0];
+        char name[32] = {0};
+        snprintf(name, sizeof name, "ema_%.27s", G->name);
+        uint64_t counts[2] = {G->n_params, G->n_state};
+        ok = fwrite(name, 1, sizeof name, f) == sizeof name && fwrite(counts, 1, sizeof counts, f) == sizeof counts &&
+             fwrite(m->ema_params, sizeof(float), G->n_params, f) == G->n_params &&
+             fwrite(m->ema_state, sizeof(float), G->n_state, f) == G->n_state;
     }
     int e = errno;
     if (fclose(f) != 0 && ok) ok = 0, e = errno;

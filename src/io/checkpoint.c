@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,24 @@ static int net_refs(const gt_net *net, gt_tensor_ref *refs) {
     return n;
 }
 
+/* The EMA generator's copy of tensor r of net[0] (params or state). */
+static float *ema_tensor(const gt_model *m, const gt_tensor_ref *r) {
+    const gt_net *G = &m->net[0];
+    return r->trainable ? m->ema_params + (r->data - G->params) : m->ema_state + (r->data - G->state);
+}
+
 static gt_status write_model(gt_h5 *f, const gt_model *m) {
     gt_tensor_ref refs[MAX_TENSORS];
     char name[512];
+    if (gt_model_has_ema(m)) {
+        int n = net_refs(&m->net[0], refs);
+        for (int i = 0; i < n; i++) {
+            FMT(name, "/ema/%s/%s", m->net[0].name, refs[i].name);
+            GT_TRY(gt_h5_write_floats(f, name, ema_tensor(m, &refs[i]), refs[i].rank, refs[i].dims));
+        }
+        FMT(name, "/ema/%s", m->net[0].name);
+        GT_TRY(gt_h5_set_attr_double(f, name, "decay", m->gan.g_ema));
+    }
     for (int k = 0; k < m->n_nets; k++) {
         const gt_net *net = &m->net[k];
         const gt_optim *opt = &m->opt[k];
@@ -111,6 +127,10 @@ static gt_status write_contents(gt_h5 *f, const gt_model *m, const gt_ckpt_info 
     GT_TRY(gt_h5_set_attr_str_fixed(f, NULL, "model", model));
     GT_TRY(gt_h5_set_attr_str_fixed(f, NULL, "config", config_text));
     GT_TRY(gt_h5_set_attr_int64(f, NULL, "text_hash", (int64_t)text_hash(model, config_text)));
+    if (info->rollbacks > 0) {
+        GT_TRY(gt_h5_set_attr_int64(f, NULL, "rollbacks", info->rollbacks));
+        GT_TRY(gt_h5_set_attr_double(f, NULL, "lr_scale", info->lr_scale));
+    }
     GT_TRY(write_model(f, m));
     GT_TRY(write_one(f, "/rng/seed", (int64_t)info->seed));
     GT_TRY(write_one(f, "/rng/step", info->step));
@@ -150,7 +170,11 @@ static int sync_path(const char *path, int dir) {
 }
 
 gt_status gt_ckpt_save(const char *dir, const gt_model *m, const gt_ckpt_info *info, const char *config_text) {
-    char final[4096], tmp[4096], prev[4096] = "";
+    char final[4096], tmp[4096], prev[4096] = "", bad[256];
+    if (!gt_model_finite(m, bad, sizeof bad))
+        return GT_ERROR("refusing to write the checkpoint of step %" PRId64 ": %s is not finite (training diverged; "
+                        "a checkpoint with non-finite parameters is never written)",
+                        info->step, bad);
     GT_TRY(gt_ckpt_path(dir, info->step, final, sizeof final));
     int n = snprintf(tmp, sizeof tmp, "%s/.step-%08" PRId64 ".h5.tmp", dir, info->step);
     GT_ENSURE(n > 0 && (size_t)n < sizeof tmp, "checkpoint path too long in %s", dir);
@@ -393,6 +417,16 @@ static gt_status read_info(gt_h5 *f, gt_ckpt_info *info, char **config_text, cha
     info->seed = (uint64_t)v;
     GT_TRY(gt_h5_read_int64(f, "/data/shape", shape, 1, &three));
     info->data_shape = (gt_shape){(int)shape[0], (int)shape[1], (int)shape[2]};
+    int yes;
+    info->lr_scale = 1.0;
+    GT_TRY(gt_h5_has_attr(f, NULL, "rollbacks", &yes));
+    if (yes) {
+        GT_TRY(gt_h5_get_attr_int64(f, NULL, "rollbacks", &info->rollbacks));
+        GT_TRY(gt_h5_get_attr_double(f, NULL, "lr_scale", &info->lr_scale));
+        if (info->rollbacks < 0 || !(info->lr_scale > 0 && info->lr_scale <= 1))
+            return GT_ERROR("%s: rollbacks %" PRId64 " or lr_scale %g out of range (damaged file?)", gt_h5_path(f),
+                            info->rollbacks, info->lr_scale);
+    }
     if (config_text) GT_TRY(gt_h5_get_attr_str(f, NULL, "config", config_text));
     if (model_kind) GT_TRY(gt_h5_get_attr_str(f, NULL, "model", model_kind));
     return GT_OK;
@@ -482,6 +516,16 @@ static gt_status check_open(gt_h5 *f, const gt_model *m) {
         GT_TRY(gt_h5_is_dataset(f, name, &yes));
         if (!yes) return GT_ERROR("checkpoint %s has no %s", gt_h5_path(f), name);
     }
+    if (gt_model_has_ema(m)) {
+        int n = net_refs(&m->net[0], refs), yes;
+        FMT(name, "/ema/%s", m->net[0].name);
+        GT_TRY(gt_h5_exists(f, name, &yes));
+        if (!yes)
+            return GT_ERROR("checkpoint %s has no EMA generator (%s) but [model] g_ema = %g asks for one: it was "
+                            "written without g_ema, or is damaged",
+                            gt_h5_path(f), name, m->gan.g_ema);
+        GT_TRY(expect_tensors(f, name, refs, n, 0));
+    }
     return GT_OK;
 }
 
@@ -518,6 +562,13 @@ static gt_status load_open(gt_h5 *f, gt_model *m) {
         }
         FMT(name, "/optim/%s/t", net->name);
         GT_TRY(read_one(f, name, &opt->t));
+    }
+    if (gt_model_has_ema(m)) {
+        int n = net_refs(&m->net[0], refs);
+        for (int i = 0; i < n; i++) {
+            FMT(name, "/ema/%s/%s", m->net[0].name, refs[i].name);
+            GT_TRY(gt_h5_read_floats(f, name, ema_tensor(m, &refs[i]), refs[i].rank, refs[i].dims));
+        }
     }
     return GT_OK;
 }

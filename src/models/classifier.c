@@ -37,8 +37,8 @@ static void step(gt_model *m, const float *x, const int *labels, int B, const gt
         gt_net_backward(C, m->work, GT_BACKWARD_PARAMS, ctx->ready);
         gt_model_update(C, &m->opt[0], ctx);
     }
-    gt_stats_add(st, "loss", loss);
-    gt_stats_add(st, "accuracy", acc);
+    gt_stats_add_net(st, "loss", loss, 0);
+    gt_stats_add_net(st, "accuracy", acc, 0);
 }
 
 static void train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,

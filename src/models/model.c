@@ -7,12 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
-void gt_stats_add(gt_stats *s, const char *name, double value) {
+void gt_stats_add_net(gt_stats *s, const char *name, double value, int net) {
     GT_ASSERT(s->n < GT_MAX_STATS, "too many statistics (adding %s)", name);
     s->name[s->n] = name;
     s->value[s->n] = value;
+    s->net[s->n] = net;
     s->n++;
 }
+
+void gt_stats_add(gt_stats *s, const char *name, double value) { gt_stats_add_net(s, name, value, -1); }
 
 const gt_model_kind_info *gt_model_kind_get(gt_model_kind kind) {
     switch (kind) {
@@ -74,6 +77,8 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
     m->max_batch = max_batch;
     m->z_dim = o->z_dim;
     m->gan_loss = o->gan_loss;
+    m->gan = o->gan;
+    if (m->gan.pack < 1) m->gan.pack = 1;
     m->recon = o->recon;
     m->binarize = o->binarize;
     m->kl_weight = o->kl_weight;
@@ -98,13 +103,39 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
         return gt_error_trace(__FILE__, __LINE__, st);
     }
     for (int k = 0; k < m->n_nets; k++) {
+        m->net[k].init = o->net[k].init;
         gt_net_finalize(&m->net[k], max_batch, seed, (uint32_t)k);
         gt_optim_init(&m->opt[k], &o->net[k].optim, m->net[k].n_params);
     }
     m->n_work = m->info->work_floats(m, max_batch);
     m->work = gt_alloc_floats(m->n_work);
+    if (m->kind == GT_MODEL_GAN && m->gan.g_ema > 0) {
+        m->ema_params = gt_alloc_floats(m->net[0].n_params);
+        m->ema_state = gt_alloc_floats(m->net[0].n_state);
+        gt_model_reset_ema(m);
+    }
     *out = m;
     return GT_OK;
+}
+
+int gt_model_has_ema(const gt_model *m) { return m->ema_params != NULL; }
+
+void gt_model_swap_ema(gt_model *m) {
+    GT_ASSERT(m->ema_params, "gt_model_swap_ema: the model has no EMA generator");
+    gt_net_swap_buffers(&m->net[0], &m->ema_params, &m->ema_state);
+}
+
+void gt_model_reset_ema(gt_model *m) {
+    if (!m->ema_params) return;
+    memcpy(m->ema_params, m->net[0].params, sizeof(float) * m->net[0].n_params);
+    if (m->net[0].n_state) memcpy(m->ema_state, m->net[0].state, sizeof(float) * m->net[0].n_state);
+}
+
+double gt_model_noise_sigma(const gt_model *m, uint64_t step) {
+    if (m->kind != GT_MODEL_GAN || !(m->gan.noise > 0)) return 0.0;
+    if (m->gan.noise_steps <= 0) return m->gan.noise;
+    double left = 1.0 - (double)step / (double)m->gan.noise_steps;
+    return left > 0 ? m->gan.noise * left : 0.0;
 }
 
 void gt_model_free(gt_model *m) {
@@ -114,6 +145,8 @@ void gt_model_free(gt_model *m) {
         gt_optim_free(&m->opt[k]);
     }
     gt_free(m->work);
+    gt_free(m->ema_params);
+    gt_free(m->ema_state);
     gt_free(m);
 }
 
@@ -168,6 +201,44 @@ void gt_model_iwae(gt_model *m, const float *x, int n, int k, uint64_t seed, uin
     GT_ASSERT(m->info->iwae, "a %s model has no likelihood", m->info->name);
     GT_ASSERT(k >= 1, "gt_model_iwae: k = %d", k);
     m->info->iwae(m, x, n, k, seed, example0, out);
+}
+
+/* The first non-finite float of x [n] (Inf or NaN), or n. */
+static size_t first_non_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 1024) {
+        size_t end = n - i < 1024 ? n : i + 1024;
+        float acc = 0.0f; /* x * 0 is 0 for finite x, NaN for Inf and NaN: a loop that vectorizes */
+        for (size_t k = i; k < end; k++) acc += x[k] * 0.0f;
+        if (acc == 0.0f) continue;
+        for (size_t k = i; k < end; k++)
+            if (!isfinite(x[k])) return k;
+    }
+    return n;
+}
+
+int gt_model_finite(const gt_model *m, char *where, size_t cap) {
+    for (int k = 0; k <= m->n_nets; k++) {
+        int ema = k == m->n_nets;
+        if (ema && !m->ema_params) break;
+        const gt_net *net = &m->net[ema ? 0 : k];
+        const float *params = ema ? m->ema_params : net->params, *state = ema ? m->ema_state : net->state;
+        for (int i = 0; i < net->n_layers; i++) {
+            const gt_layer *L = &net->layers[i];
+            for (int t = 0; t < L->n_tensors; t++) {
+                const gt_tensor_desc *td = &L->tensor[t];
+                size_t numel = 1;
+                for (int d = 0; d < td->rank; d++) numel *= (size_t)td->dims[d];
+                const float *data = td->trainable ? params + L->param_offset + L->toff[t]
+                                                  : state + L->state_offset + L->toff[t];
+                size_t j = first_non_finite(data, numel);
+                if (j == numel) continue;
+                snprintf(where, cap, "%s%s %02d_%s/%s[%zu] = %g", ema ? "EMA " : "", net->name, i, L->kind->name,
+                         td->name, j, (double)data[j]);
+                return 0;
+            }
+        }
+    }
+    return 1;
 }
 
 /* ---- shared by the kinds -------------------------------------------------- */

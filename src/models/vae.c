@@ -80,8 +80,8 @@ static void train_step(gt_model *m, const float *x, const int *labels, int B, co
     gt_stats_add(st, "loss", recon + m->kl_weight * kl);
     gt_stats_add(st, "recon", recon);
     gt_stats_add(st, "kl", kl);
-    gt_stats_add(st, "enc_grad_norm", e_norm);
-    gt_stats_add(st, "dec_grad_norm", d_norm);
+    gt_stats_add_net(st, "enc_grad_norm", e_norm, 0);
+    gt_stats_add_net(st, "dec_grad_norm", d_norm, 1);
 }
 
 /* The negative ELBO (one sample of z, REPARAM/1) whatever kl_weight. */

@@ -149,18 +149,23 @@ float gt_cross_entropy(const float *logits, const int *labels, int B, int K, flo
 }
 
 /* real, fake, dreal, dfake: [B] logits of D */
-float gt_gan_d_loss(gt_gan_loss kind, const float *real, const float *fake, int B, float *dreal, float *dfake) {
+float gt_gan_d_loss(gt_gan_loss kind, const float *real, const float *fake, int B, float smooth, float *dreal,
+                    float *dfake) {
     GT_ASSERT(B > 0, "gt_gan_d_loss: batch size must be positive (B = %d)", B);
-    double sr = 0.0, sf = 0.0, inv = 1.0 / (double)B;
+    GT_ASSERT(smooth >= 0.0f && smooth < 1.0f, "gt_gan_d_loss: label smoothing %g outside [0, 1)", (double)smooth);
+    GT_ASSERT(smooth == 0.0f || kind == GT_GAN_NONSATURATING || kind == GT_GAN_MINIMAX,
+              "gt_gan_d_loss: label smoothing applies to the BCE losses only");
+    double sr = 0.0, sf = 0.0, inv = 1.0 / (double)B, a = smooth;
     switch (kind) {
     case GT_GAN_NONSATURATING:
     case GT_GAN_MINIMAX:
-        /* BCE(real, 1) = softplus(-l); BCE(fake, 0) = softplus(l) */
+        /* BCE(real, 1 - a) = softplus(-l) + a l; BCE(fake, 0) = softplus(l) */
         for (int i = 0; i < B; i++) {
             double r = real[i], f = fake[i];
             sr += softplus(-r);
+            if (a != 0.0) sr += a * r; /* without smoothing, bitwise the plain BCE (also for infinite logits) */
             sf += softplus(f);
-            if (dreal) dreal[i] = (float)((sigmoid(r) - 1.0) * inv);
+            if (dreal) dreal[i] = (float)((sigmoid(r) - (1.0 - a)) * inv);
             if (dfake) dfake[i] = (float)(sigmoid(f) * inv);
         }
         break;
@@ -173,6 +178,15 @@ float gt_gan_d_loss(gt_gan_loss kind, const float *real, const float *fake, int 
             sf += mf > 0.0 ? mf : 0.0;
             if (dreal) dreal[i] = (float)(mr > 0.0 ? -inv : 0.0);
             if (dfake) dfake[i] = (float)(mf > 0.0 ? inv : 0.0);
+        }
+        break;
+    case GT_GAN_WASSERSTEIN:
+        /* mean fake - mean real */
+        for (int i = 0; i < B; i++) {
+            sr -= (double)real[i];
+            sf += (double)fake[i];
+            if (dreal) dreal[i] = (float)(-inv);
+            if (dfake) dfake[i] = (float)inv;
         }
         break;
     default:
@@ -201,6 +215,7 @@ float gt_gan_g_loss(gt_gan_loss kind, const float *fake, int B, float *dfake) {
         }
         break;
     case GT_GAN_HINGE: /* -mean fake */
+    case GT_GAN_WASSERSTEIN:
         for (int i = 0; i < B; i++) {
             s -= (double)fake[i];
             if (dfake) dfake[i] = (float)(-inv);

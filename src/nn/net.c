@@ -86,32 +86,63 @@ size_t gt_net_floats_needed(const gt_net *net, int max_batch) {
     return 2 * s.params + s.state + s.outputs + s.aux + s.scratch + s.dx;
 }
 
-/* PyTorch's default initialization, by the tensor's role: a linear map's
- * weight and bias uniform in +-1/sqrt(fan_in) (kaiming_uniform with a =
- * sqrt(5) comes to that), normalization gain 1, shift 0, running mean 0,
- * running variance 1. The draws of tensor t of layer i come from the stream
- * (seed, INIT / net_id << 8 | i, step 0, index t). */
-static void init_tensor(const gt_tensor_desc *t, float *data, size_t n, uint64_t seed, uint32_t purpose, int index) {
+/* Initialization by the tensor's role and the network's scheme (nn.h:
+ * gt_init). PyTorch's defaults: a linear map's weight and bias uniform in
+ * +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5) comes to that),
+ * normalization gain 1, shift 0, running mean 0, running variance 1. The
+ * draws of tensor t of layer i come from the stream (seed, INIT / net_id << 8
+ * | i, step 0, index t), whatever the scheme. */
+static void init_tensor(const gt_tensor_desc *t, float *data, size_t n, gt_init init, uint64_t seed,
+                        uint32_t purpose, int index) {
+    int fan_in = t->fan_in > 0 ? t->fan_in : 1, fan_out = t->fan_out > 0 ? t->fan_out : 1;
     switch (t->role) {
     case GT_T_WEIGHT:
     case GT_T_BIAS: {
-        float bnd = (float)(1.0 / sqrt((double)(t->fan_in > 0 ? t->fan_in : 1)));
+        if (init.scheme != GT_INIT_PYTORCH && t->role == GT_T_BIAS) {
+            memset(data, 0, sizeof(float) * n);
+            break;
+        }
+        if (init.scheme == GT_INIT_NORMAL || init.scheme == GT_INIT_KAIMING) {
+            float std = init.scheme == GT_INIT_NORMAL ? (float)init.std : (float)(sqrt(2.0) / sqrt((double)fan_in));
+            gt_rand_normal(data, n, seed, purpose, 0, (uint64_t)index);
+            for (size_t k = 0; k < n; k++) data[k] *= std;
+            break;
+        }
+        float bnd = init.scheme == GT_INIT_XAVIER ? (float)sqrt(6.0 / ((double)fan_in + fan_out))
+                                                  : (float)(1.0 / sqrt((double)fan_in));
         gt_rand_uniform(data, n, seed, purpose, 0, (uint64_t)index);
         for (size_t k = 0; k < n; k++) data[k] = (2.0f * data[k] - 1.0f) * bnd;
         break;
     }
     case GT_T_SCALE:
+        if (init.scheme == GT_INIT_NORMAL) {
+            gt_rand_normal(data, n, seed, purpose, 0, (uint64_t)index);
+            for (size_t k = 0; k < n; k++) data[k] = 1.0f + (float)init.std * data[k];
+            break;
+        }
+        for (size_t k = 0; k < n; k++) data[k] = 1.0f;
+        break;
     case GT_T_VAR:
         for (size_t k = 0; k < n; k++) data[k] = 1.0f;
         break;
     case GT_T_SHIFT:
     case GT_T_MEAN: memset(data, 0, sizeof(float) * n); break;
+    case GT_T_UNIT: {
+        gt_rand_normal(data, n, seed, purpose, 0, (uint64_t)index);
+        double ss = 0;
+        for (size_t k = 0; k < n; k++) ss += (double)data[k] * data[k];
+        float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
+        for (size_t k = 0; k < n; k++) data[k] *= inv;
+        break;
+    }
     }
 }
 
 void gt_net_finalize(gt_net *net, int max_batch, uint64_t seed, uint32_t net_id) {
     GT_ASSERT(!net->params, "net %s: gt_net_finalize called twice", net->name);
     GT_ASSERT(max_batch >= 1, "net %s: max_batch must be >= 1 (got %d)", net->name, max_batch);
+    GT_ASSERT(net->init.scheme != GT_INIT_NORMAL || (net->init.std > 0 && isfinite(net->init.std)),
+              "net %s: normal initialization needs a positive std (got %g)", net->name, net->init.std);
     net->max_batch = max_batch;
     net_sizes s = sizes(net, max_batch);
     net->n_params = s.params;
@@ -140,7 +171,8 @@ void gt_net_finalize(gt_net *net, int max_batch, uint64_t seed, uint32_t net_id)
             const gt_tensor_desc *td = &L->tensor[t];
             size_t numel = 1;
             for (int d = 0; d < td->rank; d++) numel *= (size_t)td->dims[d];
-            init_tensor(td, gt_layer_tensor(L, td->trainable ? L->param : L->state, t), numel, seed, purpose, t);
+            init_tensor(td, gt_layer_tensor(L, td->trainable ? L->param : L->state, t), numel, net->init, seed,
+                        purpose, t);
         }
     }
 }
@@ -234,6 +266,19 @@ int gt_net_tensors(const gt_net *net, gt_tensor_ref *refs, int cap) {
         }
     }
     return n;
+}
+
+void gt_net_swap_buffers(gt_net *net, float **params, float **state) {
+    float *p = net->params, *s = net->state;
+    net->params = *params;
+    net->state = *state;
+    *params = p;
+    *state = s;
+    for (int i = 0; i < net->n_layers; i++) {
+        gt_layer *L = &net->layers[i];
+        L->param = net->params + L->param_offset;
+        L->state = net->state + L->state_offset;
+    }
 }
 
 void gt_net_print(const gt_net *net) {

@@ -168,15 +168,21 @@ void gt_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
     }
 }
 
-/* ---- the layer kind ------------------------------------------------------ */
+/* ---- the layer kind ------------------------------------------------------
+ * sn=true: spectral normalization (src/nn/spectral.c) of the weight as the
+ * matrix [out, in*K*K]: weight_orig, weight_u [out], weight_v [in*K*K]; the
+ * sn block comes first in aux, the convolution's columns after it. */
 
-enum { OUT, KERNEL, STRIDE, PAD, BIAS, N_OPTS };
+enum { OUT, KERNEL, STRIDE, PAD, BIAS, SN, N_OPTS };
 static const gt_layer_opt opts[N_OPTS] = {
     [OUT] = {"out", GT_OPT_INT, NULL, 1, 1 << 30, 0, 0, "output channels"},
     [KERNEL] = {"kernel", GT_OPT_INT, NULL, 1, 1 << 16, 0, 0, "kernel size (square)"},
     [STRIDE] = {"stride", GT_OPT_INT, "1", 1, 1 << 16, 0, 0, "stride"},
     [PAD] = {"pad", GT_OPT_INT, "0", 0, 1 << 16, 0, 0, "zero padding on each side"},
     [BIAS] = {"bias", GT_OPT_BOOL, "true", 0, 1, 0, 0, "add a bias per output channel"},
+    [SN] = {"sn", GT_OPT_BOOL, "false", 0, 1, 0, 0,
+            "spectral normalization of the weight (torch.nn.utils.spectral_norm: one power iteration per training "
+            "forward)"},
 };
 
 static gt_status shape(const gt_layer *L, gt_shape *out) {
@@ -187,31 +193,49 @@ static gt_status shape(const gt_layer *L, gt_shape *out) {
     return GT_OK;
 }
 
-static int tensors(const gt_layer *L, gt_tensor_desc *t) {
-    int K = (int)gt_opt_int(L, KERNEL), C = L->in.c, O = L->out.c;
-    t[0] = (gt_tensor_desc){"weight", GT_T_WEIGHT, 1, 4, {O, C, K, K}, C * K * K, O * K * K};
-    if (!gt_opt_int(L, BIAS)) return 1;
-    t[1] = (gt_tensor_desc){"bias", GT_T_BIAS, 1, 1, {O}, C * K * K, 0};
-    return 2;
+static int has_bias(const gt_layer *L) { return gt_opt_int(L, BIAS) != 0; }
+static int has_sn(const gt_layer *L) { return gt_opt_int(L, SN) != 0; }
+static gt_sn_matrix sn_matrix(const gt_layer *L) {
+    int K = (int)gt_opt_int(L, KERNEL);
+    return (gt_sn_matrix){1, L->out.c, L->in.c * K * K};
 }
 
+static int tensors(const gt_layer *L, gt_tensor_desc *t) {
+    int K = (int)gt_opt_int(L, KERNEL), C = L->in.c, O = L->out.c, n = 0;
+    t[n++] = (gt_tensor_desc){has_sn(L) ? "weight_orig" : "weight", GT_T_WEIGHT, 1, 4, {O, C, K, K}, C * K * K,
+                              O * K * K};
+    if (has_bias(L)) t[n++] = (gt_tensor_desc){"bias", GT_T_BIAS, 1, 1, {O}, C * K * K, 0};
+    if (has_sn(L)) {
+        t[n++] = (gt_tensor_desc){"weight_u", GT_T_UNIT, 0, 1, {O}, 0, 0};
+        t[n++] = (gt_tensor_desc){"weight_v", GT_T_UNIT, 0, 1, {C * K * K}, 0, 0};
+    }
+    return n;
+}
+
+/* aux: (sn) the sn block first, then the convolution's columns */
+static size_t sn_floats(const gt_layer *L) { return has_sn(L) ? gt_sn_aux_floats(sn_matrix(L)) : 0; }
+
 static size_t aux_floats(const gt_layer *L, int B) {
-    return gt_conv2d_scratch(B, L->in.c, L->out.c, (int)gt_opt_int(L, KERNEL), L->out.h, L->out.w);
+    return sn_floats(L) + gt_conv2d_scratch(B, L->in.c, L->out.c, (int)gt_opt_int(L, KERNEL), L->out.h, L->out.w);
 }
 
 static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
-    const float *b = gt_opt_int(L, BIAS) ? gt_layer_tensor(L, L->param, 1) : NULL;
-    gt_conv2d_forward(y, x, L->param, b, p->B, L->in.c, L->in.h, L->in.w, L->out.c, (int)gt_opt_int(L, KERNEL),
-                      (int)gt_opt_int(L, STRIDE), (int)gt_opt_int(L, PAD), L->aux);
+    const float *b = has_bias(L) ? gt_layer_tensor(L, L->param, 1) : NULL;
+    const float *W = has_sn(L) ? gt_sn_weight(L, L->aux, sn_matrix(L), 1 + has_bias(L), p->train) : L->param;
+    gt_conv2d_forward(y, x, W, b, p->B, L->in.c, L->in.h, L->in.w, L->out.c, (int)gt_opt_int(L, KERNEL),
+                      (int)gt_opt_int(L, STRIDE), (int)gt_opt_int(L, PAD), L->aux + sn_floats(L));
 }
 
 static void backward(gt_layer *L, const float *x, const float *y, const float *dy, float *dx, int param_grads,
                      const gt_pass *p) {
     (void)y;
-    float *dW = param_grads ? L->grad : NULL;
-    float *db = param_grads && gt_opt_int(L, BIAS) ? gt_layer_tensor(L, L->grad, 1) : NULL;
-    gt_conv2d_backward(dx, dW, db, dy, x, L->param, p->B, L->in.c, L->in.h, L->in.w, L->out.c,
-                       (int)gt_opt_int(L, KERNEL), (int)gt_opt_int(L, STRIDE), (int)gt_opt_int(L, PAD), L->aux, 1);
+    int sn = has_sn(L);
+    const float *W = sn ? gt_sn_aux_at(L->aux, sn_matrix(L)).W_sn : L->param;
+    float *dW = !param_grads ? NULL : sn ? gt_sn_grad_begin(L->aux, sn_matrix(L)) : L->grad;
+    float *db = param_grads && has_bias(L) ? gt_layer_tensor(L, L->grad, 1) : NULL;
+    gt_conv2d_backward(dx, dW, db, dy, x, W, p->B, L->in.c, L->in.h, L->in.w, L->out.c, (int)gt_opt_int(L, KERNEL),
+                       (int)gt_opt_int(L, STRIDE), (int)gt_opt_int(L, PAD), L->aux + sn_floats(L), 1);
+    if (sn && param_grads) gt_sn_grad_end(L, L->aux, sn_matrix(L), 1 + has_bias(L));
 }
 
 const gt_layer_kind gt_layer_conv2d = {

@@ -24,12 +24,18 @@ void gt_dense_backward(float *dx, float *dW, float *db, const float *dy, const f
         }
 }
 
-/* ---- the layer kind ------------------------------------------------------ */
+/* ---- the layer kind ------------------------------------------------------
+ * sn=true: spectral normalization (src/nn/spectral.c): the weight is
+ * PyTorch's weight_orig, the layer computes with weight_orig / sigma; state
+ * weight_u [out], weight_v [in]; aux: the sn block. */
 
-enum { OUT, BIAS, N_OPTS };
+enum { OUT, BIAS, SN, N_OPTS };
 static const gt_layer_opt opts[N_OPTS] = {
     [OUT] = {"out", GT_OPT_INT, NULL, 1, 1 << 30, 0, 0, "output features"},
     [BIAS] = {"bias", GT_OPT_BOOL, "true", 0, 1, 0, 0, "add a bias"},
+    [SN] = {"sn", GT_OPT_BOOL, "false", 0, 1, 0, 0,
+            "spectral normalization of the weight (torch.nn.utils.spectral_norm: one power iteration per training "
+            "forward)"},
 };
 
 static gt_status shape(const gt_layer *L, gt_shape *out) {
@@ -38,25 +44,41 @@ static gt_status shape(const gt_layer *L, gt_shape *out) {
     return GT_OK;
 }
 
+static int has_bias(const gt_layer *L) { return gt_opt_int(L, BIAS) != 0; }
+static int has_sn(const gt_layer *L) { return gt_opt_int(L, SN) != 0; }
+static gt_sn_matrix sn_matrix(const gt_layer *L) { return (gt_sn_matrix){1, L->out.c, L->in.c}; }
+
 static int tensors(const gt_layer *L, gt_tensor_desc *t) {
-    int in = L->in.c, out = L->out.c;
-    t[0] = (gt_tensor_desc){"weight", GT_T_WEIGHT, 1, 2, {out, in}, in, out};
-    if (!gt_opt_int(L, BIAS)) return 1;
-    t[1] = (gt_tensor_desc){"bias", GT_T_BIAS, 1, 1, {out}, in, 0};
-    return 2;
+    int in = L->in.c, out = L->out.c, n = 0;
+    t[n++] = (gt_tensor_desc){has_sn(L) ? "weight_orig" : "weight", GT_T_WEIGHT, 1, 2, {out, in}, in, out};
+    if (has_bias(L)) t[n++] = (gt_tensor_desc){"bias", GT_T_BIAS, 1, 1, {out}, in, 0};
+    if (has_sn(L)) {
+        t[n++] = (gt_tensor_desc){"weight_u", GT_T_UNIT, 0, 1, {out}, 0, 0};
+        t[n++] = (gt_tensor_desc){"weight_v", GT_T_UNIT, 0, 1, {in}, 0, 0};
+    }
+    return n;
+}
+
+static size_t aux_floats(const gt_layer *L, int B) {
+    (void)B;
+    return has_sn(L) ? gt_sn_aux_floats(sn_matrix(L)) : 0;
 }
 
 static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
-    const float *b = gt_opt_int(L, BIAS) ? gt_layer_tensor(L, L->param, 1) : NULL;
-    gt_dense_forward(y, x, L->param, b, p->B, L->in.c, L->out.c);
+    const float *b = has_bias(L) ? gt_layer_tensor(L, L->param, 1) : NULL;
+    const float *W = has_sn(L) ? gt_sn_weight(L, L->aux, sn_matrix(L), 1 + has_bias(L), p->train) : L->param;
+    gt_dense_forward(y, x, W, b, p->B, L->in.c, L->out.c);
 }
 
 static void backward(gt_layer *L, const float *x, const float *y, const float *dy, float *dx, int param_grads,
                      const gt_pass *p) {
     (void)y;
-    float *dW = param_grads ? L->grad : NULL;
-    float *db = param_grads && gt_opt_int(L, BIAS) ? gt_layer_tensor(L, L->grad, 1) : NULL;
-    gt_dense_backward(dx, dW, db, dy, x, L->param, p->B, L->in.c, L->out.c);
+    int sn = has_sn(L);
+    const float *W = sn ? gt_sn_aux_at(L->aux, sn_matrix(L)).W_sn : L->param;
+    float *dW = !param_grads ? NULL : sn ? gt_sn_grad_begin(L->aux, sn_matrix(L)) : L->grad;
+    float *db = param_grads && has_bias(L) ? gt_layer_tensor(L, L->grad, 1) : NULL;
+    gt_dense_backward(dx, dW, db, dy, x, W, p->B, L->in.c, L->out.c);
+    if (sn && param_grads) gt_sn_grad_end(L, L->aux, sn_matrix(L), 1 + has_bias(L));
 }
 
 const gt_layer_kind gt_layer_dense = {
@@ -67,6 +89,7 @@ const gt_layer_kind gt_layer_dense = {
     .n_opts = N_OPTS,
     .shape = shape,
     .tensors = tensors,
+    .aux_floats = aux_floats,
     .forward = forward,
     .backward = backward,
 };
