@@ -1,5 +1,6 @@
 /* gentrain: the program's entry point and command dispatch; the one place
  * that ends the process on an error (gt_exit_error). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,9 @@ int main(int argc, char **argv) {
         printf("gentrain %s\n", gt_version());
         return 0;
     }
+    /* A write over the file-size limit (RLIMIT_FSIZE) then fails with EFBIG
+     * and is reported, instead of SIGXFSZ killing us half-way. */
+    signal(SIGXFSZ, SIG_IGN);
     const char *cmd = argv[1];
     gt_status st;
     /* sample, inspect and help are single-process tools: no MPI */

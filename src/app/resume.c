@@ -5,6 +5,7 @@
 
 #include "gentrain/checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -96,6 +97,23 @@ static gt_status move_previous_run(const char *dir, const char *why, int only_ou
     gt_warn("%s: starting over in %s; the earlier run (%d checkpoint%s, metrics, samples) moved to %s", why, dir, n,
             n == 1 ? "" : "s", prev);
     return GT_OK;
+}
+
+/* Temporary files of an earlier run that was killed while writing them
+ * (config.ini.tmp, metrics.jsonl.tmp, samples.png.tmp<pid>): the lock says
+ * no one writes them now. */
+static void remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[4400];
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strcmp(n, "config.ini.tmp") && strcmp(n, "metrics.jsonl.tmp") && strncmp(n, "samples.png.tmp", 15)) continue;
+        int len = snprintf(path, sizeof path, "%s/%s", dir, n);
+        if (len > 0 && (size_t)len < sizeof path && unlink(path) == 0)
+            gt_info("removed %s, left by an earlier run that was stopped while writing it", path);
+    }
+    closedir(d);
 }
 
 /* Sections named in INI text ("[name]" lines), appended to names (deduplicated). */
@@ -243,9 +261,8 @@ static gt_status find_checkpoint(const gt_options *o, gt_config *cfg, gt_model *
         }
         st = gt_ckpt_load(paths[i], m);
         if (st) break;
-        gt_info("resuming from %s: step %" PRId64 ", epoch %" PRId64 " (written by %" PRId64 " rank%s)%s", paths[i],
-                info.step, info.epoch, info.world_size, info.world_size > 1 ? "s" : "",
-                info.step >= o->steps ? "; it has reached train.steps already" : "");
+        gt_info("resuming from %s: step %" PRId64 ", epoch %" PRId64 " (written by %" PRId64 " rank%s)", paths[i],
+                info.step, info.epoch, info.world_size, info.world_size > 1 ? "s" : "");
         *rp = (gt_resume_point){1, info.step, info.epoch, info.cursor, info.world_size, info.batch_size, info.n_train};
     }
     gt_ckpt_free_list(paths, steps, n);
@@ -264,8 +281,10 @@ static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const
     char ckpt_dir[4200], path[4300];
     PATH_FMT(ckpt_dir, "%s/checkpoints", o->dir);
     GT_TRY(make_dir(o->dir));
+    GT_TRY(gt_run_lock(o->dir)); /* before anything in run.dir is touched: one run per directory */
     GT_TRY(make_dir(ckpt_dir));
     GT_TRY(gt_ckpt_prune(ckpt_dir, 0)); /* stale temporary files */
+    remove_stale_temporaries(o->dir);
     if (o->resume_never) {
         GT_TRY(move_previous_run(o->dir, "run.resume=never", 0));
     } else {

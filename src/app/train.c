@@ -199,7 +199,7 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
-    if (!status && !*stopped) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
+    if (!status && !*stopped && steps > start) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
     return status;
 }
 
@@ -244,6 +244,12 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
         gt_sampler_seek(&r->sampler, epoch, cursor);
         r->last_ckpt = rp.step;
         start = (long)rp.step;
+        if (start > steps) { /* train.steps was lowered: the run is finished at its checkpoint's step */
+            gt_warn("the checkpoint's step %ld is past train.steps = %ld: nothing to train (raise train.steps to go "
+                    "on); the run counts as finished at step %ld",
+                    start, steps, start);
+            steps = start;
+        }
     } else {
         gt_info("starting a new run in %s", o->dir);
     }
@@ -259,6 +265,10 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     GT_TRY(train_loop(r, start, steps, stopped));
     int test_done = r->metrics && gt_metrics_has_test(r->metrics, steps);
     if (o->eval_at_end && !*stopped && !gt_dist_any(test_done)) {
+        if (start >= steps)
+            gt_info("%s is finished (step %ld), but its metrics.jsonl has no test-set line of step %ld: "
+                    "evaluating the test set",
+                    o->dir, steps, steps);
         gt_stats test;
         evaluate(r->m, &r->test, o->eval_n, o->batch, o->seed, (uint64_t)steps, &test);
         char line[1024] = "test set:";
@@ -266,7 +276,7 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
         gt_info("%s", line);
         if (r->metrics) GT_TRY(gt_metrics_write(r->metrics, steps, r->sampler.epoch, "test", &test, 0, 0));
     } else if (start >= steps && !*stopped) {
-        gt_info("%s has reached train.steps = %ld already: nothing to do", o->dir, steps);
+        gt_info("%s is finished (step %ld): nothing to do", o->dir, steps);
     }
     /* No rank leaves before rank 0's last checkpoint is on disk (a launcher
      * may tear the job down as soon as the first rank exits). */
