@@ -31,6 +31,10 @@ int main(int argc, char **argv) {
         return argc < 2 ? GT_ERR_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
+        if (argc > 2) {
+            fprintf(stderr, "gentrain: error: --version takes no arguments (got '%s')\n", argv[2]);
+            return GT_ERR_USAGE;
+        }
         printf("gentrain %s\n", gt_version());
         return 0;
     }
@@ -54,7 +58,8 @@ int main(int argc, char **argv) {
         gt_dist_finalize();
     } else {
         fprintf(stderr, "%s\n", usage);
-        st = GT_USAGE_ERROR("unknown command '%s'", cmd);
+        st = GT_USAGE_ERROR("unknown command '%s'%s", cmd,
+                            cmd[0] == '-' ? " (options come after the command: gentrain COMMAND --help)" : "");
     }
     gt_h5_library_close();
     if (st == GT_STOPPED) return GT_STOPPED;

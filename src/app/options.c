@@ -280,7 +280,10 @@ static gt_status read_net(gt_config *cfg, const char *section, gt_net_opts *n) {
         snprintf(where, sizeof where, "%s: [%s] %s = \"%s\"", gt_config_where(cfg, section, lk[i].key), section,
                  lk[i].key, value);
         n->where[i] = gt_strdup(where);
-        if (gt_layer_spec_parse(value, &n->layers[i]) != GT_OK) st = GT_ERROR("%s: %s", where, gt_error_message());
+        if (gt_layer_spec_parse(value, &n->layers[i]) != GT_OK)
+            st = gt_error_at(__FILE__, __LINE__,
+                             gt_config_from_command_line(cfg, section, lk[i].key) ? GT_ERR_USAGE : GT_ERR, "%s: %s",
+                             where, gt_error_message());
     }
     gt_free(lk);
     gt_free(names);
@@ -300,7 +303,9 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
         if (k->applies && !k->applies(o)) continue;
         GT_TRY(read_key(cfg, o, k));
     }
-    if (!o->dir[0]) return GT_ERROR("%s: [run] dir is empty: give a directory", gt_config_where(cfg, "run", "dir"));
+    if (!o->dir[0])
+        return gt_error_at(__FILE__, __LINE__, gt_config_from_command_line(cfg, "run", "dir") ? GT_ERR_USAGE : GT_ERR,
+                           "%s: [run] dir is empty: give a directory", gt_config_where(cfg, "run", "dir"));
     if (o->steps == 0 && o->epochs == 0)
         return GT_ERROR("%s: set [train] steps or [train] epochs (both are 0)", gt_config_origin(cfg));
     if (o->steps > 0 && o->epochs > 0)

@@ -285,7 +285,9 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
 }
 
 gt_status gt_cmd_train(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    int help = 0;
+    for (int i = 1; i < argc; i++) help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (argc < 2 || help) {
         FILE *out = argc < 2 ? stderr : stdout;
         if (gt_dist_rank() == 0) {
             fputs(train_usage_head, out);
@@ -295,6 +297,10 @@ gt_status gt_cmd_train(int argc, char **argv) {
         return argc < 2 ? GT_USAGE_ERROR("gentrain train: no CONFIG given") : GT_OK;
     }
     const char *config_path = argv[1];
+    if (config_path[0] == '-')
+        return GT_USAGE_ERROR("gentrain train: unknown option '%s': the first argument is the CONFIG file "
+                              "(gentrain train --help)",
+                              config_path);
     gt_config *cfg;
     GT_TRY(gt_config_load(config_path, &cfg));
     gt_status st = GT_OK;

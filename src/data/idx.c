@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define IDX_IMAGES_MAGIC 0x00000803u
@@ -26,6 +27,11 @@ typedef struct {
 
 static gt_status idx_open(const char *path, idx_file *r) {
     if (!path || !path[0]) return GT_ERROR("IDX: empty file name");
+    struct stat sb; /* a FIFO would block the open until someone writes it */
+    if (stat(path, &sb) != 0) return GT_ERROR("%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return GT_ERROR("%s: not a regular file (a %s): give an IDX file", path,
+                        S_ISDIR(sb.st_mode) ? "directory" : S_ISFIFO(sb.st_mode) ? "FIFO or pipe" : "device or socket");
     errno = 0;
     r->f = gzopen(path, "rb");
     r->path = path;
