@@ -149,6 +149,10 @@ static const key_desc keys[] = {
      "batch-norm statistics over the global batch (false: local batches, rank 0's running statistics broadcast)"},
     {"dist", "check_every", K_INT, "100", 0, 1099511627776.0, NULL, OFF(dist.check_every), F_LONG, NULL, NULL, 0,
      "steps between replica parameter-hash checks (0 = off)"},
+    {"dist", "step_timeout", K_FLOAT, "0", 0, 1e7, NULL, OFF(dist.step_timeout), F_DOUBLE, NULL, NULL, 0,
+     "the step watchdog: seconds one training step may take (its collectives included) before every live rank says "
+     "which ranks it waits for and the job ends with exit code 1; 0 = automatic: 10 x the slowest step so far, at "
+     "least 300 s (a step that ends in a checkpoint gets at least 30 minutes more)"},
     {"debug", "fail_rank", K_INT, "-1", -1, 1073741824, NULL, OFF(dist.fail_rank), F_INT, NULL, NULL, 1,
      "test hook: this rank fails at fail_step"},
     {"debug", "fail_step", K_INT, "1", 1, 1099511627776.0, NULL, OFF(dist.fail_step), F_LONG, NULL, NULL, 1,

@@ -159,7 +159,7 @@ static gt_status compare_configs(gt_config *live, const char *live_text, const c
     static const char *const harmless[] = {"run.dir",       "run.resume",       "run.threads",    "train.steps",
                                            "train.epochs",  "log.every",        "eval.at_end",    "eval.n",
                                            "checkpoint.every", "checkpoint.keep", "samples.every", "samples.n",
-                                           "dist.overlap",  "dist.bucket_mb",   "dist.check_every", NULL};
+                                           "dist.overlap",  "dist.bucket_mb",   "dist.check_every", "dist.step_timeout", NULL};
     gt_config *stored;
     GT_TRY(gt_config_parse(stored_text, ckpt, &stored));
     char sections[64][64];

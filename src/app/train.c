@@ -128,8 +128,10 @@ static gt_status open_outputs(run_t *r, int64_t resumed_step) {
  * a checkpoint is written (unless one was just written) and *stop = 1. */
 static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
     int last = done >= steps, failed = 0;
+    int ckpt_due = r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last);
+    if (ckpt_due) gt_dist_watch_io(); /* every rank: the others wait for rank 0's checkpoint below */
     if (r->samples && (done % r->o.samples_every == 0 || last)) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
-    if (!failed && r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last)) {
+    if (!failed && ckpt_due) {
         failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done) != GT_OK;
         r->last_ckpt = done;
     }
@@ -139,7 +141,10 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
     if (flags & 2) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
     *stop = (flags & 1) && !last;
     if (!*stop) return GT_OK;
-    if (r->last_ckpt != done) GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done));
+    if (r->last_ckpt != done) {
+        gt_dist_watch_io();
+        GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done));
+    }
     gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
     gt_info("stopping at step %" PRId64 " on %s: checkpoint written; exit code %d asks to be requeued (run the same "
             "command again to resume)",
@@ -196,6 +201,7 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         }
         status = step_end(r, step + 1, steps, stopped);
     }
+    gt_dist_watch_off();
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
