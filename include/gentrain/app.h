@@ -118,6 +118,15 @@ gt_status gt_samples_png(const char *path, const float *x, int n, gt_shape shape
  * it (pid and host); a file system without locks gives a warning. */
 gt_status gt_run_lock(const char *dir);
 
+/* run.dir/stopped: written by rank 0 when the run stops on a signal, once
+ * every rank has passed the barrier after the stop's checkpoint (so every
+ * rank exits GT_STOPPED): "step N\nsignal SIG\nexit 75\n". Job scripts read
+ * it when the launcher's own exit code does not say 75 (mpirun exits 1 on
+ * SIGTERM); a run removes an earlier one when it starts. A failure to write
+ * it is a warning. */
+#define GT_STOPPED_MARKER "stopped"
+void gt_run_mark_stopped(const char *dir, int64_t step, const char *signal);
+
 /* Checkpoints and resume (src/app/resume.c). */
 typedef struct {
     int found;               /* a checkpoint was loaded */

@@ -285,6 +285,8 @@ static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const
     GT_TRY(make_dir(ckpt_dir));
     GT_TRY(gt_ckpt_prune(ckpt_dir, 0)); /* stale temporary files */
     remove_stale_temporaries(o->dir);
+    PATH_FMT(path, "%s/" GT_STOPPED_MARKER, o->dir); /* an earlier run's; this run writes its own */
+    if (unlink(path) != 0 && errno != ENOENT) return GT_ERROR("cannot remove %s: %s", path, strerror(errno));
     if (o->resume_never) {
         GT_TRY(move_previous_run(o->dir, "run.resume=never", 0));
     } else {
@@ -306,6 +308,17 @@ gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_d
     gt_dist_bcast(rp, sizeof *rp);
     if (rp->found) gt_dist_bcast_model(m);
     return GT_OK;
+}
+
+void gt_run_mark_stopped(const char *dir, int64_t step, const char *signal) {
+    char path[4300], text[256];
+    int n = snprintf(path, sizeof path, "%s/" GT_STOPPED_MARKER, dir);
+    snprintf(text, sizeof text, "step %" PRId64 "\nsignal %s\nexit %d\n", step, signal, GT_STOPPED);
+    if (n < 0 || (size_t)n >= sizeof path || write_text_file(path, text) != GT_OK) {
+        gt_warn("cannot write %s/" GT_STOPPED_MARKER " (job scripts read it when a launcher hides exit code %d): %s", dir,
+                GT_STOPPED, gt_error_message());
+        gt_error_clear();
+    }
 }
 
 gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,
