@@ -96,8 +96,14 @@ const char *gt_signal_name(int sig);
 
 /* Opens one of the run's own HDF5 files (metrics.h5, samples.h5) for
  * writing, creating it with its format attribute; a file that is not ours is
- * an error that leaves it untouched (src/app/metrics.c). */
-gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out);
+ * an error that leaves it untouched (src/app/metrics.c). *damaged = 1 when
+ * the error is that the file cannot be opened or read (truncated, damaged,
+ * marked open by a writer that was killed), not that it is someone else's. */
+gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out, int *damaged);
+/* Moves one of those files to run_dir/damaged/ (never over an earlier one),
+ * clears the pending error `why` came from, and warns: "PATH cannot be used:
+ * WHY; moved it to ... and THEN". */
+gt_status gt_run_file_set_aside(const char *run_dir, const char *path, const char *why, const char *then);
 
 /* Metrics (src/app/metrics.c): metrics.jsonl and metrics.h5 (rank 0). */
 typedef struct gt_metrics gt_metrics;
@@ -133,6 +139,22 @@ void gt_samples_noise(uint64_t seed, int n, int z_dim, float *out);
  * (shape 2x1x1), a scatter plot over the mixture's centres (toy GT_TOY_NONE: none). */
 gt_status gt_samples_png(const char *path, const float *x, int n, gt_shape shape, gt_pixel_scale scale, int points,
                          gt_toy_kind toy);
+
+/* The run directory's lock (src/app/lock.c): rank 0 takes an exclusive fcntl
+ * lock on run.dir/gentrain.lock before anything else in run.dir is touched,
+ * and holds it until the process ends (the kernel releases it, also when the
+ * process is killed). A run.dir locked by another process is an error naming
+ * it (pid and host); a file system without locks gives a warning. */
+gt_status gt_run_lock(const char *dir);
+
+/* run.dir/stopped: written by rank 0 when the run stops on a signal, once
+ * every rank has passed the barrier after the stop's checkpoint (so every
+ * rank exits GT_STOPPED): "step N\nsignal SIG\nexit 75\n". Job scripts read
+ * it when the launcher's own exit code does not say 75 (mpirun exits 1 on
+ * SIGTERM); a run removes an earlier one when it starts. A failure to write
+ * it is a warning. */
+#define GT_STOPPED_MARKER "stopped"
+void gt_run_mark_stopped(const char *dir, int64_t step, const char *signal);
 
 /* Checkpoints and resume (src/app/resume.c). */
 typedef struct {

@@ -44,6 +44,9 @@ gt_status gt_config_choice(gt_config *cfg, const char *section, const char *key,
                            const char *const *choices, int *out);
 /* Keys of a section in the order they were given; returns the count. */
 int gt_config_keys(gt_config *cfg, const char *section, const char **keys, int cap);
+/* 1 if the key was set on the command line: its errors are usage errors
+ * (exit 2, GT_ERR_USAGE), like every bad value or unknown key given there. */
+int gt_config_from_command_line(gt_config *cfg, const char *section, const char *key);
 /* "FILE:LINE" or "command line" or "default", for messages. */
 const char *gt_config_where(gt_config *cfg, const char *section, const char *key);
 /* An error naming the first key or section nobody read. */

@@ -25,8 +25,9 @@ int gt_dist_size(void);
 void gt_dist_allreduce_mean_f64(double *buf, int n);
 /* Sums buf[n] over all ranks (in place). */
 void gt_dist_allreduce_sum_f64(double *buf, int n);
-/* Broadcast from rank 0. */
+/* Broadcast from rank 0 (what: for the watchdog's message). */
 void gt_dist_bcast(void *buf, size_t bytes);
+void gt_dist_bcast_what(void *buf, size_t bytes, const char *what);
 /* Rank 0's model state to every rank: parameters, batch-norm statistics and
  * optimizer state (moments and step counts). */
 void gt_dist_bcast_model(gt_model *m);
@@ -93,6 +94,10 @@ typedef struct {
     int overlap, sync_bn;
     double bucket_mb;
     long check_every;
+    /* the step watchdog: seconds a training step may take before the job
+     * ends naming the ranks that do not answer; 0 = automatic (10 x the
+     * slowest step so far, at least 300 s) */
+    double step_timeout;
     /* [debug] test hooks: rank fail_rank fails at step fail_step; rank
      * perturb_rank moves every parameter by one ulp after step perturb_step
      * (-1 = off); dump_params = PATH writes every rank's final parameters and
@@ -102,13 +107,32 @@ typedef struct {
     const char *dump_params;
 } gt_dist_opts;
 
+/* ---- the step watchdog (src/dist/watchdog.c) --------------------------------
+ * Every collective completes through one wait that, during a watched step,
+ * polls and watches the step's deadline: gt_dist_watch_step(step, timeout)
+ * starts watching step (1-based) with timeout seconds (0 = automatic: 10 x
+ * the slowest step so far, at least 300 s); gt_dist_watch_io() says that
+ * rank 0 writes a checkpoint before the step's last collective (the others
+ * wait for it: the deadline moves to at least 30 minutes, or 10 x the slowest
+ * such step, from now); gt_dist_watch_off() stops watching. At the deadline
+ * every live rank prints the step, what it waits in and which ranks do not
+ * answer, and the job ends (MPI_Abort, exit code 1). The timeout a step
+ * gets: gt_dist_watch_timeout(timeout). */
+void gt_dist_watch_step(long step, double timeout);
+void gt_dist_watch_io(void);
+void gt_dist_watch_off(void);
+double gt_dist_watch_timeout(double timeout);
+
 /* train.c calls, in this order:
  *   gt_dist_run_attach(&run, opts, m, config_text, n)  checks that all ranks agree on the resolved
  *                                          config, the model's layout and the dataset size (a collective
  *                                          error names the ranks otherwise), attaches the reducer and
  *                                          sync BN to every net; then gt_dist_bcast_model
- *   per step: gt_dist_run_step_begin(&run, step); gt_model_train_step with the ctx of
- *             gt_dist_run_step_ctx; gt_dist_run_step_end(&run, m, step, steps)
+ *   per step: gt_dist_run_step_begin(&run, step) (also starts the watchdog for the step);
+ *             gt_model_train_step with the ctx of gt_dist_run_step_ctx;
+ *             gt_dist_run_step_end(&run, m, step, steps); gt_dist_watch_io() before rank 0
+ *             writes a checkpoint
+ *   after the last step: gt_dist_watch_off()
  *   at a log line: gt_dist_run_comm_frac(&run)
  *   at the end: gt_dist_run_finish(&run, m) */
 typedef struct {

@@ -44,6 +44,10 @@ void gt_h5_discard(gt_h5 *f);
  * closed; main() calls it at the end. */
 void gt_h5_library_close(void);
 const char *gt_h5_path(const gt_h5 *f);
+/* 1 if path is an HDF5 file (1.10 format) whose superblock says that a
+ * writer has it open: left so by a writer that was killed before closing it
+ * (HDF5 then refuses to open it; `h5clear -s` removes the mark). */
+int gt_h5_marked_open(const char *path);
 /* 1 = a regular file that HDF5 recognizes (no messages), 0 otherwise. */
 int gt_h5_is_hdf5(const char *path);
 

@@ -136,6 +136,8 @@ gt_status gt_cmd_inspect(int argc, char **argv) {
         return help ? GT_OK : GT_USAGE_ERROR("gentrain inspect: expected one FILE.h5");
     }
     const char *path = argv[1];
+    if (path[0] == '-' && path[1])
+        return GT_USAGE_ERROR("gentrain inspect: unknown option '%s' (gentrain inspect --help)", path);
     struct stat sb;
     if (stat(path, &sb) != 0) return GT_ERROR("cannot inspect %s: no such file", path);
     if (!S_ISREG(sb.st_mode)) return GT_ERROR("cannot inspect %s: not a regular file", path);

@@ -1,5 +1,6 @@
 /* gentrain: the program's entry point and command dispatch; the one place
  * that ends the process on an error (gt_exit_error). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,9 +33,16 @@ int main(int argc, char **argv) {
         return argc < 2 ? GT_ERR_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
+        if (argc > 2) {
+            fprintf(stderr, "gentrain: error: --version takes no arguments (got '%s')\n", argv[2]);
+            return GT_ERR_USAGE;
+        }
         printf("gentrain %s\n", gt_version());
         return 0;
     }
+    /* A write over the file-size limit (RLIMIT_FSIZE) then fails with EFBIG
+     * and is reported, instead of SIGXFSZ killing us half-way. */
+    signal(SIGXFSZ, SIG_IGN);
     const char *cmd = argv[1];
     gt_status st;
     /* sample, inspect and help are single-process tools: no MPI */
@@ -52,7 +60,8 @@ int main(int argc, char **argv) {
         gt_dist_finalize();
     } else {
         fprintf(stderr, "%s\n", usage);
-        st = GT_USAGE_ERROR("unknown command '%s'", cmd);
+        st = GT_USAGE_ERROR("unknown command '%s'%s", cmd,
+                            cmd[0] == '-' ? " (options come after the command: gentrain COMMAND --help)" : "");
     }
     gt_h5_library_close();
     if (st == GT_STOPPED) return GT_STOPPED;

@@ -10,6 +10,7 @@
  * seconds. */
 #include "gentrain/app.h"
 
+#include "gentrain/checkpoint.h"
 #include "gentrain/io.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,13 +27,16 @@
 #define FILES_VERSION 1
 
 struct gt_metrics {
-    char jsonl[4200], h5[4200];
+    char dir[4200], jsonl[4200], h5[4200];
     FILE *f;
     int64_t test_step; /* step of the last test-set line kept on resume, -1 if none */
 };
 
 /* metrics.jsonl without the lines of steps after `step`. */
 static gt_status truncate_jsonl(const char *path, int64_t step, int64_t *test_step, const char *why) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) /* a FIFO would block */
+        return GT_ERROR("%s is not a regular file: move it away", path);
     FILE *in = fopen(path, "r");
     if (!in) {
         if (errno == ENOENT) return GT_OK;
@@ -48,10 +53,13 @@ static gt_status truncate_jsonl(const char *path, int64_t step, int64_t *test_st
     size_t cap = 0;
     long dropped = 0;
     int failed = 0;
-    while (!failed && getline(&line, &cap, in) > 0) {
+    ssize_t len;
+    while (!failed && (len = getline(&line, &cap, in)) > 0) {
         const char *p = strstr(line, "\"step\":");
         long long s = p ? strtoll(p + 7, NULL, 10) : 0;
-        if (!p || s > step) {
+        /* a line cut short (a write that a kill or a full disk interrupted) goes too */
+        int whole = len >= 3 && line[0] == '{' && line[len - 1] == '\n' && line[len - 2] == '}';
+        if (!p || s > step || !whole) {
             dropped++;
             continue;
         }
@@ -86,37 +94,63 @@ static gt_status open_retrying(const char *path, int writable, gt_h5 **out) {
 }
 
 /* Opens one of our HDF5 files for writing, creating it with its format
- * attribute; a file that is not ours is an error that leaves it untouched. */
-gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out) {
-    if (access(path, F_OK) != 0) {
+ * attribute; a file that is not ours is an error that leaves it untouched.
+ * *damaged = 1 when the error is that the file cannot be opened or read
+ * (truncated, damaged, or marked open by a killed writer) rather than that
+ * it belongs to someone else. */
+gt_status gt_run_file_open(const char *path, const char *format, gt_h5 **out, int *damaged) {
+    *out = NULL;
+    *damaged = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
         GT_TRY(gt_h5_create(path, out));
         gt_status st = gt_h5_set_attr_str(*out, NULL, "format", format);
         if (!st) st = gt_h5_set_attr_int64(*out, NULL, "version", FILES_VERSION);
         if (st) gt_h5_discard(*out), *out = NULL;
         return st;
     }
+    if (S_ISREG(sb.st_mode) && sb.st_size == 0) { /* a writer killed while creating it */
+        *damaged = 1;
+        return GT_ERROR("%s is empty (its writer was killed while creating it)", path);
+    }
     if (!gt_h5_is_hdf5(path))
         return GT_ERROR("%s exists but is not an HDF5 file: not a gentrain %s file; move it away (it is left as it is)",
                         path, format);
     /* checked read-only first: a file that is not ours is not even opened for writing */
     gt_h5 *f;
-    GT_TRY(open_retrying(path, 0, &f));
-    int yes;
-    char *fmt = NULL;
-    gt_status st = gt_h5_attr_is_string(f, NULL, "format", &yes);
-    if (!st && yes) st = gt_h5_get_attr_str(f, NULL, "format", &fmt);
+    gt_status st = open_retrying(path, 0, &f);
     if (st) {
-        gt_h5_discard(f);
+        *damaged = 1;
         return st;
     }
-    GT_TRY(gt_h5_close(f));
+    int yes;
+    char *fmt = NULL;
+    st = gt_h5_attr_is_string(f, NULL, "format", &yes);
+    if (!st && yes) st = gt_h5_get_attr_str(f, NULL, "format", &fmt);
+    if (!st) st = gt_h5_close(f);
+    else gt_h5_discard(f);
+    if (st) {
+        *damaged = 1;
+        return st;
+    }
     int ours = fmt && !strcmp(fmt, format);
     st = ours ? GT_OK
               : GT_ERROR("%s is not a %s file (its format attribute is %s); move it away (it is left as it is)", path,
                          format, fmt ? fmt : "(none)");
     gt_free(fmt);
     GT_TRY(st);
-    return open_retrying(path, 1, out);
+    st = open_retrying(path, 1, out);
+    if (st) *damaged = 1;
+    return st;
+}
+
+gt_status gt_run_file_set_aside(const char *run_dir, const char *path, const char *why, const char *then) {
+    char moved[4400], reason[1024];
+    snprintf(reason, sizeof reason, "%s", why);
+    gt_error_clear();
+    GT_TRY(gt_ckpt_set_aside(run_dir, path, moved, sizeof moved));
+    gt_warn("%s cannot be used: %s; moved it to %s and %s", path, reason, moved, then);
+    return GT_OK;
 }
 
 /* Drops rows after `step` from a metrics table. */
@@ -135,19 +169,135 @@ static gt_status truncate_table(gt_h5 *f, const char *group, int64_t step) {
     return st;
 }
 
-static gt_status open_tables(gt_metrics *mt, int64_t resumed_step) {
+/* The value of a JSON number or string after `"key": ` at p; *end after it.
+ * Returns 'n' (number in *v), 's' (string copied to str), 0 on a syntax error. */
+static int json_value(const char *p, const char **end, double *v, char *str, size_t cap) {
+    while (*p == ' ') p++;
+    if (*p == '"') {
+        const char *q = strchr(p + 1, '"');
+        if (!q || (size_t)(q - p - 1) >= cap) return 0;
+        memcpy(str, p + 1, (size_t)(q - p - 1));
+        str[q - p - 1] = '\0';
+        *end = q + 1;
+        return 's';
+    }
+    if (!strncmp(p, "null", 4)) { /* an undefined evaluation metric */
+        *v = NAN;
+        *end = p + 4;
+        return 'n';
+    }
+    char *e;
+    *v = strtod(p, &e); /* also nan and inf, which %.9g writes */
+    if (e == p) return 0;
+    *end = e;
+    return 'n';
+}
+
+/* One line of metrics.jsonl as a table row: *split (NULL: "train"), the
+ * columns and values in the line's order, step and epoch first. 0 if the
+ * line is not one gentrain wrote. */
+static int parse_row(const char *line, char split[32], char names[][64], double *vals, int cap, int *n) {
+    const char *p = line;
+    *n = 0;
+    split[0] = '\0';
+    if (*p++ != '{') return 0;
+    while (*p && *p != '}') {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p != '"') return 0;
+        const char *k = p + 1, *q = strchr(k, '"');
+        if (!q || q - k >= 64 || q[1] != ':') return 0;
+        char key[64];
+        memcpy(key, k, (size_t)(q - k));
+        key[q - k] = '\0';
+        double v = 0;
+        char str[32];
+        int t = json_value(q + 2, &p, &v, str, sizeof str);
+        if (t == 's' && !strcmp(key, "event")) return 0; /* a rollback's line: not a row */
+        if (t == 's' && !strcmp(key, "split")) {
+            if (strspn(str, "abcdefghijklmnopqrstuvwxyz_") != strlen(str) || !str[0]) return 0;
+            snprintf(split, 32, "%s", str);
+        } else if (t == 's') {
+            /* a string column (an evaluation's classifier_hash): an attribute in metrics.h5, not a column */
+        } else if (t == 'n' && *n < cap) {
+            snprintf(names[*n], 64, "%s", key);
+            vals[(*n)++] = v;
+        } else {
+            return 0;
+        }
+        while (*p == ' ') p++;
+    }
+    return *p == '}' && *n >= 2 && !strcmp(names[0], "step") && !strcmp(names[1], "epoch");
+}
+
+/* The tables metrics.jsonl's lines make: the lines of split split_names[t]
+ * are the rows of table_names[t]. */
+static const char *const split_names[] = {"train", "test", "eval"};
+static const char *const table_names[] = {"train", "test", "eval/training"};
+#define N_TABLES 3
+
+/* Reads metrics.jsonl's rows: appends each to f (if not NULL) and counts
+ * them per table (rows[N_TABLES], if not NULL; other splits are not counted). */
+static gt_status jsonl_rows(gt_metrics *mt, gt_h5 *f, long *rows) {
+    if (rows)
+        for (int t = 0; t < N_TABLES; t++) rows[t] = 0;
+    FILE *in = fopen(mt->jsonl, "r");
+    if (!in) return errno == ENOENT ? GT_OK : GT_ERROR("cannot read %s: %s", mt->jsonl, strerror(errno));
+    char *line = NULL, names[GT_MAX_STATS + 8][64], split[32];
+    const char *cols[GT_MAX_STATS + 8];
+    double vals[GT_MAX_STATS + 8];
+    size_t cap = 0;
+    int n;
+    gt_status st = GT_OK;
+    for (int i = 0; i < GT_MAX_STATS + 8; i++) cols[i] = names[i];
+    while (!st && getline(&line, &cap, in) > 0) {
+        if (!parse_row(line, split, names, vals, GT_MAX_STATS + 8, &n)) continue;
+        const char *table = split[0] ? split : "train";
+        for (int t = 0; t < N_TABLES; t++) {
+            if (strcmp(table, split_names[t]) != 0) continue;
+            table = table_names[t];
+            if (rows) rows[t]++;
+            break;
+        }
+        if (f) st = gt_h5_table_append(f, table, n, cols, 2, vals);
+    }
+    free(line);
+    fclose(in);
+    return st;
+}
+
+/* metrics.h5's tables made again from the rows of metrics.jsonl (already cut
+ * at the resumed step); the file is created if it is missing, and what else
+ * it holds (gentrain eval's /eval/step-* groups) is kept. */
+static gt_status rebuild_h5(gt_metrics *mt, long *rows) {
     gt_h5 *f;
-    GT_TRY(gt_run_file_open(mt->h5, METRICS_FORMAT, &f));
-    int64_t keep = resumed_step >= 0 ? resumed_step : 0;
-    gt_status st = truncate_table(f, "train", keep);
-    if (!st) st = truncate_table(f, "test", keep);
-    if (!st) st = truncate_table(f, "eval/training", keep);
-    /* gentrain eval's results of checkpoints after the resumed one, which this run rewrites */
+    int damaged;
+    GT_TRY(gt_run_file_open(mt->h5, METRICS_FORMAT, &f, &damaged));
+    gt_status st = GT_OK;
+    for (int t = 0; t < N_TABLES && !st; t++) {
+        int e = 0;
+        st = gt_h5_exists(f, table_names[t], &e);
+        if (!st && e) st = gt_h5_delete(f, table_names[t]);
+    }
+    long per_table[N_TABLES];
+    if (!st) st = jsonl_rows(mt, f, per_table);
+    if (st) {
+        gt_h5_discard(f);
+        return st;
+    }
+    *rows = per_table[0] + per_table[1] + per_table[2];
+    return gt_h5_close(f);
+}
+
+/* Drops gentrain eval's results (/eval/step-XXXXXXXX) of steps after `keep`,
+ * which the resumed run writes again. */
+static gt_status drop_later_evals(gt_h5 *f, int64_t keep) {
     int e = 0;
-    if (!st) st = gt_h5_exists(f, "eval", &e);
+    GT_TRY(gt_h5_exists(f, "eval", &e));
+    if (!e) return GT_OK;
     char **names = NULL;
     int nn = 0;
-    if (!st && e) st = gt_h5_list(f, "eval", 1, &names, &nn);
+    GT_TRY(gt_h5_list(f, "eval", 1, &names, &nn));
+    gt_status st = GT_OK;
     for (int i = 0; i < nn && !st; i++) {
         if (strncmp(names[i], "step-", 5) != 0) continue;
         char group[64];
@@ -155,11 +305,47 @@ static gt_status open_tables(gt_metrics *mt, int64_t resumed_step) {
         if (strtoll(names[i] + 5, NULL, 10) > keep) st = gt_h5_delete(f, group);
     }
     gt_h5_free_names(names, nn);
-    if (st) {
-        gt_h5_discard(f);
-        return st;
+    return st;
+}
+
+/* metrics.h5, cut at the resumed step like metrics.jsonl. metrics.jsonl is
+ * the record (written first, line by line): a metrics.h5 that cannot be
+ * opened is set aside and rebuilt from it, and tables that hold other rows
+ * (a run stopped between writing the two) are rebuilt. */
+static gt_status open_tables(gt_metrics *mt, int64_t resumed_step) {
+    gt_h5 *f;
+    int damaged;
+    long in_h5[N_TABLES] = {0}, in_jsonl[N_TABLES];
+    gt_status st = gt_run_file_open(mt->h5, METRICS_FORMAT, &f, &damaged);
+    if (!st) {
+        int64_t keep = resumed_step >= 0 ? resumed_step : 0;
+        for (int t = 0; t < N_TABLES && !st; t++) {
+            int e = 0;
+            int64_t rows = 0;
+            st = truncate_table(f, table_names[t], keep);
+            if (!st) st = gt_h5_exists(f, table_names[t], &e);
+            if (!st && e) st = gt_h5_table_rows(f, table_names[t], "step", &rows);
+            in_h5[t] = (long)rows;
+        }
+        if (!st) st = drop_later_evals(f, keep);
+        if (st) damaged = 1, gt_h5_discard(f);
+        else st = gt_h5_close(f);
     }
-    return gt_h5_close(f);
+    if (st && !damaged) return st;
+    if (st) {
+        /* the damaged file is set aside */
+        GT_TRY(gt_run_file_set_aside(mt->dir, mt->h5, gt_error_message(), "rebuilt it from metrics.jsonl"));
+    } else {
+        GT_TRY(jsonl_rows(mt, NULL, in_jsonl));
+        if (!memcmp(in_h5, in_jsonl, sizeof in_h5)) return GT_OK;
+        gt_info("metrics: %s holds %ld/%ld/%ld train/test/eval rows, %s %ld/%ld/%ld (the run was stopped between "
+                "writing the two): rebuilding its tables",
+                mt->h5, in_h5[0], in_h5[1], in_h5[2], mt->jsonl, in_jsonl[0], in_jsonl[1], in_jsonl[2]);
+    }
+    long rows = 0;
+    GT_TRY(rebuild_h5(mt, &rows));
+    gt_info("metrics: rebuilt the tables of %s from %s (%ld rows)", mt->h5, mt->jsonl, rows);
+    return GT_OK;
 }
 
 gt_status gt_metrics_open(const char *run_dir, int64_t resumed_step, gt_metrics **out) {
@@ -168,7 +354,9 @@ gt_status gt_metrics_open(const char *run_dir, int64_t resumed_step, gt_metrics 
     mt->test_step = -1;
     int n1 = snprintf(mt->jsonl, sizeof mt->jsonl, "%s/metrics.jsonl", run_dir);
     int n2 = snprintf(mt->h5, sizeof mt->h5, "%s/metrics.h5", run_dir);
-    gt_status st = n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof mt->jsonl || (size_t)n2 >= sizeof mt->h5
+    int n3 = snprintf(mt->dir, sizeof mt->dir, "%s", run_dir);
+    gt_status st = n1 < 0 || n2 < 0 || n3 < 0 || (size_t)n1 >= sizeof mt->jsonl || (size_t)n2 >= sizeof mt->h5 ||
+                           (size_t)n3 >= sizeof mt->dir
                        ? GT_ERROR("run directory path too long: %s", run_dir)
                        : GT_OK;
     if (!st && resumed_step >= 0) st = truncate_jsonl(mt->jsonl, resumed_step, &mt->test_step, "resume");
@@ -328,7 +516,8 @@ static gt_status write_group(gt_h5 *h, const char *group, int64_t step, const ch
 gt_status gt_metrics_h5_eval_group(const char *h5_path, int64_t step, const char *checkpoint, const gt_evaluator *ev,
                                    const gt_eval_result *r, uint64_t seed) {
     gt_h5 *h = NULL;
-    GT_TRY(gt_run_file_open(h5_path, METRICS_FORMAT, &h));
+    int damaged; /* a damaged metrics.h5 is an error here: the training run that owns it repairs it */
+    GT_TRY(gt_run_file_open(h5_path, METRICS_FORMAT, &h, &damaged));
     char group[64];
     snprintf(group, sizeof group, "eval/step-%08" PRId64, step);
     gt_status st = write_group(h, group, step, checkpoint, ev, r, seed);

@@ -232,6 +232,10 @@ static const key_desc keys[] = {
      "batch-norm statistics over the global batch (false: local batches, rank 0's running statistics broadcast)"},
     {"dist", "check_every", K_INT, "100", 0, 1099511627776.0, NULL, OFF(dist.check_every), F_LONG, NULL, NULL, 0,
      "steps between replica parameter-hash checks (0 = off)"},
+    {"dist", "step_timeout", K_FLOAT, "0", 0, 1e7, NULL, OFF(dist.step_timeout), F_DOUBLE, NULL, NULL, 0,
+     "the step watchdog: seconds one training step may take (its collectives included) before every live rank says "
+     "which ranks it waits for and the job ends with exit code 1; 0 = automatic: 10 x the slowest step so far, at "
+     "least 300 s (a step that ends in a checkpoint gets at least 30 minutes more)"},
     {"debug", "fail_rank", K_INT, "-1", -1, 1073741824, NULL, OFF(dist.fail_rank), F_INT, NULL, NULL, 1,
      "test hook: this rank fails at fail_step"},
     {"debug", "fail_step", K_INT, "1", 1, 1099511627776.0, NULL, OFF(dist.fail_step), F_LONG, NULL, NULL, 1,
@@ -369,7 +373,10 @@ static gt_status read_net(gt_config *cfg, const char *section, gt_net_opts *n) {
         snprintf(where, sizeof where, "%s: [%s] %s = \"%s\"", gt_config_where(cfg, section, lk[i].key), section,
                  lk[i].key, value);
         n->where[i] = gt_strdup(where);
-        if (gt_layer_spec_parse(value, &n->layers[i]) != GT_OK) st = GT_ERROR("%s: %s", where, gt_error_message());
+        if (gt_layer_spec_parse(value, &n->layers[i]) != GT_OK)
+            st = gt_error_at(__FILE__, __LINE__,
+                             gt_config_from_command_line(cfg, section, lk[i].key) ? GT_ERR_USAGE : GT_ERR, "%s: %s",
+                             where, gt_error_message());
     }
     gt_free(lk);
     gt_free(names);
@@ -392,7 +399,9 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
         if (k->applies && !k->applies(o)) continue;
         GT_TRY(read_key(cfg, o, k));
     }
-    if (!o->dir[0]) return GT_ERROR("%s: [run] dir is empty: give a directory", gt_config_where(cfg, "run", "dir"));
+    if (!o->dir[0])
+        return gt_error_at(__FILE__, __LINE__, gt_config_from_command_line(cfg, "run", "dir") ? GT_ERR_USAGE : GT_ERR,
+                           "%s: [run] dir is empty: give a directory", gt_config_where(cfg, "run", "dir"));
     if (o->steps == 0 && o->epochs == 0)
         return GT_ERROR("%s: set [train] steps or [train] epochs (both are 0)", gt_config_origin(cfg));
     if (o->steps > 0 && o->epochs > 0)

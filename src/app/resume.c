@@ -5,6 +5,7 @@
 
 #include "gentrain/checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -99,6 +100,23 @@ static gt_status move_previous_run(const char *dir, const char *why, int only_ou
     return GT_OK;
 }
 
+/* Temporary files of an earlier run that was killed while writing them
+ * (config.ini.tmp, metrics.jsonl.tmp, samples.png.tmp<pid>): the lock says
+ * no one writes them now. */
+static void remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[4400];
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strcmp(n, "config.ini.tmp") && strcmp(n, "metrics.jsonl.tmp") && strncmp(n, "samples.png.tmp", 15)) continue;
+        int len = snprintf(path, sizeof path, "%s/%s", dir, n);
+        if (len > 0 && (size_t)len < sizeof path && unlink(path) == 0)
+            gt_info("removed %s, left by an earlier run that was stopped while writing it", path);
+    }
+    closedir(d);
+}
+
 /* Sections named in INI text ("[name]" lines), appended to names (deduplicated). */
 static int text_sections(const char *text, char names[][64], int n, int cap) {
     for (const char *p = text; p && *p;) {
@@ -142,7 +160,7 @@ static gt_status compare_configs(gt_config *live, const char *live_text, const c
     static const char *const harmless[] = {"run.dir",       "run.resume",       "run.threads",    "train.steps",
                                            "train.epochs",  "log.every",        "eval.at_end",    "eval.n",
                                            "checkpoint.every", "checkpoint.keep", "samples.every", "samples.n",
-                                           "dist.overlap",  "dist.bucket_mb",   "dist.check_every",
+                                           "dist.overlap",  "dist.bucket_mb",   "dist.check_every", "dist.step_timeout",
                                            /* evaluation during training reads the model, never changes it */
                                            "eval.every",    "eval.metrics",     "eval.samples",   "eval.classifier",
                                            "eval.cache",    "eval.iwae_k",      "eval.likelihood_n", "eval.likelihood_train",
@@ -274,8 +292,12 @@ static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const
     char ckpt_dir[4200], path[4300];
     PATH_FMT(ckpt_dir, "%s/checkpoints", o->dir);
     GT_TRY(make_dir(o->dir));
+    GT_TRY(gt_run_lock(o->dir)); /* before anything in run.dir is touched: one run per directory */
     GT_TRY(make_dir(ckpt_dir));
     GT_TRY(gt_ckpt_prune(ckpt_dir, 0)); /* stale temporary files */
+    remove_stale_temporaries(o->dir);
+    PATH_FMT(path, "%s/" GT_STOPPED_MARKER, o->dir); /* an earlier run's; this run writes its own */
+    if (unlink(path) != 0 && errno != ENOENT) return GT_ERROR("cannot remove %s: %s", path, strerror(errno));
     if (o->resume_never) {
         GT_TRY(move_previous_run(o->dir, "run.resume=never", 0));
     } else {
@@ -315,6 +337,17 @@ gt_status gt_rollback(const gt_options *o, gt_config *cfg, gt_model *m, const gt
     if (!rp->found) return GT_ERROR_ALL("no checkpoint in %s/checkpoints to roll back to", o->dir);
     gt_dist_bcast_model(m);
     return GT_OK;
+}
+
+void gt_run_mark_stopped(const char *dir, int64_t step, const char *signal) {
+    char path[4300], text[256];
+    int n = snprintf(path, sizeof path, "%s/" GT_STOPPED_MARKER, dir);
+    snprintf(text, sizeof text, "step %" PRId64 "\nsignal %s\nexit %d\n", step, signal, GT_STOPPED);
+    if (n < 0 || (size_t)n >= sizeof path || write_text_file(path, text) != GT_OK) {
+        gt_warn("cannot write %s/" GT_STOPPED_MARKER " (job scripts read it when a launcher hides exit code %d): %s", dir,
+                GT_STOPPED, gt_error_message());
+        gt_error_clear();
+    }
 }
 
 gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,

@@ -20,10 +20,10 @@ static const char sample_usage[] =
     "The checkpoint is verified first (checksums); a damaged one is an error.\n"
     "\n"
     "  --n N       how many samples (1..4096) [64]\n"
-    "  --out FILE  the PNG to write [grid.png] (written atomically; never the checkpoint\n"
-    "              itself): images in a grid, mapped from the data range (GAN [-1,1],\n"
-    "              VAE [0,1]) to 0..255; 2-D toy data as a scatter plot over the\n"
-    "              mixture's centres (red)\n"
+    "  --out FILE  the PNG to write [grid.png] (written atomically; never over the\n"
+    "              checkpoint or any file that is not a PNG): images in a grid,\n"
+    "              mapped from the data range (GAN [-1,1], VAE [0,1]) to 0..255;\n"
+    "              2-D toy data as a scatter plot over the mixture's centres (red)\n"
     "  --seed S    seed of the latent batch [the run's seed: the same latents as\n"
     "              samples.h5 /noise, so the grid matches training's samples]\n"
     "  --live      a GAN trained with [model] g_ema: the live generator instead of\n"
@@ -43,6 +43,21 @@ static gt_status parse_long(const char *opt, const char *v, long lo, long hi, lo
 static int same_file(const char *a, const char *b) {
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* 1 if path exists and is something a PNG must not replace: a directory,
+ * or a non-empty file that is not a PNG (a checkpoint, a config, ...). */
+static int not_a_png(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    if (!S_ISREG(sb.st_mode)) return 1;
+    if (sb.st_size == 0) return 0;
+    unsigned char sig[8] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(sig, 1, sizeof sig, f) : 0;
+    if (f) fclose(f);
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    return got != sizeof sig || memcmp(sig, png_sig, sizeof sig) != 0;
 }
 
 /* The model of a checkpoint, loaded; its resolved options in *o (free both). */
@@ -95,6 +110,10 @@ gt_status gt_cmd_sample(int argc, char **argv) {
     }
     if (!strcmp(path, out) || same_file(path, out))
         return GT_USAGE_ERROR("gentrain sample: --out %s is the checkpoint itself: choose another file", out);
+    if (not_a_png(out))
+        return GT_USAGE_ERROR("gentrain sample: --out %s exists and is not a PNG picture: it is left as it is; choose "
+                              "another file",
+                              out);
     gt_config *cfg = NULL;
     gt_options o;
     memset(&o, 0, sizeof o);

@@ -120,7 +120,15 @@ gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed
         gt_free(idx);
     }
     gt_h5 *f = NULL;
-    gt_status st = gt_run_file_open(sm->h5, SAMPLES_FORMAT, &f);
+    int damaged = 0;
+    gt_status st = gt_run_file_open(sm->h5, SAMPLES_FORMAT, &f, &damaged);
+    if (st && damaged) {
+        /* the samples are pictures of the past; a file that cannot be opened
+         * (left open by a killed run, truncated) is set aside, not fatal */
+        st = gt_run_file_set_aside(run_dir, sm->h5, gt_error_message(),
+                                   "started a new samples.h5 (the earlier samples are in the moved file)");
+        if (!st) st = gt_run_file_open(sm->h5, SAMPLES_FORMAT, &f, &damaged);
+    }
     if (!st) st = prepare(sm, f, m, seed, resumed_step);
     if (!st) st = gt_h5_close(f);
     else gt_h5_discard(f);

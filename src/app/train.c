@@ -308,6 +308,8 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int sig, int *stop
     int due_samples = r->o.samples_every > 0 && gt_model_generates(r->m) && (done % r->o.samples_every == 0 || last);
     int due_ckpt = r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last);
     int due_eval = r->ev && (done % r->o.eval_every == 0 || last);
+    /* every rank: the others wait for rank 0's checkpoint below, and an evaluation takes many steps' time */
+    if (due_ckpt || due_eval) gt_dist_watch_io();
     if (due_eval) GT_TRY(eval_step(r, done, &failed));
     if (!failed && due_samples && r->samples) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
     if (!failed && due_ckpt) {
@@ -323,9 +325,12 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int sig, int *stop
     *stop = (flags & 1) && !last;
     if (!*stop) return GT_OK;
     int caught = gt_signal_received();
-    if (r->last_ckpt != done)
+    if (r->last_ckpt != done) {
+        gt_dist_watch_io();
         GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done, r->rollbacks, r->lr_scale));
+    }
     gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
+    if (gt_dist_rank() == 0) gt_run_mark_stopped(r->o.dir, done, gt_signal_name(sig));
     gt_info("stopping at step %" PRId64 " on %s: checkpoint written; exit code %d asks to be requeued (run the same "
             "command again to resume)",
             done, gt_signal_name(caught), GT_STOPPED);
@@ -403,11 +408,12 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         }
         status = step_end(r, step + 1, steps, sig, stopped);
     }
+    gt_dist_watch_off();
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
     gt_free(all);
-    if (!status && !*stopped)
+    if (!status && !*stopped && steps > start)
         gt_info("done: %ld steps in %.1f s%s", steps - start, gt_now() - t_start,
                 r->rollbacks ? " (with rollbacks: see metrics.jsonl)" : "");
     return status;
@@ -459,6 +465,12 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
         if (rp.rollbacks)
             gt_info("the run rolled back %" PRId64 " time%s before: learning rates x %g", rp.rollbacks,
                     rp.rollbacks == 1 ? "" : "s", rp.lr_scale);
+        if (start > steps) { /* train.steps was lowered: the run is finished at its checkpoint's step */
+            gt_warn("the checkpoint's step %ld is past train.steps = %ld: nothing to train (raise train.steps to go "
+                    "on); the run counts as finished at step %ld",
+                    start, steps, start);
+            steps = start;
+        }
     } else {
         gt_info("starting a new run in %s", o->dir);
     }
@@ -480,6 +492,10 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     GT_TRY(train_loop(r, start, steps, stopped));
     int test_done = r->metrics && gt_metrics_has_test(r->metrics, steps);
     if (o->eval_at_end && !*stopped && !gt_dist_any(test_done)) {
+        if (start >= steps)
+            gt_info("%s is finished (step %ld), but its metrics.jsonl has no test-set line of step %ld: "
+                    "evaluating the test set",
+                    o->dir, steps, steps);
         gt_stats test;
         evaluate(r->m, &r->test, o->eval_n, o->batch, o->seed, (uint64_t)steps, &test);
         char line[1024] = "test set:";
@@ -487,7 +503,7 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
         gt_info("%s", line);
         if (r->metrics) GT_TRY(gt_metrics_write(r->metrics, steps, r->sampler.epoch, "test", &test, 0, 0));
     } else if (start >= steps && !*stopped) {
-        gt_info("%s has reached train.steps = %ld already: nothing to do", o->dir, steps);
+        gt_info("%s is finished (step %ld): nothing to do", o->dir, steps);
     }
     /* No rank leaves before rank 0's last checkpoint is on disk (a launcher
      * may tear the job down as soon as the first rank exits). */
@@ -515,7 +531,9 @@ gt_status gt_train_config(gt_config *cfg, const char *config_path, int *stopped)
 }
 
 gt_status gt_cmd_train(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    int help = 0;
+    for (int i = 1; i < argc; i++) help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (argc < 2 || help) {
         FILE *out = argc < 2 ? stderr : stdout;
         if (gt_dist_rank() == 0) {
             fputs(train_usage_head, out);
@@ -525,6 +543,10 @@ gt_status gt_cmd_train(int argc, char **argv) {
         return argc < 2 ? GT_USAGE_ERROR("gentrain train: no CONFIG given") : GT_OK;
     }
     const char *config_path = argv[1];
+    if (config_path[0] == '-')
+        return GT_USAGE_ERROR("gentrain train: unknown option '%s': the first argument is the CONFIG file "
+                              "(gentrain train --help)",
+                              config_path);
     gt_config *cfg;
     GT_TRY(gt_config_load(config_path, &cfg));
     gt_status st = GT_OK;

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "gentrain/core.h"
 
@@ -274,6 +275,13 @@ gt_status gt_config_parse(const char *text, const char *origin, gt_config **out)
 gt_status gt_config_load(const char *path, gt_config **out) {
     GT_ASSERT(path && out, "gt_config_load: NULL argument");
     *out = NULL;
+    /* a FIFO would block the open until someone writes it; a directory or
+     * device is no config either */
+    struct stat sb;
+    if (stat(path, &sb) != 0) return GT_ERROR("cannot open config file %s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return GT_ERROR("config file %s is not a regular file (a %s): give an INI file", path,
+                        S_ISDIR(sb.st_mode) ? "directory" : S_ISFIFO(sb.st_mode) ? "FIFO or pipe" : "device or socket");
     FILE *f = fopen(path, "rb");
     if (!f) return GT_ERROR("cannot open config file %s: %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
@@ -394,8 +402,19 @@ static gt_status lookup(gt_config *cfg, const char *section, const char *key, co
     return GT_OK;
 }
 
+/* A setting given on the command line that is wrong is a usage error (exit 2). */
+static gt_status entry_code(const cfg_entry *e) {
+    return !strcmp(e->where, "command line") ? GT_ERR_USAGE : GT_ERR;
+}
+
 static gt_status bad_value(const cfg_entry *e, const char *expected) {
-    return GT_ERROR("%s: [%s] %s = \"%s\": %s", e->where, e->section, e->key, e->value, expected);
+    return gt_error_at(__FILE__, __LINE__, entry_code(e), "%s: [%s] %s = \"%s\": %s", e->where, e->section, e->key,
+                       e->value, expected);
+}
+
+int gt_config_from_command_line(gt_config *cfg, const char *section, const char *key) {
+    cfg_entry *e = find(cfg, section, key);
+    return e && entry_code(e) == GT_ERR_USAGE;
 }
 
 gt_status gt_config_str(gt_config *cfg, const char *section, const char *key, const char *def, const char **out) {
@@ -638,7 +657,7 @@ gt_status gt_config_check_unused(gt_config *cfg) {
             }
             suggest(&msg, e->section, cands, nc);
         }
-        gt_status st = GT_ERROR("%s: %s", e->where, msg.s);
+        gt_status st = gt_error_at(__FILE__, __LINE__, entry_code(e), "%s: %s", e->where, msg.s);
         gt_free(msg.s);
         gt_free(cands);
         return st;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define IDX_IMAGES_MAGIC 0x00000803u
@@ -26,6 +27,11 @@ typedef struct {
 
 static gt_status idx_open(const char *path, idx_file *r) {
     if (!path || !path[0]) return GT_ERROR("IDX: empty file name");
+    struct stat sb; /* a FIFO would block the open until someone writes it */
+    if (stat(path, &sb) != 0) return GT_ERROR("%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return GT_ERROR("%s: not a regular file (a %s): give an IDX file", path,
+                        S_ISDIR(sb.st_mode) ? "directory" : S_ISFIFO(sb.st_mode) ? "FIFO or pipe" : "device or socket");
     errno = 0;
     r->f = gzopen(path, "rb");
     r->path = path;
@@ -41,8 +47,10 @@ static const char *zlib_message(idx_file *r, int *zerr) {
     return msg;
 }
 
-/* Reads exactly `len` bytes of `what`; a short read is a truncated file. */
-static gt_status idx_read(idx_file *r, void *buf, uint64_t len, const char *what) {
+/* Reads exactly `len` bytes of `what`, of which `base` were read before and
+ * which has `total` bytes in all (messages count in the whole); a short read
+ * is a truncated file. */
+static gt_status idx_read_part(idx_file *r, void *buf, uint64_t len, const char *what, uint64_t base, uint64_t total) {
     unsigned char *p = buf;
     uint64_t done = 0;
     int zerr = Z_OK;
@@ -56,17 +64,17 @@ static gt_status idx_read(idx_file *r, void *buf, uint64_t len, const char *what
             if (zerr == Z_BUF_ERROR) /* "unexpected end of file": a cut-off gzip stream */
                 return GT_ERROR("%s: file is truncated: %s needs %llu bytes, the compressed data ends after %llu "
                                 "(zlib: %s)",
-                                r->path, what, (unsigned long long)len, (unsigned long long)done, msg);
+                                r->path, what, (unsigned long long)total, (unsigned long long)(base + done), msg);
             return GT_ERROR("%s: read error in %s after %llu of %llu bytes: %s", r->path, what,
-                            (unsigned long long)done, (unsigned long long)len, msg);
+                            (unsigned long long)(base + done), (unsigned long long)total, msg);
         }
         if (got == 0) {
             const char *msg = zlib_message(r, &zerr);
             if (zerr != Z_OK && zerr != Z_STREAM_END)
                 return GT_ERROR("%s: file is truncated: %s needs %llu bytes, only %llu present (zlib: %s)", r->path,
-                                what, (unsigned long long)len, (unsigned long long)done, msg);
+                                what, (unsigned long long)total, (unsigned long long)(base + done), msg);
             return GT_ERROR("%s: file is truncated: %s needs %llu bytes, only %llu present", r->path, what,
-                            (unsigned long long)len, (unsigned long long)done);
+                            (unsigned long long)total, (unsigned long long)(base + done));
         }
         done += (uint64_t)got;
     }
@@ -75,6 +83,37 @@ static gt_status idx_read(idx_file *r, void *buf, uint64_t len, const char *what
     const char *msg = zlib_message(r, &zerr);
     if (zerr != Z_OK && zerr != Z_STREAM_END)
         return GT_ERROR("%s: damaged or truncated file while reading %s (zlib: %s)", r->path, what, msg);
+    return GT_OK;
+}
+
+static gt_status idx_read(idx_file *r, void *buf, uint64_t len, const char *what) {
+    return idx_read_part(r, buf, len, what, 0, len);
+}
+
+/* Reads `total` bytes of `what` into a buffer that grows as the data come
+ * (*out, gt_free it): a header that claims more than the file holds (up to
+ * IDX_MAX_BYTES) costs the memory of what is there, not of the claim. */
+static gt_status idx_read_all(idx_file *r, uint64_t total, const char *what, uint8_t **out) {
+    uint64_t cap = total < ((uint64_t)1 << 16) ? total : (uint64_t)1 << 16, got = 0;
+    uint8_t *buf = gt_alloc(cap ? cap : 1);
+    gt_status st = GT_OK;
+    while (!st && got < total) {
+        if (got == cap) { /* full and more to come: twice the room */
+            uint64_t ncap = cap * 2 < total ? cap * 2 : total;
+            uint8_t *nb = gt_alloc(ncap);
+            memcpy(nb, buf, got);
+            gt_free(buf);
+            buf = nb;
+            cap = ncap;
+        }
+        st = idx_read_part(r, buf + got, cap - got, what, got, total);
+        if (!st) got = cap;
+    }
+    if (st) {
+        gt_free(buf);
+        return st;
+    }
+    *out = buf;
     return GT_OK;
 }
 
@@ -135,11 +174,10 @@ static gt_status load_images(idx_file *im, int64_t limit, gt_dataset *ds, uint32
         return GT_ERROR("%s: header claims %llu images of %ux%u (%llu bytes), more than the %llu bytes allowed",
                         im->path, (unsigned long long)keep, (unsigned)rows, (unsigned)cols,
                         (unsigned long long)(keep * size), (unsigned long long)IDX_MAX_BYTES);
-    ds->pixels = gt_alloc(keep * size);
     char what[128];
     snprintf(what, sizeof what, "%llu images of %ux%u pixels", (unsigned long long)keep, (unsigned)rows,
              (unsigned)cols);
-    GT_TRY(idx_read(im, ds->pixels, keep * size, what));
+    GT_TRY(idx_read_all(im, keep * size, what, &ds->pixels));
     if (keep == n) GT_TRY(idx_expect_end(im));
     ds->n = (int64_t)keep;
     ds->shape = (gt_shape){1, (int)rows, (int)cols};

@@ -31,6 +31,19 @@ extern double gt_dist_comm_clock;
         gt_dist_comm_clock += gt_now() - t0_;                                                    \
     } while (0)
 
+/* Completes n requests of one collective. Outside a watched training step:
+ * MPI_Waitall. Inside one (gt_dist_watch_step): polls, and at the step's
+ * deadline (or when another rank's watchdog fires) finds out with the other
+ * live ranks which ranks do not answer, prints it and ends the job
+ * (watchdog.c). what and name (may be NULL) say what is waited for. */
+void gt_dist_wait(int n, MPI_Request *req, const char *what, const char *name);
+/* Starts the in-place sum of a gradient-sized float buffer (dist.c: with
+ * libnbc's ring algorithm where it can be chosen, see there). */
+void gt_dist_iallreduce_sum_floats(float *buf, int n, MPI_Comm comm, MPI_Request *req);
+/* watchdog.c: its communicator (gt_dist_init / gt_dist_finalize). */
+void gt_dist_watch_init(void);
+void gt_dist_watch_finalize(void);
+
 /* The duplicate of MPI_COMM_WORLD that carries only gradient reductions, so
  * that their non-blocking collectives never interleave with the blocking
  * ones (batch norm, checks) on one communicator. */

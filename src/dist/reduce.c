@@ -16,11 +16,17 @@
  * (called by the model right before the optimizer step) posts what is left
  * ([0, posted)), waits for every bucket, and divides by the world size.
  *
- * Plain mode: no hook; reduce_grads is one MPI_Allreduce over the buffer.
+ * Plain mode: no hook; reduce_grads is one MPI_Iallreduce over the buffer,
+ * waited for at once.
+ *
+ * Every wait goes through gt_dist_wait (watchdog.c), which watches the
+ * step's deadline; the sums use libnbc's ring algorithm where it can be
+ * chosen (dist.c: as fast as the blocking MPI_Allreduce, which could not be
+ * watched).
  *
  * Both modes give bitwise identical results at 2 ranks, whatever algorithm
- * Open MPI picks for a message size (tuned's recursive doubling, ring,
- * segmented ring, ...; libnbc's for the non-blocking call): every element's
+ * Open MPI picks for a message size (ring, binomial, recursive doubling,
+ * ...): every element's
  * result is the sum of exactly two floats, one from each rank, and a single
  * IEEE-754 addition is commutative and correctly rounded, so g0 + g1 and
  * g1 + g0 are the same float (the only freedom an algorithm has with two
@@ -105,8 +111,7 @@ static void post(slot_t *s, size_t lo, size_t hi) {
             s->req = nr;
             s->cap_req = cap;
         }
-        COMM_TIMED(MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, s->grads + off, (int)len, MPI_FLOAT, MPI_SUM,
-                                            gt_dist_grad_comm(), &s->req[s->n_req])));
+        COMM_TIMED(gt_dist_iallreduce_sum_floats(s->grads + off, (int)len, gt_dist_grad_comm(), &s->req[s->n_req]));
         s->n_req++;
         s->owner->n_buckets++;
     }
@@ -164,14 +169,15 @@ void gt_dist_reduce_grads(gt_net *net, void *arg) {
     }
     if (s && r->overlap) {
         if (s->posted > 0) post(s, 0, s->posted);
-        COMM_TIMED(MPI_CHECK(MPI_Waitall(s->n_req, s->req, MPI_STATUSES_IGNORE)));
+        COMM_TIMED(gt_dist_wait(s->n_req, s->req, "the gradient allreduce of network", net->name));
         round_reset(s);
     } else {
-        /* plain mode, or a buffer nobody attached: one call */
+        /* plain mode, or a buffer nobody attached: one call (in pieces of at most INT_MAX/2 floats) */
         for (size_t off = 0; off < n; off += INT_MAX / 2) {
             size_t len = n - off < INT_MAX / 2 ? n - off : INT_MAX / 2;
-            COMM_TIMED(MPI_CHECK(
-                MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, gt_dist_grad_comm())));
+            MPI_Request q;
+            COMM_TIMED(gt_dist_iallreduce_sum_floats(buf + off, (int)len, gt_dist_grad_comm(), &q);
+                       gt_dist_wait(1, &q, "the gradient allreduce of network", net->name));
         }
         if (r) r->n_buckets++;
     }
@@ -183,7 +189,9 @@ void gt_dist_reduce_grads(gt_net *net, void *arg) {
 
 static void bn_sum(float *buf, int n, void *arg) {
     (void)arg;
-    COMM_TIMED(MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD)));
+    MPI_Request q;
+    COMM_TIMED(MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &q));
+               gt_dist_wait(1, &q, "the synchronized batch norm's allreduce", NULL));
 }
 
 void gt_dist_sync_bn(gt_net *net, int on) {

@@ -128,6 +128,7 @@ gt_status gt_dist_run_step_begin(gt_dist_run *run, long step) {
     if (run->o.fail_rank == gt_dist_rank() && step + 1 == run->o.fail_step)
         return GT_ERROR("[debug] fail_rank = %d, fail_step = %ld: failing on purpose at step %ld (a test hook)",
                         run->o.fail_rank, run->o.fail_step, step + 1);
+    gt_dist_watch_step(step + 1, run->o.step_timeout);
     run->t_begin = gt_now();
     run->comm_begin = gt_dist_comm_clock;
     return GT_OK;
@@ -167,7 +168,8 @@ gt_status gt_dist_run_step_end(gt_dist_run *run, gt_model *m, long step, long st
     if (world > 1 && !run->o.sync_bn) {
         for (int k = 0; k < m->n_nets; k++)
             if (m->net[k].n_state)
-                COMM_TIMED(gt_dist_bcast(m->net[k].state, sizeof(float) * m->net[k].n_state));
+                COMM_TIMED(gt_dist_bcast_what(m->net[k].state, sizeof(float) * m->net[k].n_state,
+                                              "the broadcast of rank 0's batch-norm statistics"));
         /* the EMA generator's state is a copy of the generator's local one */
         if (gt_model_has_ema(m) && m->net[0].n_state)
             COMM_TIMED(gt_dist_bcast(m->ema_state, sizeof(float) * m->net[0].n_state));

@@ -198,9 +198,10 @@ gt_status gt_ckpt_save(const char *dir, const gt_model *m, const gt_ckpt_info *i
     if (st) {
         unlink(tmp); /* may already be gone */
         return GT_ERROR("checkpoint of step %" PRId64 " could not be written: %s. %s%s%s; stopping. Free space (or "
-                        "lift the limit) and run the same command again to resume",
+                        "lift the limit) and run the same command again %s",
                         info->step, gt_error_message(), prev[0] ? "The previous checkpoint " : "There is no previous checkpoint",
-                        prev[0] ? prev : "", prev[0] ? " is intact" : "");
+                        prev[0] ? prev : "", prev[0] ? " is intact" : "",
+                        prev[0] ? "to resume from it" : "to start over (the files of this attempt are moved aside)");
     }
     gt_info("checkpoint: step %" PRId64 " -> %s (%.2f s)", info->step, final, gt_now() - t0);
     return GT_OK;

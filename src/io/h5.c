@@ -45,14 +45,20 @@ static herr_t innermost_cb(unsigned n, const H5E_error2_t *err, void *data) {
     return 0;
 }
 
-/* HDF5's reason for the last failure, then the stack is cleared. */
-static void h5_reason(char *buf) {
+/* HDF5's reason for the last failure, then the stack is cleared. Returns 0
+ * (and the likely causes) when HDF5 left no reason. */
+static int h5_reason(char *buf) {
     buf[0] = '\0';
-    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cb, buf) < 0 || buf[0] == '\0')
-        snprintf(buf, 256, "no reason on HDF5's error stack");
+    int found = 1;
+    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cb, buf) < 0 || buf[0] == '\0') {
+        snprintf(buf, 256, "HDF5 gives no reason; likely causes: the file is truncated or damaged, or a write failed "
+                           "(full disk, quota, file-size limit)");
+        found = 0;
+    }
     H5Eclear2(H5E_DEFAULT);
     for (char *p = buf; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' '; /* one line */
+    return found;
 }
 
 /* One line: the HDF5 file, what was being done, and (with_reason) HDF5's
@@ -162,6 +168,28 @@ int gt_h5_is_hdf5(const char *path) {
     return r > 0;
 }
 
+int gt_h5_marked_open(const char *path) {
+    /* The superblock: the signature at offset 0, 512, 1024, ... (after a user
+     * block), then the version; versions 2 and 3 (the 1.10 format) keep the
+     * file-consistency flags in byte 11: bit 0 "open for writing", bit 2
+     * "open for SWMR writing". HDF5 sets them when a writer opens the file
+     * and clears them when it closes it. */
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    int marked = 0;
+    for (long off = 0; off <= (1L << 24); off = off ? off * 2 : 512) {
+        unsigned char b[12];
+        if (fseek(f, off, SEEK_SET) != 0 || fread(b, 1, sizeof b, f) != sizeof b) break;
+        if (memcmp(b, sig, sizeof sig) == 0) {
+            marked = (b[8] == 2 || b[8] == 3) && (b[11] & 0x05);
+            break;
+        }
+    }
+    fclose(f);
+    return marked;
+}
+
 gt_status gt_h5_open(const char *path, int writable, gt_h5 **out) {
     h5_init();
     *out = NULL;
@@ -178,27 +206,27 @@ gt_status gt_h5_open(const char *path, int writable, gt_h5 **out) {
     H5Pclose(fapl);
     if (fid < 0) {
         char reason[256];
-        h5_reason(reason);
-        if (!strcmp(reason, "no reason on HDF5's error stack")) {
-            /* HDF5 leaves no message when another process holds the file's lock */
-            int fd = open(path, O_RDONLY), locked = 0;
-            if (fd >= 0) {
-                locked = flock(fd, (writable ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-                close(fd); /* releases a lock it got */
-            }
-            if (locked)
-                return GT_ERROR("HDF5 file '%s': cannot open for %s: it is locked by another process that has it open "
-                                "(HDF5 file locking)",
-                                path, writable ? "writing" : "reading");
-            if (writable)
-                return GT_ERROR("HDF5 file '%s': cannot open for writing: it is truncated or damaged, or marked as "
-                                "still open by a process that was killed while writing it (HDF5 1.10 refuses such "
-                                "files; `h5clear -s %s` clears that mark)",
-                                path, path);
-            return GT_ERROR("HDF5 file '%s': cannot open: the file is truncated or damaged (its header is readable, "
-                            "the rest is not)",
-                            path);
+        int found = h5_reason(reason);
+        /* HDF5 leaves no message when another process holds the file's lock */
+        int fd = found ? -1 : open(path, O_RDONLY), locked = 0;
+        if (fd >= 0) {
+            locked = flock(fd, (writable ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+            close(fd); /* releases a lock it got */
         }
+        if (locked)
+            return GT_ERROR("HDF5 file '%s': cannot open for %s: it is locked by another process that has it open "
+                            "(HDF5 file locking)",
+                            path, writable ? "writing" : "reading");
+        if (gt_h5_marked_open(path))
+            return GT_ERROR("HDF5 file '%s': cannot open: it is marked as open for writing, so the process that "
+                            "wrote it was killed (or its machine failed) before closing it, and HDF5 refuses such "
+                            "files; if nothing writes it now, `h5clear -s %s` removes the mark (the data written "
+                            "before that process ended is then readable)",
+                            path, path);
+        if (!found)
+            return GT_ERROR("HDF5 file '%s': cannot open%s: its header is readable but the rest is not: the file is "
+                            "truncated (a copy or write that did not finish, a full disk) or damaged",
+                            path, writable ? " for writing" : "");
         return GT_ERROR("HDF5 file '%s': cannot open the file: %s", path, reason);
     }
     *out = handle(fid, path, writable);

@@ -12,9 +12,18 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Writes the PNG to fp; 0 or -1 (libpng failed: an I/O error). */
+/* libpng's messages: kept for our own one-line error instead of printed. */
+static char png_msg[256];
+static void png_on_error(png_structp png, png_const_charp msg) {
+    snprintf(png_msg, sizeof png_msg, "%s", msg ? msg : "?");
+    png_longjmp(png, 1);
+}
+static void png_on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+/* Writes the PNG to fp; 0 or -1 (libpng failed: an I/O error; png_msg says what). */
 static int write_png(FILE *fp, const uint8_t *pixels, int w, int h, int channels) {
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_msg[0] = '\0';
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
@@ -60,7 +69,7 @@ gt_status gt_png_write(const char *path, const uint8_t *pixels, int w, int h, in
     if (failed) {
         unlink(tmp);
         return GT_ERROR("cannot write %s: %s (disk full or an I/O error?); the earlier file, if any, is unchanged",
-                        path, e ? strerror(e) : "libpng failed");
+                        path, e ? strerror(e) : png_msg[0] ? png_msg : "libpng failed");
     }
     return GT_OK;
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 void gt_stats_add_net(gt_stats *s, const char *name, double value, int net) {
@@ -40,10 +41,43 @@ void gt_model_opts_free(gt_model_opts *o) {
     }
 }
 
-/* Physical memory of this machine in bytes (0 if unknown). */
-static double physical_memory(void) {
+/* The memory this process may use, in bytes (0 if unknown), and what sets
+ * it: the machine's physical memory, or less: the address-space or data
+ * limit (ulimit -v / -d), or the memory limit of its cgroup (v2 memory.max,
+ * v1 memory.limit_in_bytes; e.g. a Slurm job's). */
+static double memory_limit(const char **what) {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
+    *what = "this machine's memory";
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (have == 0 || (double)rl.rlim_cur < have))
+        have = (double)rl.rlim_cur, *what = "this process's address-space limit (ulimit -v)";
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (have == 0 || (double)rl.rlim_cur < have))
+        have = (double)rl.rlim_cur, *what = "this process's data-size limit (ulimit -d)";
+    FILE *f = fopen("/proc/self/cgroup", "r"); /* "0::/path" (v2), "N:memory:/path" (v1) */
+    char line[1024], path[1200];
+    if (f) {
+        while (fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = '\0';
+            const char *file = NULL, *rest = NULL;
+            if (!strncmp(line, "0::", 3))
+                rest = line + 3, file = "memory.max";
+            else if ((rest = strstr(line, ":memory:")))
+                rest += 8, file = "memory/%s/memory.limit_in_bytes";
+            if (!file) continue;
+            if (!strcmp(file, "memory.max"))
+                snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", rest);
+            else
+                snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", rest);
+            FILE *m = fopen(path, "r");
+            double v; /* "max" (v2) or a huge number (v1) when there is no limit */
+            if (m && fscanf(m, "%lf", &v) == 1 && v > 0 && (have == 0 || v < have))
+                have = v, *what = "this process's cgroup memory limit";
+            if (m) fclose(m);
+        }
+        fclose(f);
+    }
+    return have;
 }
 
 /* Network k from its options; an error names the layer line that does not
@@ -87,15 +121,17 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
     if (!st) {
         /* what the networks need, before allocating it: a config typo (pad=10000)
          * must not make the run allocate until the kernel kills it */
-        double need = 0, have = physical_memory();
+        const char *limit;
+        double need = 0, have = memory_limit(&limit);
         for (int k = 0; k < m->n_nets; k++)
             need += 4.0 * gt_net_floats_needed(&m->net[k], max_batch) + 3.0 * 4.0 * m->net[k].n_params;
         need += 4.0 * m->info->work_floats(m, max_batch);
         if (have > 0 && need > 0.9 * have)
-            st = GT_ERROR("the model needs %.1f GB for batches of %d (networks %s%s%s), more than this machine's "
-                          "%.1f GB: check the layer sizes (a large pad or out?) and batch_size",
+            st = GT_ERROR("the model needs %.1f GB for batches of %d (networks %s%s%s: parameters, gradients, "
+                          "optimizer state, activations, workspaces), more than %s of %.1f GB: check the layer sizes "
+                          "(a large pad or out?) and batch_size",
                           need / 1e9, max_batch, m->net[0].name, m->n_nets > 1 ? " and " : "",
-                          m->n_nets > 1 ? m->net[1].name : "", have / 1e9);
+                          m->n_nets > 1 ? m->net[1].name : "", limit, have / 1e9);
     }
     if (st) {
         for (int k = 0; k < m->n_nets; k++) gt_net_free(&m->net[k]);
