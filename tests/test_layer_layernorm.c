@@ -43,7 +43,7 @@ static void check_forward(gt_shape sh, int B) {
 }
 
 int main(void) {
-    gt_blas_set_threads(1);
+    gt_set_threads(1);
     check_forward((gt_shape){9, 1, 1}, 4);
     check_forward((gt_shape){3, 4, 5}, 3);
 

@@ -663,7 +663,7 @@ static void test_bookkeeping(void) {
 }
 
 int main(void) {
-    gt_blas_set_threads(1);
+    gt_set_threads(1);
     test_conv_direct();
     test_conv_fd();
     test_dense();

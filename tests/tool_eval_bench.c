@@ -13,7 +13,7 @@ int main(int argc, char **argv) {
     int n_gen = argc > 1 ? atoi(argv[1]) : 10000;
     int n_real = argc > 2 ? atoi(argv[2]) : 60000;
     int dim = argc > 3 ? atoi(argv[3]) : 128;
-    gt_blas_set_threads(1);
+    gt_set_threads(1);
     float *real = gt_alloc_floats((size_t)n_real * dim), *gen = gt_alloc_floats((size_t)n_gen * dim);
     float *test = gt_alloc_floats((size_t)n_gen * dim);
     gt_rand_normal(real, (size_t)n_real * dim, 1, GT_PURPOSE(GT_RNG_TEST, 60), 0, 0);

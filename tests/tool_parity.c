@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: tool_parity CONFIG OUT.h5 [section.key=value ...]\n");
         return 2;
     }
-    gt_blas_set_threads(1);
+    gt_set_threads(1);
     gt_config *cfg;
     gt_options o;
     must(gt_config_load(argv[1], &cfg));

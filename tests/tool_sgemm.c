@@ -8,7 +8,7 @@
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 1024;
     GT_ASSERT(n > 0 && n <= 8192, "matrix size %d out of range 1..8192", n);
-    gt_blas_set_threads(1);
+    gt_set_threads(1);
     float *a = gt_alloc_floats((size_t)n * n), *b = gt_alloc_floats((size_t)n * n), *c = gt_alloc_floats((size_t)n * n);
     gt_rand_uniform(a, (size_t)n * n, 1, GT_PURPOSE(GT_RNG_TEST, 0), 0, 0);
     gt_rand_uniform(b, (size_t)n * n, 1, GT_PURPOSE(GT_RNG_TEST, 1), 0, 0);

@@ -153,7 +153,8 @@ uint64_t gt_rand_u64(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t in
 
 /* ---- BLAS and LAPACK (src/core/blas.c is the only code that includes them) --- */
 
-/* Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C. */
+/* Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, in panels
+ * over the threads (src/core/blas.c): bitwise the same for any thread count. */
 void gt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* The same in double (the evaluation metrics' statistics). */
@@ -165,7 +166,12 @@ void gt_dsyrk(int trans, int N, int K, double alpha, const double *A, int lda, d
  * symmetric a[n,n] (upper triangle read; overwritten): LAPACK's dsyevd. Returns
  * LAPACK's info (0 = fine). */
 int gt_dsyevd(int vectors, int n, double *a, double *w);
-void gt_blas_set_threads(int n);
+/* Threads of this process (run.threads): OpenMP threads for the loops of
+ * nn, optim and data and for the panels of every GEMM (OpenBLAS itself runs
+ * single-threaded). Every parallel loop writes disjoint outputs and every
+ * reduction keeps one order, so results are bitwise the same for any count. */
+void gt_set_threads(int n);
+int gt_threads(void);
 
 /* ---- small helpers ----------------------------------------------------- */
 #define GT_PI 3.14159265358979323846

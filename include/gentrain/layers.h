@@ -17,6 +17,11 @@
 
 #include "gentrain/nn.h"
 
+/* Loops over at least this many floats run on the process's threads
+ * (OpenMP; gt_set_threads): each thread writes its own outputs and every
+ * sum keeps one order, so results do not depend on the thread count. */
+#define GT_PAR_MIN 32768
+
 /* Branch-free select of a where c else b, on the bits, so that the loops
  * vectorize (GCC does not if-convert the float forms under -ftrapping-math). */
 static inline float gt_select_bits(int c, float a, float b) {

@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
      * and is reported, instead of SIGXFSZ killing us half-way. */
     signal(SIGXFSZ, SIG_IGN);
     const char *cmd = argv[1];
+    gt_set_threads(1); /* run.threads may say more */
     gt_status st;
     /* sample, inspect and help are single-process tools: no MPI */
     if (!strcmp(cmd, "sample"))

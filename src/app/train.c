@@ -424,7 +424,7 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     r->cfg = cfg;
     gt_options *o = &r->o;
     int rank = gt_dist_rank(), world = gt_dist_size();
-    gt_blas_set_threads(o->threads);
+    gt_set_threads(o->threads);
     GT_TRY(gt_signals_install());
     GT_TRY(gt_data_load(&o->data, o->seed, &r->train, &r->test));
     if (o->model.kind == GT_MODEL_CLASSIFIER && !r->train.labels)

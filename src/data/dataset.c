@@ -17,6 +17,7 @@ void gt_dataset_batch(const gt_dataset *ds, const int64_t *idx, int B, gt_pixel_
     float lut[256];
     if (ds->pixels)
         for (int p = 0; p < 256; p++) lut[p] = scale == GT_SCALE_SIGNED ? (float)p / 127.5f - 1.0f : (float)p / 255.0f;
+#pragma omp parallel for schedule(static) if ((size_t)B * size >= 32768)
     for (int b = 0; b < B; b++) {
         int64_t e = idx[b];
         if (e < 0 || e >= ds->n)

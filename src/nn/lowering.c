@@ -22,6 +22,7 @@ void gt_nn_valid_range(int k, int S, int P, int n, int on, int *lo, int *hi) {
 void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
                         float *col) {
     size_t L = (size_t)OH * OW, ld = (size_t)B * L;
+#pragma omp parallel for collapse(3) schedule(static) if ((size_t)C * K * K * ld >= GT_PAR_MIN)
     for (int c = 0; c < C; c++)
         for (int ki = 0; ki < K; ki++)
             for (int kj = 0; kj < K; kj++) {
@@ -55,6 +56,8 @@ void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S
 void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
                         float *x) {
     size_t L = (size_t)OH * OW, ld = (size_t)B * L;
+    /* one thread per channel plane: the sum into x[b,c] keeps its order (ki, kj, b) */
+#pragma omp parallel for schedule(static) if ((size_t)C * K * K * ld >= GT_PAR_MIN)
     for (int c = 0; c < C; c++)
         for (int ki = 0; ki < K; ki++)
             for (int kj = 0; kj < K; kj++) {
@@ -89,6 +92,7 @@ int gt_nn_batch_chunk(int B, size_t col_per_example) {
 
 /* x [B,C,L] -> t [C, B*L] */
 void gt_nn_nchw_to_cbl(float *t, const float *x, int B, int C, size_t L) {
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L >= GT_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++)
             memcpy(t + ((size_t)c * B + b) * L, x + ((size_t)b * C + c) * L, sizeof(float) * L);
@@ -96,6 +100,7 @@ void gt_nn_nchw_to_cbl(float *t, const float *x, int B, int C, size_t L) {
 
 /* t [C, B*L] (+ bias [C]) -> y [B,C,L] */
 void gt_nn_cbl_to_nchw(float *y, const float *t, const float *bias, int B, int C, size_t L) {
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L >= GT_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             float *dst = y + ((size_t)b * C + c) * L;
@@ -111,6 +116,7 @@ void gt_nn_cbl_to_nchw(float *y, const float *t, const float *bias, int B, int C
 
 /* db [C] += sum over b, l of dy [B,C,L] */
 void gt_nn_bias_grad_nchw(float *db, const float *dy, int B, int C, size_t L) {
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L >= GT_PAR_MIN)
     for (int c = 0; c < C; c++) {
         double s = 0.0;
         for (int b = 0; b < B; b++) {

@@ -12,6 +12,7 @@
 #include "gentrain/core.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,15 @@ static int have_fma(void) {
 #endif
 
 /* params, grads, m, v: [n] */
+/* This thread's part [*lo, *hi) of n elements in a parallel region (64-aligned). */
+static void thread_range(size_t n, size_t *lo, size_t *hi) {
+    size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    size_t per = (n + nt - 1) / nt;
+    per = (per + 63) / 64 * 64;
+    *lo = per * t < n ? per * t : n;
+    *hi = per * (t + 1) < n ? per * (t + 1) : n;
+}
+
 static void adam_step(gt_optim *opt, float *p, const float *grad) {
     opt->t++;
     const double b1 = as_decimal(opt->beta1), b2 = as_decimal(opt->beta2);
@@ -145,26 +155,35 @@ static void adam_step(gt_optim *opt, float *p, const float *grad) {
     c.neg_step = (float)(-(as_decimal(opt->lr) / bias_c1));
     c.eps = opt->eps;
     c.wd = opt->weight_decay;
+    /* elementwise: each thread takes a range */
+#pragma omp parallel if (opt->n >= 65536)
+    {
+        size_t lo, hi;
+        thread_range(opt->n, &lo, &hi);
 #ifdef GT_HAVE_FMA_PATH
-    if (have_fma()) {
-        adam_loop_fma(opt->n, p, grad, opt->m, opt->v, c);
-        return;
-    }
+        if (have_fma())
+            adam_loop_fma(hi - lo, p + lo, grad + lo, opt->m + lo, opt->v + lo, c);
+        else
 #endif
-    adam_loop_generic(opt->n, p, grad, opt->m, opt->v, c);
+            adam_loop_generic(hi - lo, p + lo, grad + lo, opt->m + lo, opt->v + lo, c);
+    }
 }
 
 /* params, grads, m: [n] */
 static void sgd_step(gt_optim *opt, float *p, const float *grad) {
     const int first = opt->t == 0;
     opt->t++;
+#pragma omp parallel if (opt->n >= 65536)
+    {
+        size_t lo, hi;
+        thread_range(opt->n, &lo, &hi);
 #ifdef GT_HAVE_FMA_PATH
-    if (have_fma()) {
-        sgd_loop_fma(opt->n, p, grad, opt->m, opt->beta1, -opt->lr, opt->weight_decay, first);
-        return;
-    }
+        if (have_fma())
+            sgd_loop_fma(hi - lo, p + lo, grad + lo, opt->m + lo, opt->beta1, -opt->lr, opt->weight_decay, first);
+        else
 #endif
-    sgd_loop_generic(opt->n, p, grad, opt->m, opt->beta1, -opt->lr, opt->weight_decay, first);
+            sgd_loop_generic(hi - lo, p + lo, grad + lo, opt->m + lo, opt->beta1, -opt->lr, opt->weight_decay, first);
+    }
 }
 
 void gt_optim_step(gt_optim *opt, float *params, const float *grads) {

@@ -16,6 +16,7 @@
 #include "gentrain/layers.h"
 
 #include <math.h>
+#include <omp.h>
 
 /* offset in floats of the double accumulators (kept 8-byte aligned) */
 static size_t acc_offset(int B, int C, int HW) {
@@ -26,6 +27,14 @@ static size_t acc_offset(int B, int C, int HW) {
 size_t gt_batchnorm_aux_size(int B, int C, int HW) { return acc_offset(B, C, HW) + 4 * (size_t)C; }
 
 static int sync_on(const gt_bn_sync *sync) { return sync && sync->sum; }
+
+/* The channels [*lo, *hi) of this thread in a parallel region: every
+ * per-channel sum stays in one thread, in the order of the examples. */
+static void channel_range(int C, int *lo, int *hi) {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    *lo = (int)((long)C * t / nt);
+    *hi = (int)((long)C * (t + 1) / nt);
+}
 
 #define LANES 8
 
@@ -97,25 +106,35 @@ void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *runn
         double n = (double)B * HW * world;
         GT_ASSERT(n > 1, "batchnorm in train mode needs more than one value per channel (got %.0f)", n);
         for (int c = 0; c < 2 * C; c++) acc[c] = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *xb = x + b * CHW;
-            if (HW == 1)
-                for (int c = 0; c < C; c++) acc[c] += xb[c];
-            else
-                for (int c = 0; c < C; c++) acc[c] += row_sum(xb + (size_t)c * HW, HW);
+#pragma omp parallel if (total >= GT_PAR_MIN)
+        {
+            int c0, c1;
+            channel_range(C, &c0, &c1);
+            for (int b = 0; b < B; b++) {
+                const float *xb = x + b * CHW;
+                if (HW == 1)
+                    for (int c = c0; c < c1; c++) acc[c] += xb[c];
+                else
+                    for (int c = c0; c < c1; c++) acc[c] += row_sum(xb + (size_t)c * HW, HW);
+            }
         }
         for (int c = 0; c < C; c++) sums[c] = (float)acc[c];
         if (sync_on(sync)) sync->sum(sums, C, sync->arg);
         for (int c = 0; c < C; c++) mean[c] = (float)(sums[c] / n);
-        for (int b = 0; b < B; b++) {
-            const float *xb = x + b * CHW;
-            if (HW == 1)
-                for (int c = 0; c < C; c++) {
-                    float d = xb[c] - mean[c];
-                    acc[C + c] += d * d;
-                }
-            else
-                for (int c = 0; c < C; c++) acc[C + c] += row_sq(xb + (size_t)c * HW, HW, mean[c]);
+#pragma omp parallel if (total >= GT_PAR_MIN)
+        {
+            int c0, c1;
+            channel_range(C, &c0, &c1);
+            for (int b = 0; b < B; b++) {
+                const float *xb = x + b * CHW;
+                if (HW == 1)
+                    for (int c = c0; c < c1; c++) {
+                        float d = xb[c] - mean[c];
+                        acc[C + c] += d * d;
+                    }
+                else
+                    for (int c = c0; c < c1; c++) acc[C + c] += row_sq(xb + (size_t)c * HW, HW, mean[c]);
+            }
         }
         for (int c = 0; c < C; c++) sums[C + c] = (float)acc[C + c];
         if (sync_on(sync)) sync->sum(sums + C, C, sync->arg);
@@ -131,6 +150,7 @@ void gt_batchnorm_forward(float *y, float *aux, float *running_mean, float *runn
             invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
         }
     }
+#pragma omp parallel for schedule(static) if (total >= GT_PAR_MIN)
     for (int b = 0; b < B; b++) {
         const float *xb = x + b * CHW;
         float *hb = xhat + b * CHW, *yb = y + b * CHW;
@@ -162,15 +182,21 @@ void gt_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
     float *sums = aux + total + 2 * (size_t)C; /* [sum dy (C), sum dy*xhat (C)] */
     double *acc = (double *)(aux + acc_offset(B, C, HW)); /* [2C] */
     for (int c = 0; c < 2 * C; c++) acc[c] = 0.0;
-    for (int b = 0; b < B; b++) {
-        const float *dyb = dy + b * CHW, *hb = xhat + b * CHW;
-        if (HW == 1)
-            for (int c = 0; c < C; c++) {
-                acc[c] += dyb[c];
-                acc[C + c] += dyb[c] * hb[c];
-            }
-        else
-            for (int c = 0; c < C; c++) row_dot2(dyb + (size_t)c * HW, hb + (size_t)c * HW, HW, &acc[c], &acc[C + c]);
+#pragma omp parallel if (total >= GT_PAR_MIN)
+    {
+        int c0, c1;
+        channel_range(C, &c0, &c1);
+        for (int b = 0; b < B; b++) {
+            const float *dyb = dy + b * CHW, *hb = xhat + b * CHW;
+            if (HW == 1)
+                for (int c = c0; c < c1; c++) {
+                    acc[c] += dyb[c];
+                    acc[C + c] += dyb[c] * hb[c];
+                }
+            else
+                for (int c = c0; c < c1; c++)
+                    row_dot2(dyb + (size_t)c * HW, hb + (size_t)c * HW, HW, &acc[c], &acc[C + c]);
+        }
     }
     for (int c = 0; c < C; c++) {
         sums[c] = (float)acc[c];
@@ -193,6 +219,7 @@ void gt_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
         mdy[c] = train ? s / n : 0.0f;
         mdyx[c] = train ? sx / n : 0.0f;
     }
+#pragma omp parallel for schedule(static) if (total >= GT_PAR_MIN)
     for (int b = 0; b < B; b++) {
         const float *dyb = dy + b * CHW, *hb = xhat + b * CHW;
         float *dxb = dx + b * CHW;

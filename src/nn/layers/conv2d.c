@@ -25,6 +25,7 @@ static int use_taps(int C, int H, int W, int OC, int S, int OH, int OW) {
 static void taps_sum(float *y, const float *T, const float *bias, int B, int OC, int H, int W, int K, int P, int OH,
                      int OW) {
     size_t L = (size_t)H * W, BL = (size_t)B * L, OL = (size_t)OH * OW;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * OC * OL * K * K >= GT_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int oc = 0; oc < OC; oc++) {
             float *yp = y + ((size_t)b * OC + oc) * OL, bc = bias ? bias[oc] : 0.0f;
@@ -49,6 +50,7 @@ static void taps_sum(float *y, const float *T, const float *bias, int B, int OC,
  * dT[(oc,ki,kj), b, ih, iw] = dy[b, oc, ih+P-ki, iw+P-kj] (zero outside dy). */
 static void taps_spread(float *dT, const float *dy, int B, int OC, int H, int W, int K, int P, int OH, int OW) {
     size_t L = (size_t)H * W, BL = (size_t)B * L, OL = (size_t)OH * OW;
+#pragma omp parallel for collapse(3) schedule(static) if ((size_t)OC * K * K * BL >= GT_PAR_MIN)
     for (int oc = 0; oc < OC; oc++)
         for (int ki = 0; ki < K; ki++)
             for (int kj = 0; kj < K; kj++) {
@@ -80,6 +82,7 @@ static void taps_spread(float *dT, const float *dy, int B, int OC, int H, int W,
 static void conv2d_taps_forward(float *y, const float *x, const float *weight, const float *bias, int B, int C,
                                 int H, int W, int OC, int K, int P, int OH, int OW, float *T) {
     int KK = K * K, L = H * W, BL = B * L;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)OC * B >= 2)
     for (int oc = 0; oc < OC; oc++)
         for (int b = 0; b < B; b++)
             gt_sgemm(1, 0, KK, L, C, 1.0f, weight + (size_t)oc * C * KK, KK, x + (size_t)b * C * L, L, 0.0f,
@@ -93,16 +96,19 @@ static void conv2d_taps_backward(float *dx, float *dweight, const float *dy, con
                                  int B, int C, int H, int W, int OC, int K, int P, int OH, int OW, float *dT) {
     int KK = K * K, L = H * W, BL = B * L;
     taps_spread(dT, dy, B, OC, H, W, K, P, OH, OW);
-    for (int b = 0; b < B; b++)
-        for (int oc = 0; oc < OC; oc++) {
-            const float *dTb = dT + (size_t)oc * KK * BL + (size_t)b * L;
-            if (dweight)
-                gt_sgemm(0, 1, C, KK, L, 1.0f, x + (size_t)b * C * L, L, dTb, BL, 1.0f, dweight + (size_t)oc * C * KK,
-                         KK);
-            if (dx)
-                gt_sgemm(0, 0, C, L, KK, 1.0f, weight + (size_t)oc * C * KK, KK, dTb, BL, oc ? 1.0f : 0.0f,
-                         dx + (size_t)b * C * L, L);
-        }
+    /* dweight_oc sums over the images in order b = 0, 1, ...; dx_b over the channels in order oc = 0, 1, ... */
+    if (dweight)
+#pragma omp parallel for schedule(static) if (OC >= 2)
+        for (int oc = 0; oc < OC; oc++)
+            for (int b = 0; b < B; b++)
+                gt_sgemm(0, 1, C, KK, L, 1.0f, x + (size_t)b * C * L, L, dT + (size_t)oc * KK * BL + (size_t)b * L, BL,
+                         1.0f, dweight + (size_t)oc * C * KK, KK);
+    if (dx)
+#pragma omp parallel for schedule(static) if (B >= 2)
+        for (int b = 0; b < B; b++)
+            for (int oc = 0; oc < OC; oc++)
+                gt_sgemm(0, 0, C, L, KK, 1.0f, weight + (size_t)oc * C * KK, KK, dT + (size_t)oc * KK * BL + (size_t)b * L,
+                         BL, oc ? 1.0f : 0.0f, dx + (size_t)b * C * L, L);
 }
 
 /* ---- conv2d ------------------------------------------------------------- */

@@ -31,6 +31,7 @@ void gt_convt2d_forward(float *y, const float *x, const float *weight, const flo
         memset(yc, 0, sizeof(float) * n * OC * OL);
         gt_nn_col2im_batch(col, n, OC, OH, OW, K, S, P, H, W, yc);
         if (bias)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * OC * OL >= GT_PAR_MIN)
             for (int b = 0; b < n; b++)
                 for (int c = 0; c < OC; c++) {
                     float *p = yc + ((size_t)b * OC + c) * OL, bc = bias[c];

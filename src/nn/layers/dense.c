@@ -2,10 +2,13 @@
 #include "gentrain/core.h"
 #include "gentrain/layers.h"
 
+#include <omp.h>
+
 /* x [B,in], W [out,in], b [out] or NULL -> y [B,out] */
 void gt_dense_forward(float *y, const float *x, const float *W, const float *b, int B, int in, int out) {
     gt_sgemm(0, 1, B, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
     if (b)
+#pragma omp parallel for schedule(static) if ((size_t)B * out >= GT_PAR_MIN)
         for (int i = 0; i < B; i++) {
             float *yi = y + (size_t)i * out;
             for (int o = 0; o < out; o++) yi[o] += b[o];
@@ -17,11 +20,16 @@ void gt_dense_backward(float *dx, float *dW, float *db, const float *dy, const f
                        int B, int in, int out) {
     if (dx) gt_sgemm(0, 0, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
     if (dW) gt_sgemm(1, 0, out, in, B, 1.0f, dy, out, x, in, 1.0f, dW, in);
-    if (db)
+    if (db) /* one thread per range of outputs, each summed over i = 0, 1, ... */
+#pragma omp parallel if ((size_t)B * out >= GT_PAR_MIN)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int lo = (int)((long)out * t / nt), hi = (int)((long)out * (t + 1) / nt);
         for (int i = 0; i < B; i++) {
             const float *dyi = dy + (size_t)i * out;
-            for (int o = 0; o < out; o++) db[o] += dyi[o];
+            for (int o = lo; o < hi; o++) db[o] += dyi[o];
         }
+    }
 }
 
 /* ---- the layer kind ------------------------------------------------------

@@ -16,12 +16,16 @@ void gt_dropout_forward(float *y, float *mask, const float *x, int B, size_t n, 
     uint32_t purpose = GT_PURPOSE(GT_RNG_DROPOUT, ((uint32_t)rng->call << 8) | ((uint32_t)layer & 0xffu));
     uint64_t stride = rng->stride ? rng->stride : 1;
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+#pragma omp parallel for schedule(static) if (total >= GT_PAR_MIN)
     for (int i = 0; i < B; i++) {
-        float *m = mask + (size_t)i * n;
+        float *m = mask + (size_t)i * n, *yi = y + (size_t)i * n;
+        const float *xi = x + (size_t)i * n;
         gt_rand_uniform(m, n, rng->seed, purpose, rng->step, rng->example0 + (uint64_t)i * stride);
-        for (size_t j = 0; j < n; j++) m[j] = m[j] >= p ? scale : 0.0f;
+        for (size_t j = 0; j < n; j++) {
+            m[j] = gt_select_bits(m[j] >= p, scale, 0.0f);
+            yi[j] = xi[j] * m[j];
+        }
     }
-    for (size_t k = 0; k < total; k++) y[k] = x[k] * mask[k];
 }
 
 void gt_dropout_backward(float *dx, const float *dy, const float *mask, size_t total, int train) {
@@ -29,6 +33,7 @@ void gt_dropout_backward(float *dx, const float *dy, const float *mask, size_t t
         if (dx != dy) memcpy(dx, dy, sizeof(float) * total);
         return;
     }
+#pragma omp parallel for schedule(static) if (total >= GT_PAR_MIN)
     for (size_t k = 0; k < total; k++) dx[k] = dy[k] * mask[k];
 }
 

@@ -6,7 +6,7 @@
  * and evaluation: no running statistics, no coupling between examples.
  *
  * aux: xhat [B,N] | invstd [B], N = C*H*W. */
-#include "gentrain/nn.h"
+#include "gentrain/layers.h"
 
 #include <math.h>
 
@@ -36,6 +36,7 @@ static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
     float eps = gt_opt_float(L, EPS);
     const float *w = L->param, *b = gt_layer_tensor(L, L->param, 1);
     float *xhat = L->aux, *invstd = L->aux + (size_t)p->B * N;
+#pragma omp parallel for schedule(static) if ((size_t)p->B * N >= GT_PAR_MIN)
     for (int i = 0; i < p->B; i++) {
         const float *xi = x + (size_t)i * N;
         double m = 0, v = 0;
@@ -61,14 +62,18 @@ static void backward(gt_layer *L, const float *x, const float *y, const float *d
     size_t N = gt_shape_size(L->in);
     const float *w = L->param, *xhat = L->aux, *invstd = L->aux + (size_t)p->B * N;
     float *dw = param_grads ? L->grad : NULL, *db = param_grads ? gt_layer_tensor(L, L->grad, 1) : NULL;
-    for (int i = 0; i < p->B; i++) {
-        const float *gi = dy + (size_t)i * N, *hi = xhat + (size_t)i * N;
-        if (dw)
+    if (dw) /* each element's sum over the examples in order */
+        for (int i = 0; i < p->B; i++) {
+            const float *gi = dy + (size_t)i * N, *hi = xhat + (size_t)i * N;
             for (size_t k = 0; k < N; k++) {
                 dw[k] += gi[k] * hi[k];
                 db[k] += gi[k];
             }
-        if (!dx) continue;
+        }
+    if (!dx) return;
+#pragma omp parallel for schedule(static) if ((size_t)p->B * N >= GT_PAR_MIN)
+    for (int i = 0; i < p->B; i++) {
+        const float *gi = dy + (size_t)i * N, *hi = xhat + (size_t)i * N;
         double s = 0, sh = 0;
         for (size_t k = 0; k < N; k++) {
             double g = (double)gi[k] * w[k];

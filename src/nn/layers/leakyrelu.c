@@ -2,11 +2,13 @@
 #include "gentrain/layers.h"
 
 void gt_leakyrelu_forward(float *y, const float *x, size_t n, float slope) {
+#pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = gt_select_bits(x[i] > 0.0f, x[i], x[i] * slope);
 }
 
 /* from the input, like PyTorch's leaky_relu_backward(grad, self, slope) */
 void gt_leakyrelu_backward(float *dx, const float *dy, const float *x, size_t n, float slope) {
+#pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
     for (size_t i = 0; i < n; i++) dx[i] = gt_select_bits(x[i] > 0.0f, dy[i], dy[i] * slope);
 }
 

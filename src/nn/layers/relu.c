@@ -2,11 +2,13 @@
 #include "gentrain/layers.h"
 
 void gt_relu_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 /* from the output, like PyTorch's threshold_backward(grad, result, 0) */
 void gt_relu_backward(float *dx, const float *dy, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
     for (size_t i = 0; i < n; i++) dx[i] = gt_select_bits(y[i] > 0.0f, dy[i], 0.0f);
 }
 

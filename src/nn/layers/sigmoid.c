@@ -4,10 +4,12 @@
 #include <math.h>
 
 void gt_sigmoid_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
 void gt_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
     for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i]) * y[i];
 }
 
