@@ -42,7 +42,8 @@ declare -A done_=()
 for _ in $(seq 420); do
     for id in "$m" "$s"; do
         [ -n "${done_[$id]:-}" ] && continue
-        if [ "$(grep -ac '^resuming from' "$work/t-${name[$id]}-$id.out" 2> /dev/null)" -ge 1 ]; then
+        resumed=$(grep -ac '^resuming from' "$work/t-${name[$id]}-$id.out" 2> /dev/null || true)
+        if [ "${resumed:-0}" -ge 1 ]; then
             sleep 2; scancel "$id"; done_[$id]=1
         fi
     done

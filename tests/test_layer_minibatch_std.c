@@ -73,7 +73,7 @@ static void check(gt_shape in, int B, int G, int F) {
 }
 
 int main(void) {
-    gt_blas_set_threads(1);
+    gt_set_threads(1);
     check((gt_shape){3, 4, 5}, 8, 4, 1);  /* 2 groups of 4, as StyleGAN2 */
     check((gt_shape){4, 3, 3}, 10, 4, 2); /* 3 groups of 4, 3, 3; 2 features */
     check((gt_shape){6, 1, 1}, 3, 4, 3);  /* a vector, batch smaller than the group */

@@ -151,7 +151,7 @@ static void run_case(const sn_case *c) {
 }
 
 int main(void) {
-    gt_blas_set_threads(1);
+    gt_set_threads(1);
     const sn_case cases[] = {
         {"dense out=7", {11, 1, 1}, 1, 7, 11},
         {"conv2d out=5 kernel=3 stride=2 pad=1", {3, 6, 6}, 1, 5, 27},

@@ -398,7 +398,7 @@ static gt_status eval_checkpoint(const char *path, const eval_args *a, eval_stat
     if (!st) st = gt_config_parse(text, path, &cfg);
     if (!st) st = apply_sets(cfg, a);
     if (!st) st = gt_options_from_config(cfg, path, &o);
-    if (!st) gt_blas_set_threads(o.threads);
+    if (!st) gt_set_threads(o.threads);
     if (!st) st = gt_model_build(&o.model, info.data_shape, info.n_classes > 0 ? info.n_classes : 1, GT_EVAL_CHUNK,
                                  info.seed, &m);
     if (!st) st = gt_ckpt_load(path, m);
@@ -515,7 +515,7 @@ static gt_status eval_samples(const eval_args *a) {
     unsigned metrics = 0;
     gt_status st = apply_sets(cfg, a);
     if (!st) st = gt_options_data_eval(cfg, &o);
-    if (!st) gt_blas_set_threads(o.threads > 0 ? o.threads : 1);
+    if (!st) gt_set_threads(o.threads > 0 ? o.threads : 1);
     if (!st) st = gt_data_load(&o.data, o.seed, &state.train, &state.test);
     if (!st)
         st = gt_metrics_parse(a->metrics ? a->metrics : "all", gt_metrics_applicable(-1, state.train.values != NULL),
@@ -558,7 +558,7 @@ static gt_status eval_prepare(const eval_args *a) {
     memset(&state, 0, sizeof state);
     gt_status st = apply_sets(cfg, a);
     if (!st) st = gt_options_data_eval(cfg, &o);
-    if (!st) gt_blas_set_threads(o.threads > 0 ? o.threads : 1);
+    if (!st) gt_set_threads(o.threads > 0 ? o.threads : 1);
     if (!st) st = state_for(&state, &o, GT_METRICS_FEATURES);
     if (!st) st = gt_evaluator_memorization(state.ev);
     if (!st && gt_dist_rank() == 0) {

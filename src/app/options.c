@@ -92,7 +92,7 @@ static const key_desc keys[] = {
      "the run directory: checkpoints, samples, metrics, config.ini"},
     {"run", "seed", K_INT, "1", 0, 4611686018427387903.0, NULL, OFF(seed), F_U64, NULL, NULL, 0,
      "seed of every random number (weights, latents, dropout, data order)"},
-    {"run", "threads", K_INT, "1", 1, 1024, NULL, OFF(threads), F_INT, NULL, NULL, 0, "BLAS threads per rank"},
+    {"run", "threads", K_INT, "1", 1, 1024, NULL, OFF(threads), F_INT, NULL, NULL, 0, "threads per rank (OpenMP: GEMMs in fixed panels, the conv lowering, batch norm, element-wise layers, the optimizer); results are bitwise the same for any number"},
     {"run", "resume", K_CHOICE, "auto", 0, 0, resume_modes, OFF(resume_never), F_CHOICE, NULL, NULL, 0,
      "auto: continue from run.dir's newest checkpoint that verifies (damaged ones are moved to "
      "checkpoints/damaged/); never: start over, moving the earlier run into run.dir/previous-<date-time>/"},

@@ -330,7 +330,7 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int sig, int *stop
         GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done, r->rollbacks, r->lr_scale));
     }
     gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
-    if (gt_dist_rank() == 0) gt_run_mark_stopped(r->o.dir, done, gt_signal_name(sig));
+    if (gt_dist_rank() == 0) gt_run_mark_stopped(r->o.dir, done, gt_signal_name(caught));
     gt_info("stopping at step %" PRId64 " on %s: checkpoint written; exit code %d asks to be requeued (run the same "
             "command again to resume)",
             done, gt_signal_name(caught), GT_STOPPED);
