@@ -60,6 +60,17 @@ void gt_options_print_keys(FILE *out, int markdown);
 /* The layer kinds and their options, from the registry. */
 void gt_options_print_layers(FILE *out, int markdown);
 
+/* ---- the run's data (src/app/data.c) -------------------------------------------- */
+
+/* The training and test sources of [data]: IDX and toy data loaded into
+ * memory, a gentrain-dataset file opened for reading on demand (and, with
+ * cache = shard, this rank's shard read into memory); log lines say what
+ * each rank will read and hold. */
+gt_status gt_run_data_open(const gt_options *o, int rank, int world, gt_source **train, gt_source **test);
+/* Every rank: the examples each rank read and its peak resident memory, in
+ * one log line (share: the examples of this run's batches per rank). */
+void gt_run_data_report(const gt_source *train, int64_t share);
+
 /* ---- the run directory of `gentrain train` --------------------------------------
  * Rank 0 does all file I/O; every function is called by every rank in the
  * same order. */
@@ -91,7 +102,7 @@ typedef struct gt_samples gt_samples;
 /* Opens (or creates) run_dir/samples.h5 for the model's fixed latent batch
  * of n; a resumed run drops the samples after resumed_step. VAEs also keep a
  * fixed test batch and its reconstructions. */
-gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed, const gt_dataset *test,
+gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed, gt_source *test,
                           int64_t resumed_step, gt_samples **out);
 gt_status gt_samples_write(gt_samples *sm, gt_model *m, int64_t step);
 void gt_samples_close(gt_samples *sm);
@@ -115,9 +126,9 @@ typedef struct {
  * the model (damaged ones are moved to checkpoints/damaged/ with a warning),
  * checking that its configuration is compatible with this one; then writes
  * config.ini. Every rank: receives the result and rank 0's model state. */
-gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp);
+gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train, gt_resume_point *rp);
 /* Rank 0: writes the checkpoint of `step` and prunes old ones. */
-gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,
+gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_source *train,
                               int64_t step);
 
 #endif

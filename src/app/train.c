@@ -56,8 +56,8 @@ static void format_eta(double seconds, char *out, size_t cap) {
 
 /* Test-set losses: rank r evaluates batches r, r+world, ...; the means are
  * weighted by batch size and reduced over ranks. */
-static void evaluate(gt_model *m, const gt_dataset *test, long n_eval, int batch, uint64_t seed, uint64_t step,
-                     gt_stats *out) {
+static gt_status evaluate(gt_model *m, gt_source *test, long n_eval, int batch, uint64_t seed, uint64_t step,
+                          gt_stats *out) {
     int rank = gt_dist_rank(), world = gt_dist_size();
     int64_t n = n_eval > 0 && n_eval < test->n ? n_eval : test->n;
     gt_pixel_scale scale = gt_model_pixel_scale(m);
@@ -66,29 +66,33 @@ static void evaluate(gt_model *m, const gt_dataset *test, long n_eval, int batch
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
     double sums[GT_MAX_STATS + 1] = {0};
     gt_stats st = {0};
-    for (int64_t start = (int64_t)rank * batch; start < n; start += (int64_t)world * batch) {
+    gt_status status = GT_OK;
+    for (int64_t start = (int64_t)rank * batch; start < n && !status; start += (int64_t)world * batch) {
         int B = (int)(n - start < batch ? n - start : batch);
         for (int i = 0; i < B; i++) idx[i] = start + i;
-        gt_dataset_batch(test, idx, B, scale, x, test->labels ? labels : NULL);
+        if ((status = gt_source_read(test, idx, B, scale, x, test->has_labels ? labels : NULL))) break;
         gt_step_ctx ctx = {.seed = seed, .step = step, .example0 = (uint64_t)start, .stride = 1};
-        gt_model_eval_batch(m, x, test->labels ? labels : NULL, B, &ctx, &st);
+        gt_model_eval_batch(m, x, test->has_labels ? labels : NULL, B, &ctx, &st);
         for (int k = 0; k < st.n; k++) sums[k] += st.value[k] * B;
         sums[GT_MAX_STATS] += B;
     }
-    if (st.n == 0) { /* a small test set left this rank no batch: one example gives the
-                        * names of the statistics, counted with weight 0 */
+    if (!status && st.n == 0) { /* a small test set left this rank no batch: one example gives the
+                                   * names of the statistics, counted with weight 0 */
         idx[0] = 0;
-        gt_dataset_batch(test, idx, 1, scale, x, test->labels ? labels : NULL);
+        status = gt_source_read(test, idx, 1, scale, x, test->has_labels ? labels : NULL);
         gt_step_ctx ctx = {.seed = seed, .step = step, .stride = 1};
-        gt_model_eval_batch(m, x, test->labels ? labels : NULL, 1, &ctx, &st);
+        if (!status) gt_model_eval_batch(m, x, test->has_labels ? labels : NULL, 1, &ctx, &st);
         for (int k = 0; k < st.n; k++) st.value[k] = 0;
     }
-    gt_dist_allreduce_mean_f64(sums, GT_MAX_STATS + 1);
-    *out = st;
-    for (int k = 0; k < st.n; k++) out->value[k] = sums[k] / sums[GT_MAX_STATS];
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
+    if (gt_dist_any(status != GT_OK))
+        return status ? gt_error_trace(__FILE__, __LINE__, status) : GT_ERROR_ALL("another rank failed to read the test set");
+    gt_dist_allreduce_mean_f64(sums, GT_MAX_STATS + 1);
+    *out = st;
+    for (int k = 0; k < st.n; k++) out->value[k] = sums[k] / sums[GT_MAX_STATS];
+    return GT_OK;
 }
 
 static void print_stats(char *line, size_t cap, const gt_stats *st) {
@@ -102,7 +106,7 @@ static void print_stats(char *line, size_t cap, const gt_stats *st) {
 /* What a run holds besides the options: data, model, sampler, outputs. */
 typedef struct {
     gt_options o;
-    gt_dataset train, test;
+    gt_source *train, *test;
     gt_model *m;
     gt_sampler sampler;
     gt_dist_run dist;
@@ -117,7 +121,7 @@ static gt_status open_outputs(run_t *r, int64_t resumed_step) {
     if (gt_dist_rank() == 0) {
         st = gt_metrics_open(r->o.dir, resumed_step, &r->metrics);
         if (!st && r->o.samples_every > 0 && gt_model_generates(r->m))
-            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, &r->test, resumed_step, &r->samples);
+            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, r->test, resumed_step, &r->samples);
     }
     if (gt_dist_any(st != GT_OK)) return st ? gt_error_trace(__FILE__, __LINE__, st) : GT_ERROR_ALL("rank 0 failed");
     return GT_OK;
@@ -130,7 +134,7 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
     int last = done >= steps, failed = 0;
     if (r->samples && (done % r->o.samples_every == 0 || last)) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
     if (!failed && r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last)) {
-        failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done) != GT_OK;
+        failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, r->train, done) != GT_OK;
         r->last_ckpt = done;
     }
     int sig = gt_signal_received();
@@ -139,7 +143,7 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
     if (flags & 2) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
     *stop = (flags & 1) && !last;
     if (!*stop) return GT_OK;
-    if (r->last_ckpt != done) GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done));
+    if (r->last_ckpt != done) GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, r->train, done));
     gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
     gt_info("stopping at step %" PRId64 " on %s: checkpoint written; exit code %d asks to be requeued (run the same "
             "command again to resume)",
@@ -147,13 +151,15 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
     return GT_OK;
 }
 
+/* The batches come from the loader, whose reader thread reads ahead while a
+ * step computes; it is paused while this thread writes HDF5 files (metrics,
+ * samples, checkpoints), so that only one thread is in HDF5 at a time. */
 static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
     int rank = gt_dist_rank(), world = gt_dist_size(), batch = r->o.batch;
-    size_t size = gt_shape_size(r->train.shape);
     gt_pixel_scale scale = gt_model_pixel_scale(r->m);
-    float *x = gt_alloc_floats((size_t)batch * size);
-    int *labels = gt_alloc((size_t)batch * sizeof(int));
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
+    gt_loader *loader;
+    gt_loader_new(r->train, &r->sampler, steps > start ? steps - start : 0, r->o.data.readahead, scale, 1, &loader);
     gt_stats st = {0}, acc = {0};
     int acc_steps = 0;
     double t_start = gt_now(), t_log = t_start;
@@ -161,11 +167,14 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
     for (long step = start; step < steps && !status && !*stopped; step++) {
         int64_t epoch_of_step = r->sampler.epoch + (r->sampler.cursor == r->sampler.steps_per_epoch);
         gt_sampler_next(&r->sampler, idx);
-        gt_dataset_batch(&r->train, idx, batch, scale, x, r->train.labels ? labels : NULL);
+        float *x;
+        int *labels;
+        if ((status = gt_loader_next(loader, idx, &x, &labels))) break;
         gt_step_ctx ctx = {.seed = r->o.seed, .step = (uint64_t)step, .example0 = (uint64_t)rank, .stride = (uint64_t)world};
         gt_dist_run_step_ctx(&r->dist, &ctx);
         if ((status = gt_dist_run_step_begin(&r->dist, step))) break;
-        gt_model_train_step(r->m, x, r->train.labels ? labels : NULL, batch, &ctx, &st);
+        gt_model_train_step(r->m, x, labels, batch, &ctx, &st);
+        gt_loader_pause(loader);
         if ((status = gt_dist_run_step_end(&r->dist, r->m, step, steps))) break;
         for (int k = 0; k < st.n && !status; k++) {
             if (!isfinite(st.value[k]))
@@ -195,9 +204,9 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
             t_log = gt_now();
         }
         status = step_end(r, step + 1, steps, stopped);
+        gt_loader_resume(loader);
     }
-    gt_free(x);
-    gt_free(labels);
+    gt_loader_free(loader);
     gt_free(idx);
     if (!status && !*stopped) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
     return status;
@@ -209,29 +218,30 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     int rank = gt_dist_rank(), world = gt_dist_size();
     gt_blas_set_threads(o->threads);
     GT_TRY(gt_signals_install());
-    GT_TRY(gt_data_load(&o->data, o->seed, &r->train, &r->test));
-    if (o->model.kind == GT_MODEL_CLASSIFIER && !r->train.labels)
-        return GT_ERROR("a classifier needs labels: %s has none", r->train.source);
-    GT_TRY(gt_model_build(&o->model, r->train.shape, r->train.n_classes > 0 ? r->train.n_classes : 1, o->batch, o->seed,
-                          &r->m));
-    GT_TRY(gt_dist_run_attach(&r->dist, &o->dist, r->m, o->text, r->train.n)); /* all ranks agree, or all stop */
+    GT_TRY(gt_run_data_open(o, rank, world, &r->train, &r->test));
+    if (o->model.kind == GT_MODEL_CLASSIFIER && !r->train->has_labels)
+        return GT_ERROR("a classifier needs labels: %s has none", r->train->name);
+    GT_TRY(gt_model_build(&o->model, r->train->shape, r->train->n_classes > 0 ? r->train->n_classes : 1, o->batch,
+                          o->seed, &r->m));
+    GT_TRY(gt_dist_run_attach(&r->dist, &o->dist, r->m, o->text, r->train->n)); /* all ranks agree, or all stop */
     gt_dist_bcast_model(r->m);
-    if ((int64_t)world * o->batch > r->train.n)
+    if ((int64_t)world * o->batch > r->train->n)
         return GT_ERROR("the training set has %" PRId64 " examples, fewer than one global batch of %d ranks x %d",
-                        r->train.n, world, o->batch);
-    gt_sampler_init(&r->sampler, r->train.n, o->batch, rank, world, o->seed);
+                        r->train->n, world, o->batch);
+    if (o->data.shuffle_local) gt_sampler_init_shard(&r->sampler, r->train->n, o->batch, rank, world, o->seed);
+    else gt_sampler_init(&r->sampler, r->train->n, o->batch, rank, world, o->seed);
     long steps = o->epochs > 0 ? o->epochs * (long)r->sampler.steps_per_epoch : o->steps;
 
     /* The run directory (rank 0): a new run, or resume from its newest valid checkpoint. */
     gt_resume_point rp;
-    GT_TRY(gt_resume(o, cfg, r->m, &r->train, &rp));
+    GT_TRY(gt_resume(o, cfg, r->m, r->train, &rp));
     r->last_ckpt = -1;
     long start = 0;
     if (rp.found) {
         int64_t epoch = rp.epoch, cursor = rp.cursor;
         int64_t old_global = rp.world * rp.batch, new_global = (int64_t)world * o->batch;
-        if (rp.world != world || rp.batch != o->batch || rp.n_train != r->train.n) {
-            if (old_global != new_global || rp.n_train != r->train.n)
+        if (rp.world != world || rp.batch != o->batch || rp.n_train != r->train->n) {
+            if (old_global != new_global || rp.n_train != r->train->n)
                 cursor = cursor * old_global / new_global; /* the same place in the epoch's shuffle, rounded down */
             if (cursor > r->sampler.steps_per_epoch) cursor = r->sampler.steps_per_epoch;
             gt_warn("resuming a checkpoint written by %" PRId64 " rank%s x batch %" PRId64 " (global %" PRId64
@@ -252,15 +262,16 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     gt_info("gentrain %s: %s model, %d rank%s x batch %d = global batch %d; %" PRId64 " train / %" PRId64
             " test examples of %dx%dx%d; %" PRId64 " steps per epoch, %ld steps; seed %" PRIu64 "; run dir %s",
             gt_version(), gt_model_kind_name(r->m->kind), world, world > 1 ? "s" : "", o->batch, o->batch * world,
-            r->train.n, r->test.n, r->train.shape.c, r->train.shape.h, r->train.shape.w, r->sampler.steps_per_epoch,
+            r->train->n, r->test->n, r->train->shape.c, r->train->shape.h, r->train->shape.w, r->sampler.steps_per_epoch,
             steps, o->seed, o->dir);
     for (int k = 0; k < r->m->n_nets; k++) gt_net_print(&r->m->net[k]);
 
     GT_TRY(train_loop(r, start, steps, stopped));
+    gt_run_data_report(r->train, (int64_t)(steps > start ? steps - start : 0) * o->batch);
     int test_done = r->metrics && gt_metrics_has_test(r->metrics, steps);
     if (o->eval_at_end && !*stopped && !gt_dist_any(test_done)) {
         gt_stats test;
-        evaluate(r->m, &r->test, o->eval_n, o->batch, o->seed, (uint64_t)steps, &test);
+        GT_TRY(evaluate(r->m, r->test, o->eval_n, o->batch, o->seed, (uint64_t)steps, &test));
         char line[1024] = "test set:";
         print_stats(line, sizeof line, &test);
         gt_info("%s", line);
@@ -302,8 +313,8 @@ gt_status gt_cmd_train(int argc, char **argv) {
     gt_samples_close(r.samples);
     gt_sampler_free(&r.sampler);
     gt_model_free(r.m);
-    gt_dataset_free(&r.train);
-    gt_dataset_free(&r.test);
+    gt_source_close(r.train);
+    gt_source_close(r.test);
     gt_options_free(&r.o);
     gt_config_free(cfg);
     if (!st && stopped) return GT_STOPPED;
