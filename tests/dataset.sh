@@ -62,6 +62,10 @@ then ok "IDX -> HDF5: the same pixels and labels, attributes, SHA-256 of the IDX
 else fail "IDX -> HDF5 round trip"; fi
 if "$mk" verify "$tmp/fm.h5" > "$tmp/v.log" 2>&1 && [ "$(grep -c ' ok$' "$tmp/v.log")" = 2 ]; then ok "make-dataset verify: checksums ok"
 else fail "verify: $(cat "$tmp/v.log")"; fi
+if "$bin" inspect "$tmp/fm.h5" > "$tmp/i.log" 2>&1 && grep -q "a gentrain dataset" "$tmp/i.log" &&
+   grep -qE "^  /images +uint8 +\[60000,1,28,28\] +read ok .*sha256=" "$tmp/i.log"; then
+  ok "gentrain inspect names a dataset file and shows its checksums"
+else fail "inspect: $(cat "$tmp/i.log")"; fi
 cp "$tmp/fm.h5" "$tmp/flip.h5"
 "$py" - "$tmp/flip.h5" <<'PY'
 import sys, h5py
