@@ -181,8 +181,8 @@ void gt_loader_new(gt_source *src, const gt_sampler *s, int64_t count, int depth
  * and *labels (NULL without labels), valid until the next call. A read error
  * is returned here. */
 gt_status gt_loader_next(gt_loader *l, const int64_t *idx, float **x, int **labels);
-void gt_loader_pause(gt_loader *l);
-void gt_loader_resume(gt_loader *l);
+void gt_loader_pause(gt_loader *l);  /* NULL is a no-op; pausing twice is once */
+void gt_loader_resume(gt_loader *l); /* NULL or not paused: a no-op */
 /* Bytes the loader holds: its batch buffers. */
 size_t gt_loader_bytes(const gt_loader *l);
 /* Stops and joins the reader thread (after its current read); NULL is a no-op. */

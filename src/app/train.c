@@ -112,6 +112,7 @@ typedef struct {
     gt_dist_run dist;
     gt_metrics *metrics;  /* rank 0 */
     gt_samples *samples;  /* rank 0, models that generate, samples.every > 0 */
+    gt_loader *loader;    /* during train_loop: paused before this thread writes HDF5 */
     int64_t last_ckpt;
 } run_t;
 
@@ -131,9 +132,13 @@ static gt_status open_outputs(run_t *r, int64_t resumed_step) {
  * then all ranks agree whether a stop signal arrived on any of them; if so,
  * a checkpoint is written (unless one was just written) and *stop = 1. */
 static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
-    int last = done >= steps, failed = 0;
-    if (r->samples && (done % r->o.samples_every == 0 || last)) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
+    int last = done >= steps, failed = 0, rank0 = gt_dist_rank() == 0;
+    if (r->samples && (done % r->o.samples_every == 0 || last)) {
+        gt_loader_pause(r->loader);
+        failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
+    }
     if (!failed && r->o.ckpt_every > 0 && (done % r->o.ckpt_every == 0 || last)) {
+        if (rank0) gt_loader_pause(r->loader);
         failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, r->train, done) != GT_OK;
         r->last_ckpt = done;
     }
@@ -143,6 +148,7 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
     if (flags & 2) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
     *stop = (flags & 1) && !last;
     if (!*stop) return GT_OK;
+    if (rank0) gt_loader_pause(r->loader);
     if (r->last_ckpt != done) GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, r->train, done));
     gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
     gt_info("stopping at step %" PRId64 " on %s: checkpoint written; exit code %d asks to be requeued (run the same "
@@ -152,14 +158,16 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int *stop) {
 }
 
 /* The batches come from the loader, whose reader thread reads ahead while a
- * step computes; it is paused while this thread writes HDF5 files (metrics,
- * samples, checkpoints), so that only one thread is in HDF5 at a time. */
+ * step computes; it is paused before this thread writes HDF5 files (metrics,
+ * samples, checkpoints: rank 0, when due) and resumed at the end of the step,
+ * so that only one thread is in HDF5 at a time. */
 static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
     int rank = gt_dist_rank(), world = gt_dist_size(), batch = r->o.batch;
     gt_pixel_scale scale = gt_model_pixel_scale(r->m);
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
     gt_loader *loader;
     gt_loader_new(r->train, &r->sampler, steps > start ? steps - start : 0, r->o.data.readahead, scale, 1, &loader);
+    r->loader = loader;
     gt_stats st = {0}, acc = {0};
     int acc_steps = 0;
     double t_start = gt_now(), t_log = t_start;
@@ -174,7 +182,6 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         gt_dist_run_step_ctx(&r->dist, &ctx);
         if ((status = gt_dist_run_step_begin(&r->dist, step))) break;
         gt_model_train_step(r->m, x, labels, batch, &ctx, &st);
-        gt_loader_pause(loader);
         if ((status = gt_dist_run_step_end(&r->dist, r->m, step, steps))) break;
         for (int k = 0; k < st.n && !status; k++) {
             if (!isfinite(st.value[k]))
@@ -197,6 +204,7 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
             snprintf(line, sizeof line, "step %6ld/%ld  epoch %" PRId64, step + 1, steps, epoch_of_step);
             print_stats(line, sizeof line, &acc);
             gt_info("%s  | %.1f img/s  ETA %s", line, ips, eta);
+            if (r->metrics) gt_loader_pause(loader);
             if (r->metrics && (status = gt_metrics_write(r->metrics, step + 1, epoch_of_step, NULL, &acc, ips, now - t_start)))
                 break;
             memset(&acc, 0, sizeof acc);
@@ -207,6 +215,7 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         gt_loader_resume(loader);
     }
     gt_loader_free(loader);
+    r->loader = NULL;
     gt_free(idx);
     if (!status && !*stopped) gt_info("done: %ld steps in %.1f s", steps - start, gt_now() - t_start);
     return status;

@@ -180,8 +180,10 @@ void gt_loader_pause(gt_loader *l) {
 void gt_loader_resume(gt_loader *l) {
     if (!l || l->depth == 0) return;
     lock(l);
-    l->paused = 0;
-    wake(&l->cv_reader);
+    if (l->paused) {
+        l->paused = 0;
+        wake(&l->cv_reader);
+    }
     unlock(l);
 }
 
