@@ -65,6 +65,9 @@ gt_status gt_data_load(const gt_data_opts *o, uint64_t seed, gt_dataset *train, 
         gt_toy_make(test, o->toy, o->n_test, o->std, seed ^ 0x5eed7e57ull);
         return GT_OK;
     }
+    if (o->kind == GT_DATA_HDF5)
+        return GT_ERROR("%s: an HDF5 dataset is not loaded whole: read it through gt_dataset_file_open (io.h)",
+                        o->path ? o->path : "[data] path");
     GT_TRY(gt_idx_load(train, o->train_images, o->train_labels, o->limit));
     gt_status st = gt_idx_load(test, o->test_images, o->test_labels, 0);
     if (!st && !gt_shape_eq(train->shape, test->shape))
