@@ -67,9 +67,10 @@ void gt_options_print_layers(FILE *out, int markdown);
  * cache = shard, this rank's shard read into memory); log lines say what
  * each rank will read and hold. */
 gt_status gt_run_data_open(const gt_options *o, int rank, int world, gt_source **train, gt_source **test);
-/* Every rank: the examples each rank read and its peak resident memory, in
- * one log line (share: the examples of this run's batches per rank). */
-void gt_run_data_report(const gt_source *train, int64_t share);
+/* Every rank: the examples each rank read, the share of the training loop's
+ * time it waited for batches (wait of loop seconds) and its peak resident
+ * memory, in one log line (share: the examples of this run's batches per rank). */
+void gt_run_data_report(const gt_source *train, int64_t share, double wait, double loop);
 
 /* ---- the run directory of `gentrain train` --------------------------------------
  * Rank 0 does all file I/O; every function is called by every rank in the

@@ -183,6 +183,9 @@ void gt_loader_new(gt_source *src, const gt_sampler *s, int64_t count, int depth
 gt_status gt_loader_next(gt_loader *l, const int64_t *idx, float **x, int **labels);
 void gt_loader_pause(gt_loader *l);  /* NULL is a no-op; pausing twice is once */
 void gt_loader_resume(gt_loader *l); /* NULL or not paused: a no-op */
+/* Seconds the caller spent in gt_loader_next: waiting for batches the reader
+ * thread had not finished (depth 0: reading them). */
+double gt_loader_wait_seconds(const gt_loader *l);
 /* Bytes the loader holds: its batch buffers. */
 size_t gt_loader_bytes(const gt_loader *l);
 /* Stops and joins the reader thread (after its current read); NULL is a no-op. */

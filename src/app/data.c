@@ -79,22 +79,26 @@ gt_status gt_run_data_open(const gt_options *o, int rank, int world, gt_source *
     return GT_OK;
 }
 
-void gt_run_data_report(const gt_source *train, int64_t share) {
+void gt_run_data_report(const gt_source *train, int64_t share, double wait, double loop) {
     int world = gt_dist_size();
     struct rusage ru;
-    uint64_t mine[2] = {(uint64_t)train->rows_read, 0};
+    /* per rank: rows read, peak resident bytes, per mille of the loop spent waiting for data */
+    uint64_t mine[3] = {(uint64_t)train->rows_read, 0, loop > 0 ? (uint64_t)(1000.0 * wait / loop + 0.5) : 0};
     if (getrusage(RUSAGE_SELF, &ru) == 0) mine[1] = (uint64_t)ru.ru_maxrss * 1024u; /* Linux: kB */
-    uint64_t *all = gt_alloc(sizeof(uint64_t) * 2 * (size_t)world);
-    gt_dist_allgather_u64(mine, 2, all);
-    char rows[2048] = "", rss[2048] = "";
-    size_t nr = 0, nm = 0;
+    uint64_t *all = gt_alloc(sizeof(uint64_t) * 3 * (size_t)world);
+    gt_dist_allgather_u64(mine, 3, all);
+    char rows[2048] = "", rss[2048] = "", waits[2048] = "";
+    size_t nr = 0, nm = 0, nw = 0;
     for (int r = 0; r < world; r++) {
-        if (nr < sizeof rows) nr += (size_t)snprintf(rows + nr, sizeof rows - nr, "%s%" PRIu64, r ? " " : "", all[2 * r]);
+        const char *sep = r ? " " : "";
+        if (nr < sizeof rows) nr += (size_t)snprintf(rows + nr, sizeof rows - nr, "%s%" PRIu64, sep, all[3 * r]);
         if (nm < sizeof rss)
-            nm += (size_t)snprintf(rss + nm, sizeof rss - nm, "%s%.0f", r ? " " : "", (double)all[2 * r + 1] / 1e6);
+            nm += (size_t)snprintf(rss + nm, sizeof rss - nm, "%s%.0f", sep, (double)all[3 * r + 1] / 1e6);
+        if (nw < sizeof waits)
+            nw += (size_t)snprintf(waits + nw, sizeof waits - nw, "%s%.1f", sep, (double)all[3 * r + 2] / 10.0);
     }
-    gt_info("data: examples read per rank: %s (this run's batches: %" PRId64 " per rank); peak resident memory per "
-            "rank (MB): %s",
-            rows, share, rss);
+    gt_info("data: examples read per rank: %s (this run's batches: %" PRId64 " per rank); time waiting for batches "
+            "(%% of the training loop): %s; peak resident memory per rank (MB): %s",
+            rows, share, waits, rss);
     gt_free(all);
 }

@@ -113,6 +113,7 @@ typedef struct {
     gt_metrics *metrics;  /* rank 0 */
     gt_samples *samples;  /* rank 0, models that generate, samples.every > 0 */
     gt_loader *loader;    /* during train_loop: paused before this thread writes HDF5 */
+    double data_wait, loop_seconds; /* train_loop's time waiting for batches, and in all */
     int64_t last_ckpt;
 } run_t;
 
@@ -214,6 +215,8 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         status = step_end(r, step + 1, steps, stopped);
         gt_loader_resume(loader);
     }
+    r->data_wait = gt_loader_wait_seconds(loader);
+    r->loop_seconds = gt_now() - t_start;
     gt_loader_free(loader);
     r->loader = NULL;
     gt_free(idx);
@@ -276,7 +279,8 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     for (int k = 0; k < r->m->n_nets; k++) gt_net_print(&r->m->net[k]);
 
     GT_TRY(train_loop(r, start, steps, stopped));
-    gt_run_data_report(r->train, (int64_t)(steps > start ? steps - start : 0) * o->batch);
+    gt_run_data_report(r->train, (int64_t)(steps > start ? steps - start : 0) * o->batch, r->data_wait,
+                       r->loop_seconds);
     int test_done = r->metrics && gt_metrics_has_test(r->metrics, steps);
     if (o->eval_at_end && !*stopped && !gt_dist_any(test_done)) {
         gt_stats test;

@@ -43,6 +43,7 @@ struct gt_loader {
     int head, filled, held, paused, stop, idle;
     int thread_started;
     pthread_t thread;
+    double wait_s; /* the training thread's time in gt_loader_next (waiting, or reading at depth 0) */
 };
 
 static void lock(gt_loader *l) {
@@ -139,6 +140,7 @@ void gt_loader_new(gt_source *src, const gt_sampler *s, int64_t count, int depth
 
 gt_status gt_loader_next(gt_loader *l, const int64_t *idx, float **x, int **labels) {
     slot_t *s;
+    double t0 = gt_now();
     if (l->depth == 0) {
         GT_ASSERT(l->produced < l->count, "loader: more batches asked for than the %lld announced", (long long)l->count);
         s = &l->slot[0];
@@ -160,6 +162,7 @@ gt_status gt_loader_next(gt_loader *l, const int64_t *idx, float **x, int **labe
         s = &l->slot[l->head];
         unlock(l);
     }
+    l->wait_s += gt_now() - t0;
     for (int j = 0; j < l->batch; j++)
         GT_ASSERT(s->idx[j] == idx[j], "loader: batch position %d is example %lld but the sampler gave %lld", j,
                   (long long)s->idx[j], (long long)idx[j]);
@@ -186,6 +189,8 @@ void gt_loader_resume(gt_loader *l) {
     }
     unlock(l);
 }
+
+double gt_loader_wait_seconds(const gt_loader *l) { return l->wait_s; }
 
 size_t gt_loader_bytes(const gt_loader *l) {
     return (size_t)l->cap * ((size_t)l->batch * (l->size * sizeof(float) + sizeof(int64_t) +

@@ -1089,7 +1089,7 @@ void gt_h5_rows_close(gt_h5_rows *r) {
     gt_free(r);
 }
 
-/* Rows [first, first + count) into out, one hyperslab. */
+/* Rows [first, first + count) into out, one hyperslab, one H5Dread. */
 static gt_status rows_range(gt_h5_rows *r, hid_t mtype, int64_t first, int64_t count, void *out) {
     gt_h5 *f = r->f;
     h5_thread_quiet();
@@ -1101,8 +1101,8 @@ static gt_status rows_range(gt_h5_rows *r, hid_t mtype, int64_t first, int64_t c
     start[0] = (hsize_t)first;
     cnt[0] = (hsize_t)count;
     for (int i = 1; i < r->rank; i++) cnt[i] = r->dims[i];
-    hsize_t melems = (hsize_t)count * r->row_elems;
-    hid_t ms = H5Screate_simple(1, &melems, NULL);
+    /* the memory space has the block's own shape: HDF5 then copies whole rows */
+    hid_t ms = H5Screate_simple(r->rank, cnt, NULL);
     CHECK(ms >= 0, f, "reading rows of dataset '%s'", r->name);
     herr_t rc = H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, start, NULL, cnt, NULL);
     if (rc >= 0) rc = H5Dread(r->d, mtype, ms, r->fspace, H5P_DEFAULT, out);
@@ -1119,8 +1119,8 @@ static int cmp_pos(const void *a, const void *b) {
 }
 
 /* Rows rows[0..n) (any order, repeats allowed) into out[n, row]: the distinct
- * rows are selected as a union of runs of consecutive rows, read in one call
- * into file order, then copied to their places. */
+ * rows, sorted, are read run by run of consecutive rows into file order, then
+ * copied to their places. */
 static gt_status rows_read(gt_h5_rows *r, hid_t mtype, size_t esize, const int64_t *rows, int n, void *out) {
     gt_h5 *f = r->f;
     h5_thread_quiet();
@@ -1143,28 +1143,22 @@ static gt_status rows_read(gt_h5_rows *r, hid_t mtype, size_t esize, const int64
         r->scratch = gt_alloc((size_t)n * row_bytes);
         r->scratch_bytes = (size_t)n * row_bytes;
     }
-    herr_t rc = H5Sselect_none(r->fspace);
-    hsize_t start[GT_H5_MAX_RANK] = {0}, cnt[GT_H5_MAX_RANK];
-    for (int i = 1; i < r->rank; i++) cnt[i] = r->dims[i];
+    /* One read per run of consecutive rows (rows_range: a single block into
+     * a memory space of its own shape, which HDF5 copies as whole rows). One
+     * read of the union of the runs (H5S_SELECT_OR) goes span by span, an
+     * innermost image row at a time: 117 ms instead of 3.4 ms for 64 rows of
+     * 3x64x64 from the page cache here, and a 1-D memory space costs the
+     * same (73 ms). */
     int64_t distinct = 0;
-    for (int i = 0; i < n && rc >= 0;) {
+    for (int i = 0; i < n;) {
         int64_t a = rows[r->order[i]], b = a; /* the run [a, b] */
         while (i < n && rows[r->order[i]] <= b + 1) {
             if (rows[r->order[i]] == b + 1) b++;
             i++;
         }
-        start[0] = (hsize_t)a;
-        cnt[0] = (hsize_t)(b - a + 1);
+        GT_TRY(rows_range(r, mtype, a, b - a + 1, (char *)r->scratch + (size_t)distinct * row_bytes));
         distinct += b - a + 1;
-        rc = H5Sselect_hyperslab(r->fspace, H5S_SELECT_OR, start, NULL, cnt, NULL);
     }
-    CHECK(rc >= 0, f, "selecting rows of dataset '%s'", r->name);
-    hsize_t melems = (hsize_t)distinct * r->row_elems;
-    hid_t ms = H5Screate_simple(1, &melems, NULL);
-    CHECK(ms >= 0, f, "reading rows of dataset '%s'", r->name);
-    rc = H5Dread(r->d, mtype, ms, r->fspace, H5P_DEFAULT, r->scratch);
-    H5Sclose(ms);
-    CHECK(rc >= 0, f, "reading %d rows of dataset '%s' (damaged or truncated file?)", n, r->name);
     /* file order -> batch order */
     int64_t k = -1, prev = -1;
     for (int i = 0; i < n; i++) {
