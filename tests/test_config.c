@@ -604,12 +604,26 @@ static void test_shipped_configs(void) {
         {"toyvae",
          {dense_p(2, 128, 1) + dense_p(128, 128, 1) + dense_p(128, 4, 1),
           dense_p(2, 128, 1) + dense_p(128, 128, 1) + dense_p(128, 2, 1)}},
+        {"dcgan64",
+         {dense_p(100, 4096, 0) + 2 * 4096 + conv_p(256, 128, 4, 0) + 2 * 128 + conv_p(128, 64, 4, 0) + 2 * 64 +
+              conv_p(64, 32, 4, 0) + 2 * 32 + conv_p(32, 3, 4, 1),
+          conv_p(3, 32, 4, 1) + conv_p(32, 64, 4, 1) + conv_p(64, 128, 4, 1) + conv_p(128, 256, 4, 1) +
+              dense_p(4096, 1, 1)}},
+        {"vae64",
+         {conv_p(3, 32, 4, 1) + conv_p(32, 64, 4, 1) + conv_p(64, 128, 4, 1) + conv_p(128, 256, 4, 1) +
+              dense_p(4096, 128, 1),
+          dense_p(64, 4096, 1) + conv_p(256, 128, 4, 1) + conv_p(128, 64, 4, 1) + conv_p(64, 32, 4, 1) +
+              conv_p(32, 3, 4, 1)}},
         {"classifier",
          {conv_p(1, 32, 3, 0) + 2 * 32 + conv_p(32, 32, 4, 0) + 2 * 32 + conv_p(32, 64, 4, 0) + 2 * 64 +
               dense_p(3136, 128, 0) + 2 * 128 + dense_p(128, 10, 1),
           0}},
     };
     CHECK(G_dcgan == 1935809 && D_dcgan == 138561, "dcgan counts by hand: %zu %zu", G_dcgan, D_dcgan);
+    CHECK(table[6].params[0] == 1107907 && table[6].params[1] == 694241, "dcgan64 counts by hand: %zu %zu",
+          table[6].params[0], table[6].params[1]);
+    CHECK(table[7].params[0] == 1214560 && table[7].params[1] == 956131, "vae64 counts by hand: %zu %zu",
+          table[7].params[0], table[7].params[1]);
     const int n_expected = (int)(sizeof table / sizeof table[0]);
     int seen[16] = {0};
 
@@ -643,7 +657,10 @@ static void test_shipped_configs(void) {
         snprintf(want_dir, sizeof want_dir, "runs/%s", name);
         CHECK(strcmp(o.dir, want_dir) == 0, "%s: run.dir %s", path, o.dir);
         CHECK(o.steps <= 5000, "%s: short default run", path);
-        gt_shape data = o.data.kind == GT_DATA_IDX ? (gt_shape){1, 28, 28} : (gt_shape){2, 1, 1};
+        /* the HDF5 configs are the 64x64 RGB ones */
+        gt_shape data = o.data.kind == GT_DATA_IDX    ? (gt_shape){1, 28, 28}
+                        : o.data.kind == GT_DATA_HDF5 ? (gt_shape){3, 64, 64}
+                                                      : (gt_shape){2, 1, 1};
         const expected_cfg *e = NULL;
         for (int i = 0; i < n_expected; i++)
             if (strcmp(table[i].name, name) == 0) e = &table[i], seen[i] = 1;

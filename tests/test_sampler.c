@@ -219,8 +219,82 @@ static void split_matches_single(int64_t n, int world, int batch) {
     for (int r = 0; r < world; r++) gt_sampler_free(&s[r]);
 }
 
+/* Local mode: shards are contiguous, disjoint and cover [0, n); each rank
+ * takes only its shard's examples, each once per epoch; 1 rank is the
+ * global sampler exactly; seek and copy reproduce next. */
+static void local_shards(int64_t n, int world, int batch) {
+    gt_sampler s[8], g;
+    int64_t lo_next = 0;
+    int cover = 1;
+    for (int r = 0; r < world; r++) {
+        gt_sampler_init_shard(&s[r], n, batch, r, world, 9);
+        cover &= s[r].lo == lo_next && s[r].n_shard >= n / world && s[r].n_shard <= n / world + 1;
+        lo_next = s[r].lo + s[r].n_shard;
+    }
+    CHECK(cover && lo_next == n, "n %lld world %d: shards are contiguous, balanced, disjoint and cover [0, n)",
+          (long long)n, world);
+    int64_t spe = n / world / batch;
+    int same = 1;
+    for (int r = 0; r < world; r++) same &= s[r].steps_per_epoch == spe;
+    CHECK(same, "n %lld world %d batch %d: every rank has floor(floor(n/world)/batch) = %lld steps per epoch",
+          (long long)n, world, batch, (long long)spe);
+    int *seen = gt_alloc(sizeof(int) * (size_t)n);
+    int64_t idx[64];
+    for (int e = 0; e < 2; e++) {
+        memset(seen, 0, sizeof(int) * (size_t)n);
+        int inside = 1, twice = 0;
+        for (int64_t k = 0; k < spe; k++)
+            for (int r = 0; r < world; r++) {
+                gt_sampler_next(&s[r], idx);
+                for (int j = 0; j < batch; j++) {
+                    inside &= idx[j] >= s[r].lo && idx[j] < s[r].lo + s[r].n_shard;
+                    twice += seen[idx[j]]++ > 0;
+                }
+            }
+        CHECK(inside && twice == 0, "n %lld world %d epoch %d: each rank's examples come from its shard, each once",
+              (long long)n, world, e);
+    }
+    gt_free(seen);
+    /* seek and copy */
+    gt_sampler a, b;
+    gt_sampler_init_shard(&a, n, batch, world - 1, world, 4);
+    gt_sampler_init_shard(&b, n, batch, world - 1, world, 4);
+    int ok = 1;
+    for (int step = 0; step < 3 * (int)spe + 2; step++) {
+        int64_t ep = a.epoch, cur = a.cursor, ia[64], ib[64], ic[64];
+        gt_sampler c;
+        gt_sampler_copy(&c, &a);
+        gt_sampler_next(&a, ia);
+        gt_sampler_seek(&b, ep, cur);
+        gt_sampler_next(&b, ib);
+        gt_sampler_next(&c, ic);
+        ok &= !memcmp(ia, ib, sizeof(int64_t) * (size_t)batch) && !memcmp(ia, ic, sizeof(int64_t) * (size_t)batch);
+        gt_sampler_free(&c);
+    }
+    CHECK(ok, "local mode: seek(epoch, cursor) and a copy reproduce next()");
+    gt_sampler_free(&a);
+    gt_sampler_free(&b);
+    /* one rank: the global sampler */
+    gt_sampler_init_shard(&a, n, batch, 0, 1, 5);
+    gt_sampler_init(&g, n, batch, 0, 1, 5);
+    ok = a.steps_per_epoch == g.steps_per_epoch;
+    for (int step = 0; step < 2 * (int)g.steps_per_epoch + 1; step++) {
+        int64_t ia[64], ig[64];
+        gt_sampler_next(&a, ia);
+        gt_sampler_next(&g, ig);
+        ok &= !memcmp(ia, ig, sizeof(int64_t) * (size_t)batch);
+    }
+    CHECK(ok, "n %lld: the local sampler on one rank is the global one", (long long)n);
+    gt_sampler_free(&a);
+    gt_sampler_free(&g);
+    for (int r = 0; r < world; r++) gt_sampler_free(&s[r]);
+}
+
 int main(void) {
     test_sampler();
+    local_shards(1000, 3, 16);
+    local_shards(997, 4, 7);
+    local_shards(64, 2, 32);
     coverage(1000, 3, 16); /* remainder 40 */
     coverage(1000, 2, 16); /* remainder 8 */
     coverage(997, 4, 7);   /* remainder 17 */

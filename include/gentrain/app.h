@@ -84,6 +84,18 @@ void gt_options_print_keys(FILE *out, int markdown);
 /* The layer kinds and their options, from the registry. */
 void gt_options_print_layers(FILE *out, int markdown);
 
+/* ---- the run's data (src/app/data.c) -------------------------------------------- */
+
+/* The training and test sources of [data]: IDX and toy data loaded into
+ * memory, a gentrain-dataset file opened for reading on demand (and, with
+ * cache = shard, this rank's shard read into memory); log lines say what
+ * each rank will read and hold. */
+gt_status gt_run_data_open(const gt_options *o, int rank, int world, gt_source **train, gt_source **test);
+/* Every rank: the examples each rank read, the share of the training loop's
+ * time it waited for batches (wait of loop seconds) and its peak resident
+ * memory, in one log line (share: the examples of this run's batches per rank). */
+void gt_run_data_report(const gt_source *train, int64_t share, double wait, double loop);
+
 /* ---- the run directory of `gentrain train` --------------------------------------
  * Rank 0 does all file I/O; every function is called by every rank in the
  * same order. */
@@ -126,7 +138,7 @@ typedef struct gt_samples gt_samples;
 /* Opens (or creates) run_dir/samples.h5 for the model's fixed latent batch
  * of n; a resumed run drops the samples after resumed_step. VAEs also keep a
  * fixed test batch and its reconstructions. */
-gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed, const gt_dataset *test,
+gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed, gt_source *test,
                           int64_t resumed_step, gt_samples **out);
 gt_status gt_samples_write(gt_samples *sm, gt_model *m, int64_t step);
 void gt_samples_close(gt_samples *sm);
@@ -168,14 +180,14 @@ typedef struct {
  * the model (damaged ones are moved to checkpoints/damaged/ with a warning),
  * checking that its configuration is compatible with this one; then writes
  * config.ini. Every rank: receives the result and rank 0's model state. */
-gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp);
+gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train, gt_resume_point *rp);
 /* Divergence rollback: rank 0 loads the newest checkpoint of the run that
  * verifies and fits (damaged ones set aside, as for resume); every rank
  * receives it and rank 0's model state. No checkpoint is an error (collective). */
-gt_status gt_rollback(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp);
+gt_status gt_rollback(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train, gt_resume_point *rp);
 /* Rank 0: writes the checkpoint of `step` (with the rollbacks so far and
  * their learning-rate factor) and prunes old ones. */
-gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,
+gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_source *train,
                               int64_t step, int64_t rollbacks, double lr_scale);
 
 /* ---- evaluation (src/app/evaluate.c; the classifier and the data's features:

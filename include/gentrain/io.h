@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "gentrain/core.h"
+#include "gentrain/data.h"
 
 #define GT_H5_MAX_RANK 8
 
@@ -36,6 +37,10 @@ typedef struct gt_h5 gt_h5;
 gt_status gt_h5_create(const char *path, gt_h5 **out);
 /* Opens an existing regular file, read-only or read-write. */
 gt_status gt_h5_open(const char *path, int writable, gt_h5 **out);
+/* Opens a file that many processes read at once and none writes (a dataset):
+ * read-only and without HDF5's file lock, which parallel file systems often
+ * cannot take (as HDF5_USE_FILE_LOCKING=FALSE does for every file). */
+gt_status gt_h5_open_shared(const char *path, gt_h5 **out);
 /* Flushes and closes (NULL is a no-op); an error means data may be lost. */
 gt_status gt_h5_close(gt_h5 *f);
 /* Closes ignoring errors (after a failure; NULL is a no-op). */
@@ -123,6 +128,53 @@ gt_status gt_h5_table_rows(gt_h5 *f, const char *group, const char *key, int64_t
 gt_status gt_h5_table_column(gt_h5 *f, const char *group, const char *col, double *out);
 /* Keeps the first `rows` rows of every column of the group. */
 gt_status gt_h5_table_truncate(gt_h5 *f, const char *group, int64_t rows);
+
+/* ---- rows of a large dataset, read on demand (src/io/dataset.c) ----------
+ * A dataset whose first dimension indexes rows (examples), read a few rows
+ * at a time without reading the rest. The handle keeps the dataset open.
+ * Unfiltered chunks get no chunk cache: HDF5 then reads only the selected
+ * rows' bytes from the file; filtered chunks (compressed, checksummed) must
+ * be read and decoded whole, and a cache of cache_chunks of them is kept.
+ * A handle is used by one thread at a time; in a thread-safe HDF5 it may be
+ * another thread than the one that opened the file. */
+typedef struct gt_h5_rows gt_h5_rows;
+typedef struct {
+    int rank;
+    int64_t dims[GT_H5_MAX_RANK];
+    char dtype[64];        /* gt_h5_dtype's name: "uint8", "int64", ... */
+    int64_t chunk_rows;    /* rows per chunk (0: not chunked) */
+    size_t chunk_bytes;    /* bytes per chunk (0: not chunked) */
+    size_t cache_bytes;    /* the chunk cache this handle keeps */
+    char filters[96];      /* "none", "gzip", "shuffle+gzip", ... */
+} gt_h5_rows_info;
+gt_status gt_h5_rows_open(gt_h5 *f, const char *name, size_t cache_chunks, gt_h5_rows **out, gt_h5_rows_info *info);
+/* rows[0..n) (any order, repeats allowed) into out[n, row elements]: uint8
+ * elements as bytes, integers as int64. */
+gt_status gt_h5_rows_read_u8(gt_h5_rows *r, const int64_t *rows, int n, uint8_t *out);
+gt_status gt_h5_rows_read_i64(gt_h5_rows *r, const int64_t *rows, int n, int64_t *out);
+/* rows [first, first + count) */
+gt_status gt_h5_rows_range_u8(gt_h5_rows *r, int64_t first, int64_t count, uint8_t *out);
+gt_status gt_h5_rows_range_i64(gt_h5_rows *r, int64_t first, int64_t count, int64_t *out);
+void gt_h5_rows_close(gt_h5_rows *r);
+/* 1 if this HDF5 library was built thread-safe (H5is_library_threadsafe). */
+int gt_h5_threadsafe(void);
+
+/* ---- gentrain-dataset files (src/io/dataset.c) -----------------------------
+ * The training images of a dataset file (README "Datasets": /images uint8
+ * [N,C,H,W], /labels int64 [N], the test set in /test or the last
+ * test_split rows) as sources of examples (data.h). Everything is checked
+ * before any training: the format attribute, shapes, types, C in {1, 3},
+ * train and test agreeing in shape and labels, every label in
+ * [0, n_classes); each problem is one error naming the file and what is
+ * wrong. Both sources share the file, opened read-only; the training
+ * source's reads count its rows (rows_read) and, with dump_reads, append
+ * each row read (int64) to that file. limit > 0: the first limit training
+ * examples. */
+gt_status gt_dataset_file_open(const char *path, int64_t limit, const char *dump_reads, gt_source **train,
+                               gt_source **test);
+/* What the file's images are like, for the log: "chunks of 85 examples
+ * (1.0 MiB), filters none, chunk cache 0 B". */
+const char *gt_dataset_file_layout(const gt_source *s);
 
 /* ---- PNG (src/io/png.c is the only code that includes <png.h>) ---------- */
 

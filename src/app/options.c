@@ -34,7 +34,9 @@ typedef struct key_desc {
 
 enum { F_LONG, F_INT, F_INT64, F_U64, F_DOUBLE, F_FLOAT, F_STR, F_CHOICE };
 
-static const char *const data_kinds[] = {"fashion-mnist", "toy", NULL};
+static const char *const data_kinds[] = {"fashion-mnist", "toy", "hdf5", NULL};
+static const char *const shuffles[] = {"global", "local", NULL};
+static const char *const caches[] = {"none", "shard", NULL};
 static const char *const model_types[] = {"gan", "vae", "classifier", NULL};
 static const char *const gan_losses[] = {"nonsaturating", "minimax", "hinge", "wasserstein", NULL};
 static const char *const recons[] = {"bernoulli", "gaussian", NULL};
@@ -45,6 +47,8 @@ static const char *const divergence_modes[] = {"stop", "rollback", NULL};
 
 static int is_idx(const gt_options *o) { return o->data.kind == GT_DATA_IDX; }
 static int is_toy(const gt_options *o) { return o->data.kind == GT_DATA_TOY; }
+static int is_hdf5(const gt_options *o) { return o->data.kind == GT_DATA_HDF5; }
+static int has_images(const gt_options *o) { return o->data.kind != GT_DATA_TOY; }
 static int is_gan(const gt_options *o) { return o->model.kind == GT_MODEL_GAN; }
 static int is_vae(const gt_options *o) { return o->model.kind == GT_MODEL_VAE; }
 static int generates(const gt_options *o) { return o->model.kind != GT_MODEL_CLASSIFIER; }
@@ -97,7 +101,8 @@ static const key_desc keys[] = {
      "auto: continue from run.dir's newest checkpoint that verifies (damaged ones are moved to "
      "checkpoints/damaged/); never: start over, moving the earlier run into run.dir/previous-<date-time>/"},
     {"data", "kind", K_CHOICE, "fashion-mnist", 0, 0, data_kinds, OFF(data.kind), F_CHOICE, NULL, NULL, 0,
-     "fashion-mnist (IDX files) or toy (2-D mixtures)"},
+     "fashion-mnist (IDX files, loaded whole), toy (2-D mixtures) or hdf5 (a gentrain-dataset file, read on demand: "
+     "README, Datasets)"},
     {"data", "train_images", K_STRING, FASHION "train-images-idx3-ubyte.gz", 0, 0, NULL, OFF(data.train_images),
      F_STR, is_idx, NULL, 0, "IDX images (gzipped or plain)"},
     {"data", "train_labels", K_STRING, FASHION "train-labels-idx1-ubyte.gz", 0, 0, NULL, OFF(data.train_labels),
@@ -106,8 +111,19 @@ static const key_desc keys[] = {
      is_idx, NULL, 0, "IDX images of the held-out set (same shape as the training images)"},
     {"data", "test_labels", K_STRING, FASHION "t10k-labels-idx1-ubyte.gz", 0, 0, NULL, OFF(data.test_labels), F_STR,
      is_idx, NULL, 0, "IDX labels of the held-out set"},
-    {"data", "limit", K_INT, "0", 0, 1099511627776.0, NULL, OFF(data.limit), F_INT64, is_idx, NULL, 0,
+    {"data", "path", K_STRING, NULL, 0, 0, NULL, OFF(data.path), F_STR, is_hdf5, NULL, 0,
+     "the dataset file (required; tools/make-dataset makes one from IDX files, image folders or NumPy arrays)"},
+    {"data", "limit", K_INT, "0", 0, 1099511627776.0, NULL, OFF(data.limit), F_INT64, has_images, NULL, 0,
      "use the first N training examples (0 = all; more than the file holds is an error)"},
+    {"data", "shuffle", K_CHOICE, "global", 0, 0, shuffles, OFF(data.shuffle_local), F_CHOICE, is_hdf5, NULL, 0,
+     "global: one permutation of the whole set per epoch, each rank reading the rows of its batches (any number of "
+     "ranks trains the same run); local: each rank shuffles only its own contiguous 1/ranks of the file (runs "
+     "depend on the number of ranks; at 1 rank the same as global)"},
+    {"data", "cache", K_CHOICE, "none", 0, 0, caches, OFF(data.cache), F_CHOICE, is_hdf5, NULL, 0,
+     "none: read every batch from the file; shard: read the rank's shard once at the start and keep it in memory "
+     "(needs shuffle = local)"},
+    {"data", "readahead", K_INT, "2", 0, 64, NULL, OFF(data.readahead), F_INT, NULL, NULL, 0,
+     "batches a reader thread reads ahead while the step computes (0 = read each batch when it is needed)"},
     {"data", "toy", K_CHOICE, "ring8", 0, 0, gt_toy_names, OFF(data.toy), F_CHOICE, is_toy, NULL, 0,
      "ring8: 8 Gaussians on the unit circle; grid25: 5x5 grid, spacing 2"},
     {"data", "n", K_INT, "100000", 1, 4294967296.0, NULL, OFF(data.n), F_INT64, is_toy, NULL, 0, "training points"},
@@ -252,6 +268,9 @@ static const key_desc keys[] = {
      "test hook: inject the NaN the first this many times the run reaches nan_step (after rollbacks)"},
     {"debug", "dump_params", K_STRING, "", 0, 0, NULL, OFF(dist.dump_params), F_STR, NULL, NULL, 1,
      "test hook: every rank writes its final parameters to PATH.rank<R>"},
+    {"debug", "dump_reads", K_STRING, "", 0, 0, NULL, OFF(data.dump_reads), F_STR, is_hdf5, NULL, 1,
+     "test hook: every rank writes the index of every training example it reads from the file (int64) to "
+     "PATH.rank<R>"},
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -416,6 +435,14 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
         return GT_ERROR("%s: [train] on_divergence = rollback needs checkpoints to go back to, but [checkpoint] every "
                         "= 0 (%s)",
                         gt_config_where(cfg, "train", "on_divergence"), gt_config_where(cfg, "checkpoint", "every"));
+    if (o->data.cache == GT_CACHE_SHARD && !o->data.shuffle_local)
+        return GT_ERROR("%s: [data] cache = shard needs shuffle = local: with the global shuffle a rank's examples "
+                        "change every epoch, so over a run its shard is the whole file",
+                        gt_config_where(cfg, "data", "cache"));
+    if (o->eval_every > 0 && o->data.kind == GT_DATA_HDF5)
+        return GT_ERROR("%s: [eval] every = %ld needs the data in memory, but [data] kind = hdf5 (%s) is read on "
+                        "demand: set eval.every = 0 (evaluation during training works with fashion-mnist and toy data)",
+                        gt_config_where(cfg, "eval", "every"), o->eval_every, gt_config_where(cfg, "data", "kind"));
     if (o->model.binarize && o->model.recon != GT_RECON_BERNOULLI)
         return GT_ERROR("%s: [model] binarize = true needs recon = bernoulli", gt_config_where(cfg, "model", "binarize"));
     /* every network shares [optim] but its own learning rate */

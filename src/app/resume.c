@@ -220,7 +220,7 @@ static gt_status compare_configs(gt_config *live, const char *live_text, const c
 
 /* Why a checkpoint cannot be resumed from, when it is not the file's fault:
  * another model kind, another architecture, other data. */
-static gt_status check_compatible(const gt_options *o, gt_config *cfg, const gt_model *m, const gt_dataset *train,
+static gt_status check_compatible(const gt_options *o, gt_config *cfg, const gt_model *m, const gt_source *train,
                                   const char *path, gt_ckpt_info *info) {
     char *text = NULL, *kind = NULL;
     GT_TRY(gt_ckpt_read_info(path, info, &text, &kind));
@@ -244,7 +244,7 @@ static gt_status check_compatible(const gt_options *o, gt_config *cfg, const gt_
 
 /* Rank 0: the newest checkpoint that verifies and holds what the model
  * needs, loaded into m. Newer ones that do not are moved to damaged/. */
-static gt_status find_checkpoint(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train,
+static gt_status find_checkpoint(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train,
                                  const char *ckpt_dir, const char *verb, gt_resume_point *rp) {
     char **paths;
     int64_t *steps;
@@ -287,7 +287,7 @@ static gt_status find_checkpoint(const gt_options *o, gt_config *cfg, gt_model *
 }
 
 /* Rank 0's part: the directory, and the checkpoint if there is one. */
-static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train,
+static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train,
                          gt_resume_point *rp) {
     char ckpt_dir[4200], path[4300];
     PATH_FMT(ckpt_dir, "%s/checkpoints", o->dir);
@@ -310,7 +310,7 @@ static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const
     return write_text_file(path, o->text);
 }
 
-gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp) {
+gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train, gt_resume_point *rp) {
     memset(rp, 0, sizeof *rp);
     rp->lr_scale = 1.0;
     int failed = 0;
@@ -322,7 +322,7 @@ gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_d
     return GT_OK;
 }
 
-gt_status gt_rollback(const gt_options *o, gt_config *cfg, gt_model *m, const gt_dataset *train, gt_resume_point *rp) {
+gt_status gt_rollback(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train, gt_resume_point *rp) {
     memset(rp, 0, sizeof *rp);
     rp->lr_scale = 1.0;
     int failed = 0;
@@ -350,7 +350,7 @@ void gt_run_mark_stopped(const char *dir, int64_t step, const char *signal) {
     }
 }
 
-gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_dataset *train,
+gt_status gt_checkpoint_write(const gt_options *o, const gt_model *m, const gt_sampler *s, const gt_source *train,
                               int64_t step, int64_t rollbacks, double lr_scale) {
     if (gt_dist_rank() != 0) return GT_OK;
     char ckpt_dir[4200];

@@ -97,7 +97,7 @@ static gt_status prepare(gt_samples *sm, gt_h5 *f, gt_model *m, uint64_t seed, i
     return st;
 }
 
-gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed, const gt_dataset *test,
+gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed, gt_source *test,
                           int64_t resumed_step, gt_samples **out) {
     *out = NULL;
     gt_samples *sm = gt_alloc(sizeof *sm);
@@ -107,7 +107,7 @@ gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed
     sm->n = n;
     sm->shape = m->data_shape;
     sm->scale = gt_model_pixel_scale(m);
-    sm->points = test->values != NULL;
+    sm->points = test->points;
     sm->toy = test->toy;
     sm->noise = gt_alloc_floats((size_t)n * m->z_dim);
     gt_samples_noise(seed, n, m->z_dim, sm->noise);
@@ -116,8 +116,12 @@ gt_status gt_samples_open(const char *run_dir, gt_model *m, int n, uint64_t seed
         sm->test_batch = gt_alloc_floats((size_t)sm->n_test * gt_shape_size(sm->shape));
         int64_t *idx = gt_alloc(sizeof(int64_t) * (size_t)sm->n_test);
         for (int i = 0; i < sm->n_test; i++) idx[i] = i;
-        gt_dataset_batch(test, idx, sm->n_test, sm->scale, sm->test_batch, NULL);
+        gt_status rst = gt_source_read(test, idx, sm->n_test, sm->scale, sm->test_batch, NULL);
         gt_free(idx);
+        if (rst) {
+            gt_samples_close(sm);
+            return gt_error_trace(__FILE__, __LINE__, rst);
+        }
     }
     gt_h5 *f = NULL;
     int damaged = 0;

@@ -63,8 +63,8 @@ static void format_eta(double seconds, char *out, size_t cap) {
 
 /* Test-set losses: rank r evaluates batches r, r+world, ...; the means are
  * weighted by batch size and reduced over ranks. */
-static void evaluate(gt_model *m, const gt_dataset *test, long n_eval, int batch, uint64_t seed, uint64_t step,
-                     gt_stats *out) {
+static gt_status evaluate(gt_model *m, gt_source *test, long n_eval, int batch, uint64_t seed, uint64_t step,
+                          gt_stats *out) {
     int rank = gt_dist_rank(), world = gt_dist_size();
     int64_t n = n_eval > 0 && n_eval < test->n ? n_eval : test->n;
     gt_pixel_scale scale = gt_model_pixel_scale(m);
@@ -73,29 +73,33 @@ static void evaluate(gt_model *m, const gt_dataset *test, long n_eval, int batch
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
     double sums[GT_MAX_STATS + 1] = {0};
     gt_stats st = {0};
-    for (int64_t start = (int64_t)rank * batch; start < n; start += (int64_t)world * batch) {
+    gt_status status = GT_OK;
+    for (int64_t start = (int64_t)rank * batch; start < n && !status; start += (int64_t)world * batch) {
         int B = (int)(n - start < batch ? n - start : batch);
         for (int i = 0; i < B; i++) idx[i] = start + i;
-        gt_dataset_batch(test, idx, B, scale, x, test->labels ? labels : NULL);
+        if ((status = gt_source_read(test, idx, B, scale, x, test->has_labels ? labels : NULL))) break;
         gt_step_ctx ctx = {.seed = seed, .step = step, .example0 = (uint64_t)start, .stride = 1};
-        gt_model_eval_batch(m, x, test->labels ? labels : NULL, B, &ctx, &st);
+        gt_model_eval_batch(m, x, test->has_labels ? labels : NULL, B, &ctx, &st);
         for (int k = 0; k < st.n; k++) sums[k] += st.value[k] * B;
         sums[GT_MAX_STATS] += B;
     }
-    if (st.n == 0) { /* a small test set left this rank no batch: one example gives the
-                        * names of the statistics, counted with weight 0 */
+    if (!status && st.n == 0) { /* a small test set left this rank no batch: one example gives the
+                                   * names of the statistics, counted with weight 0 */
         idx[0] = 0;
-        gt_dataset_batch(test, idx, 1, scale, x, test->labels ? labels : NULL);
+        status = gt_source_read(test, idx, 1, scale, x, test->has_labels ? labels : NULL);
         gt_step_ctx ctx = {.seed = seed, .step = step, .stride = 1};
-        gt_model_eval_batch(m, x, test->labels ? labels : NULL, 1, &ctx, &st);
+        if (!status) gt_model_eval_batch(m, x, test->has_labels ? labels : NULL, 1, &ctx, &st);
         for (int k = 0; k < st.n; k++) st.value[k] = 0;
     }
-    gt_dist_allreduce_mean_f64(sums, GT_MAX_STATS + 1);
-    *out = st;
-    for (int k = 0; k < st.n; k++) out->value[k] = sums[k] / sums[GT_MAX_STATS];
     gt_free(x);
     gt_free(labels);
     gt_free(idx);
+    if (gt_dist_any(status != GT_OK))
+        return status ? gt_error_trace(__FILE__, __LINE__, status) : GT_ERROR_ALL("another rank failed to read the test set");
+    gt_dist_allreduce_mean_f64(sums, GT_MAX_STATS + 1);
+    *out = st;
+    for (int k = 0; k < st.n; k++) out->value[k] = sums[k] / sums[GT_MAX_STATS];
+    return GT_OK;
 }
 
 static void print_stats(char *line, size_t cap, const gt_stats *st) {
@@ -110,7 +114,8 @@ static void print_stats(char *line, size_t cap, const gt_stats *st) {
 typedef struct {
     gt_options o;
     gt_config *cfg;       /* the run's config (a rollback checks checkpoints against it) */
-    gt_dataset train, test;
+    gt_source *train, *test;
+    gt_dataset eval_train, eval_test; /* eval.every > 0: the evaluator's in-memory copies of the data */
     gt_model *m;
     gt_sampler sampler;
     gt_dist_run dist;
@@ -118,6 +123,8 @@ typedef struct {
     gt_samples *samples;  /* rank 0, models that generate, samples.every > 0 */
     gt_evaluator *ev;     /* eval.every > 0 */
     unsigned eval_metrics;
+    gt_loader *loader;    /* during train_loop: paused before this thread writes HDF5 */
+    double data_wait, loop_seconds; /* train_loop's time waiting for batches, and in all */
     int64_t last_ckpt;
     int64_t rollbacks;    /* divergence rollbacks so far (from the checkpoint on resume) */
     double lr_scale;      /* every learning rate is the configured one times this */
@@ -130,7 +137,7 @@ static gt_status open_outputs(run_t *r, int64_t resumed_step) {
     if (gt_dist_rank() == 0) {
         st = gt_metrics_open(r->o.dir, resumed_step, &r->metrics);
         if (!st && r->o.samples_every > 0 && gt_model_generates(r->m))
-            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, &r->test, resumed_step, &r->samples);
+            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, r->test, resumed_step, &r->samples);
     }
     if (gt_dist_any(st != GT_OK)) return st ? gt_error_trace(__FILE__, __LINE__, st) : GT_ERROR_ALL("rank 0 failed");
     return GT_OK;
@@ -147,8 +154,8 @@ static void seek_sampler(run_t *r, const gt_resume_point *rp) {
     int world = gt_dist_size();
     int64_t epoch = rp->epoch, cursor = rp->cursor;
     int64_t old_global = rp->world * rp->batch, new_global = (int64_t)world * r->o.batch;
-    if (rp->world != world || rp->batch != r->o.batch || rp->n_train != r->train.n) {
-        if (old_global != new_global || rp->n_train != r->train.n)
+    if (rp->world != world || rp->batch != r->o.batch || rp->n_train != r->train->n) {
+        if (old_global != new_global || rp->n_train != r->train->n)
             cursor = cursor * old_global / new_global; /* the same place in the epoch's shuffle, rounded down */
         if (cursor > r->sampler.steps_per_epoch) cursor = r->sampler.steps_per_epoch;
         gt_warn("resuming a checkpoint written by %" PRId64 " rank%s x batch %" PRId64 " (global %" PRId64
@@ -231,7 +238,7 @@ static void describe(const run_t *r, const gt_stats *st, const uint64_t *all, co
 /* Divergence at step `done`: stop (an error), or roll back to the newest
  * checkpoint with lower learning rates; *step is set so that the loop goes
  * on after the checkpoint's step. */
-static gt_status handle_divergence(run_t *r, long done, const char *what, long *step) {
+static gt_status handle_divergence(run_t *r, long done, long steps, const char *what, long *step) {
     if (!r->o.rollback)
         return GT_ERROR_ALL("training diverged at step %ld: %s ([train] on_divergence = stop; lower the learning rates, "
                             "or set on_divergence = rollback)",
@@ -241,12 +248,16 @@ static gt_status handle_divergence(run_t *r, long done, const char *what, long *
                             "%ld): giving up; the newest checkpoint is the last good state",
                             done, what, r->rollbacks, r->rollbacks == 1 ? "" : "s", r->o.max_rollbacks);
     if (gt_dist_rank() == 0) gt_warn("training diverged at step %ld: %s; rolling back", done, what);
+    /* rank 0 reads the checkpoint and rewrites metrics and samples: the reader thread waits (train_loop
+     * resumes it), and then follows the sampler from the checkpoint's place */
+    if (gt_dist_rank() == 0) gt_loader_pause(r->loader);
     gt_resume_point rp;
-    GT_TRY(gt_rollback(&r->o, r->cfg, r->m, &r->train, &rp));
+    GT_TRY(gt_rollback(&r->o, r->cfg, r->m, r->train, &rp));
     r->rollbacks = (rp.rollbacks > r->rollbacks ? rp.rollbacks : r->rollbacks) + 1;
     r->lr_scale *= r->o.rollback_lr_factor;
     apply_lr(r);
     seek_sampler(r, &rp);
+    gt_loader_reseek(r->loader, &r->sampler, steps > rp.step ? steps - rp.step : 0);
     r->last_ckpt = rp.step;
     *step = (long)rp.step - 1; /* the loop's step++ makes it rp.step */
     char lrs[256] = "";
@@ -275,7 +286,7 @@ static gt_status handle_divergence(run_t *r, long done, const char *what, long *
         if (!st && r->samples) {
             gt_samples_close(r->samples);
             r->samples = NULL;
-            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, &r->test, rp.step, &r->samples);
+            st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, r->test, rp.step, &r->samples);
         }
     }
     if (gt_dist_any(st != GT_OK)) return st ? gt_error_trace(__FILE__, __LINE__, st) : GT_ERROR_ALL("rank 0 failed");
@@ -310,10 +321,17 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int sig, int *stop
     int due_eval = r->ev && (done % r->o.eval_every == 0 || last);
     /* every rank: the others wait for rank 0's checkpoint below, and an evaluation takes many steps' time */
     if (due_ckpt || due_eval) gt_dist_watch_io();
+    /* the loader's reader thread waits while this thread is in HDF5: every rank during an evaluation (its
+     * caches), rank 0 for samples and checkpoints; train_loop resumes it after the step */
+    if (due_eval) gt_loader_pause(r->loader);
     if (due_eval) GT_TRY(eval_step(r, done, &failed));
-    if (!failed && due_samples && r->samples) failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
+    if (!failed && due_samples && r->samples) {
+        gt_loader_pause(r->loader);
+        failed = gt_samples_write(r->samples, r->m, done) != GT_OK;
+    }
     if (!failed && due_ckpt) {
-        failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done, r->rollbacks, r->lr_scale) != GT_OK;
+        if (gt_dist_rank() == 0) gt_loader_pause(r->loader);
+        failed = gt_checkpoint_write(&r->o, r->m, &r->sampler, r->train, done, r->rollbacks, r->lr_scale) != GT_OK;
         r->last_ckpt = done;
     }
     int flags = sig ? 1 : 0;
@@ -325,9 +343,10 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int sig, int *stop
     *stop = (flags & 1) && !last;
     if (!*stop) return GT_OK;
     int caught = gt_signal_received();
+    if (gt_dist_rank() == 0) gt_loader_pause(r->loader);
     if (r->last_ckpt != done) {
         gt_dist_watch_io();
-        GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, &r->train, done, r->rollbacks, r->lr_scale));
+        GT_TRY(gt_checkpoint_write(&r->o, r->m, &r->sampler, r->train, done, r->rollbacks, r->lr_scale));
     }
     gt_dist_barrier(); /* the checkpoint is on disk before anyone says so */
     if (gt_dist_rank() == 0) gt_run_mark_stopped(r->o.dir, done, gt_signal_name(caught));
@@ -337,14 +356,18 @@ static gt_status step_end(run_t *r, int64_t done, long steps, int sig, int *stop
     return GT_OK;
 }
 
+/* The batches come from the loader, whose reader thread reads ahead while a
+ * step computes; it is paused before this thread writes HDF5 files (metrics,
+ * samples, checkpoints: rank 0, when due) and resumed at the end of the step,
+ * so that only one thread is in HDF5 at a time. */
 static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
     int rank = gt_dist_rank(), world = gt_dist_size(), batch = r->o.batch;
-    size_t size = gt_shape_size(r->train.shape);
     gt_pixel_scale scale = gt_model_pixel_scale(r->m);
-    float *x = gt_alloc_floats((size_t)batch * size);
-    int *labels = gt_alloc((size_t)batch * sizeof(int));
     int64_t *idx = gt_alloc((size_t)batch * sizeof(int64_t));
     uint64_t *all = gt_alloc(sizeof(uint64_t) * H_WORDS * (size_t)world);
+    gt_loader *loader;
+    gt_loader_new(r->train, &r->sampler, steps > start ? steps - start : 0, r->o.data.readahead, scale, 1, &loader);
+    r->loader = loader;
     gt_stats st = {0}, acc = {0};
     int acc_steps = 0;
     double t_start = gt_now(), t_log = t_start;
@@ -353,9 +376,11 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
     for (long step = start; step < steps && !status && !*stopped; step++) {
         int64_t epoch_of_step = r->sampler.epoch + (r->sampler.cursor == r->sampler.steps_per_epoch);
         gt_sampler_next(&r->sampler, idx);
-        gt_dataset_batch(&r->train, idx, batch, scale, x, r->train.labels ? labels : NULL);
+        float *x;
+        int *labels;
+        if ((status = gt_loader_next(loader, idx, &x, &labels))) break;
         if (rank == r->o.nan_rank && step + 1 == r->o.nan_step && r->nan_hits < r->o.nan_times) {
-            x[0] = NAN;
+            x[0] = NAN; /* the loader's buffer of the batch this thread holds: the reader thread leaves it alone */
             r->nan_hits++;
             gt_warn("[debug] nan_rank = %d, nan_step = %ld: a NaN in this rank's batch (a test hook, %ld of %ld)", rank,
                     step + 1, r->nan_hits, r->o.nan_times);
@@ -363,7 +388,7 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         gt_step_ctx ctx = {.seed = r->o.seed, .step = (uint64_t)step, .example0 = (uint64_t)rank, .stride = (uint64_t)world};
         gt_dist_run_step_ctx(&r->dist, &ctx);
         if ((status = gt_dist_run_step_begin(&r->dist, step))) break;
-        gt_model_train_step(r->m, x, r->train.labels ? labels : NULL, batch, &ctx, &st);
+        gt_model_train_step(r->m, x, labels, batch, &ctx, &st);
         if ((status = gt_dist_run_step_end(&r->dist, r->m, step, steps))) break;
         done_steps++;
 
@@ -376,7 +401,8 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         int sig = 0;
         for (int q = 0; q < world; q++) sig |= all[(size_t)q * H_WORDS + H_SIG] != 0;
         if (what[0]) {
-            if ((status = handle_divergence(r, step + 1, what, &step))) break;
+            if ((status = handle_divergence(r, step + 1, steps, what, &step))) break;
+            gt_loader_resume(loader);
             memset(&acc, 0, sizeof acc);
             acc_steps = 0;
             t_log = gt_now();
@@ -400,6 +426,7 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
             snprintf(line, sizeof line, "step %6ld/%ld  epoch %" PRId64, step + 1, steps, epoch_of_step);
             print_stats(line, sizeof line, &acc);
             gt_info("%s  | %.1f img/s  ETA %s", line, ips, eta);
+            if (r->metrics) gt_loader_pause(loader);
             if (r->metrics && (status = gt_metrics_write(r->metrics, step + 1, epoch_of_step, NULL, &acc, ips, now - t_start)))
                 break;
             memset(&acc, 0, sizeof acc);
@@ -407,10 +434,13 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
             t_log = gt_now();
         }
         status = step_end(r, step + 1, steps, sig, stopped);
+        gt_loader_resume(loader);
     }
     gt_dist_watch_off();
-    gt_free(x);
-    gt_free(labels);
+    r->data_wait = gt_loader_wait_seconds(loader);
+    r->loop_seconds = gt_now() - t_start;
+    gt_loader_free(loader);
+    r->loader = NULL;
     gt_free(idx);
     gt_free(all);
     if (!status && !*stopped && steps > start)
@@ -426,32 +456,36 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     int rank = gt_dist_rank(), world = gt_dist_size();
     gt_set_threads(o->threads);
     GT_TRY(gt_signals_install());
-    GT_TRY(gt_data_load(&o->data, o->seed, &r->train, &r->test));
-    if (o->model.kind == GT_MODEL_CLASSIFIER && !r->train.labels)
-        return GT_ERROR("a classifier needs labels: %s has none", r->train.source);
-    GT_TRY(gt_model_build(&o->model, r->train.shape, r->train.n_classes > 0 ? r->train.n_classes : 1, o->batch, o->seed,
-                          &r->m));
-    GT_TRY(gt_dist_run_attach(&r->dist, &o->dist, r->m, o->text, r->train.n)); /* all ranks agree, or all stop */
+    GT_TRY(gt_run_data_open(o, rank, world, &r->train, &r->test));
+    if (o->model.kind == GT_MODEL_CLASSIFIER && !r->train->has_labels)
+        return GT_ERROR("a classifier needs labels: %s has none", r->train->name);
+    GT_TRY(gt_model_build(&o->model, r->train->shape, r->train->n_classes > 0 ? r->train->n_classes : 1, o->batch,
+                          o->seed, &r->m));
+    GT_TRY(gt_dist_run_attach(&r->dist, &o->dist, r->m, o->text, r->train->n)); /* all ranks agree, or all stop */
     gt_dist_bcast_model(r->m);
     if (o->eval_every > 0) { /* before the run directory exists: a missing classifier leaves nothing behind */
-        GT_TRY(gt_metrics_parse(o->eval_metrics, gt_metrics_applicable(r->m->kind, r->train.values != NULL),
+        GT_TRY(gt_metrics_parse(o->eval_metrics, gt_metrics_applicable(r->m->kind, r->train->points),
                                 gt_config_where(cfg, "eval", "metrics"), &r->eval_metrics));
         if (r->eval_metrics & (GT_METRIC_ELBO | GT_METRIC_IWAE) &&
-            (o->likelihood_n > r->train.n || o->likelihood_n > r->test.n))
+            (o->likelihood_n > r->train->n || o->likelihood_n > r->test->n))
             return GT_ERROR("%s: [eval] likelihood_n = %ld is more than the data has (%" PRId64 " training, %" PRId64
                             " test examples)",
-                            gt_config_where(cfg, "eval", "likelihood_n"), o->likelihood_n, r->train.n, r->test.n);
-        GT_TRY(gt_evaluator_open(o, &r->train, &r->test, r->eval_metrics, 0, &r->ev));
+                            gt_config_where(cfg, "eval", "likelihood_n"), o->likelihood_n, r->train->n, r->test->n);
+        /* the evaluator works on the data in memory (IDX, toy; options.c refuses eval.every with an HDF5 file):
+         * its own copy, loaded as the sources were */
+        GT_TRY(gt_data_load(&o->data, o->seed, &r->eval_train, &r->eval_test));
+        GT_TRY(gt_evaluator_open(o, &r->eval_train, &r->eval_test, r->eval_metrics, 0, &r->ev));
     }
-    if ((int64_t)world * o->batch > r->train.n)
+    if ((int64_t)world * o->batch > r->train->n)
         return GT_ERROR("the training set has %" PRId64 " examples, fewer than one global batch of %d ranks x %d",
-                        r->train.n, world, o->batch);
-    gt_sampler_init(&r->sampler, r->train.n, o->batch, rank, world, o->seed);
+                        r->train->n, world, o->batch);
+    if (o->data.shuffle_local) gt_sampler_init_shard(&r->sampler, r->train->n, o->batch, rank, world, o->seed);
+    else gt_sampler_init(&r->sampler, r->train->n, o->batch, rank, world, o->seed);
     long steps = o->epochs > 0 ? o->epochs * (long)r->sampler.steps_per_epoch : o->steps;
 
     /* The run directory (rank 0): a new run, or resume from its newest valid checkpoint. */
     gt_resume_point rp;
-    GT_TRY(gt_resume(o, cfg, r->m, &r->train, &rp));
+    GT_TRY(gt_resume(o, cfg, r->m, r->train, &rp));
     r->last_ckpt = -1;
     r->lr_scale = 1.0;
     long start = 0;
@@ -477,7 +511,7 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     GT_TRY(open_outputs(r, rp.found ? rp.step : -1));
     /* a run that may roll back always has a checkpoint to go back to */
     if (o->rollback && !rp.found && o->ckpt_every > 0 && steps > 0) {
-        int failed = gt_checkpoint_write(o, r->m, &r->sampler, &r->train, 0, 0, 1.0) != GT_OK;
+        int failed = gt_checkpoint_write(o, r->m, &r->sampler, r->train, 0, 0, 1.0) != GT_OK;
         if (gt_dist_any(failed)) return failed ? gt_error_trace(__FILE__, __LINE__, GT_ERR) : GT_ERROR_ALL("rank 0 failed");
         r->last_ckpt = 0;
     }
@@ -485,11 +519,13 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     gt_info("gentrain %s: %s model, %d rank%s x batch %d = global batch %d; %" PRId64 " train / %" PRId64
             " test examples of %dx%dx%d; %" PRId64 " steps per epoch, %ld steps; seed %" PRIu64 "; run dir %s",
             gt_version(), gt_model_kind_name(r->m->kind), world, world > 1 ? "s" : "", o->batch, o->batch * world,
-            r->train.n, r->test.n, r->train.shape.c, r->train.shape.h, r->train.shape.w, r->sampler.steps_per_epoch,
+            r->train->n, r->test->n, r->train->shape.c, r->train->shape.h, r->train->shape.w, r->sampler.steps_per_epoch,
             steps, o->seed, o->dir);
     for (int k = 0; k < r->m->n_nets; k++) gt_net_print(&r->m->net[k]);
 
     GT_TRY(train_loop(r, start, steps, stopped));
+    gt_run_data_report(r->train, (int64_t)(steps > start ? steps - start : 0) * o->batch, r->data_wait,
+                       r->loop_seconds);
     int test_done = r->metrics && gt_metrics_has_test(r->metrics, steps);
     if (o->eval_at_end && !*stopped && !gt_dist_any(test_done)) {
         if (start >= steps)
@@ -497,7 +533,7 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
                     "evaluating the test set",
                     o->dir, steps, steps);
         gt_stats test;
-        evaluate(r->m, &r->test, o->eval_n, o->batch, o->seed, (uint64_t)steps, &test);
+        GT_TRY(evaluate(r->m, r->test, o->eval_n, o->batch, o->seed, (uint64_t)steps, &test));
         char line[1024] = "test set:";
         print_stats(line, sizeof line, &test);
         gt_info("%s", line);
@@ -524,8 +560,10 @@ gt_status gt_train_config(gt_config *cfg, const char *config_path, int *stopped)
     gt_evaluator_free(r.ev);
     gt_sampler_free(&r.sampler);
     gt_model_free(r.m);
-    gt_dataset_free(&r.train);
-    gt_dataset_free(&r.test);
+    gt_source_close(r.train);
+    gt_source_close(r.test);
+    gt_dataset_free(&r.eval_train);
+    gt_dataset_free(&r.eval_test);
     gt_options_free(&r.o);
     return st;
 }

@@ -5,6 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Pixels p become p/127.5 - 1 (SIGNED) or p/255 (UNIT), through a table of
+ * the 256 values. */
+void gt_pixels_to_floats(const uint8_t *px, size_t n, gt_pixel_scale scale, float *x) {
+    GT_ASSERT(scale == GT_SCALE_SIGNED || scale == GT_SCALE_UNIT, "gt_pixels_to_floats: unknown pixel scale %d",
+              (int)scale);
+    float lut[256];
+    for (int p = 0; p < 256; p++) lut[p] = scale == GT_SCALE_SIGNED ? (float)p / 127.5f - 1.0f : (float)p / 255.0f;
+    for (size_t k = 0; k < n; k++) x[k] = lut[px[k]];
+}
+
 /* idx: [B] dataset indices; x: [B, size]; labels: [B] or NULL.
  * Pixels p become p/127.5 - 1 (SIGNED) or p/255 (UNIT); float values are
  * copied as they are. Labels of an unlabelled dataset are -1. */
@@ -14,10 +24,8 @@ void gt_dataset_batch(const gt_dataset *ds, const int64_t *idx, int B, gt_pixel_
     GT_ASSERT(scale == GT_SCALE_SIGNED || scale == GT_SCALE_UNIT, "gt_dataset_batch: unknown pixel scale %d",
              (int)scale);
     const size_t size = gt_shape_size(ds->shape);
-    float lut[256];
-    if (ds->pixels)
-        for (int p = 0; p < 256; p++) lut[p] = scale == GT_SCALE_SIGNED ? (float)p / 127.5f - 1.0f : (float)p / 255.0f;
-#pragma omp parallel for schedule(static) if ((size_t)B * size >= 32768)
+/* num_threads: the loader calls this on its reader thread, whose OpenMP default is every core */
+#pragma omp parallel for schedule(static) num_threads(gt_threads()) if (gt_threads() > 1 && (size_t)B * size >= 32768)
     for (int b = 0; b < B; b++) {
         int64_t e = idx[b];
         if (e < 0 || e >= ds->n)
@@ -25,8 +33,7 @@ void gt_dataset_batch(const gt_dataset *ds, const int64_t *idx, int B, gt_pixel_
                      (long long)ds->n);
         float *dst = x + (size_t)b * size;
         if (ds->pixels) {
-            const uint8_t *src = ds->pixels + (size_t)e * size;
-            for (size_t k = 0; k < size; k++) dst[k] = lut[src[k]];
+            gt_pixels_to_floats(ds->pixels + (size_t)e * size, size, scale, dst);
         } else {
             const float *src = ds->values + (size_t)e * size;
             for (size_t k = 0; k < size; k++) dst[k] = src[k];
@@ -60,6 +67,11 @@ gt_status gt_data_load(const gt_data_opts *o, uint64_t seed, gt_dataset *train, 
         gt_toy_make(test, o->toy, o->n_test, o->std, seed ^ 0x5eed7e57ull);
         return GT_OK;
     }
+    if (o->kind == GT_DATA_HDF5)
+        return GT_ERROR("%s: an HDF5 dataset ([data] kind = hdf5) is read on demand, not loaded whole into memory "
+                        "(gt_dataset_file_open, io.h), and evaluation (gentrain eval, eval.every) needs the data in "
+                        "memory: it works with fashion-mnist and toy data",
+                        o->path ? o->path : "[data] path");
     GT_TRY(gt_idx_load(train, o->train_images, o->train_labels, o->limit));
     gt_status st = gt_idx_load(test, o->test_images, o->test_labels, 0);
     if (!st && !gt_shape_eq(train->shape, test->shape))

@@ -5,9 +5,15 @@
  * (Fisher-Yates). The draw for position i is gt_rand_u64(seed, SHUFFLE/0,
  * epoch, 0, i), made unbiased by rejection: words below 2^64 mod (i+1) are
  * rejected and redrawn from index 1, 2, ... (element i), which happens with
- * probability < n / 2^64. Every rank computes the same permutation. */
+ * probability < n / 2^64. Every rank computes the same permutation.
+ *
+ * Local mode (gt_sampler_init_shard): the same shuffle of the rank's shard
+ * [lo, lo + n_shard) alone, position i drawing with index lo + i; with one
+ * rank (lo 0, the whole set) it is the global permutation itself. */
 #include "gentrain/core.h"
 #include "gentrain/data.h"
+
+#include <string.h>
 
 /* Uniform integer in [0, bound) for Fisher-Yates position i. */
 static uint64_t bounded_draw(uint64_t seed, uint64_t epoch, uint64_t i, uint64_t bound) {
@@ -19,25 +25,41 @@ static uint64_t bounded_draw(uint64_t seed, uint64_t epoch, uint64_t i, uint64_t
     }
 }
 
+/* The epoch's permutation of the n_shard examples from lo (global mode: lo 0,
+ * n_shard n): the draw for position i is keyed by the global index lo + i. */
 static void make_perm(gt_sampler *s) {
     int64_t *p = s->perm;
-    for (int64_t i = 0; i < s->n; i++) p[i] = i;
-    for (int64_t i = s->n - 1; i > 0; i--) {
-        int64_t j = (int64_t)bounded_draw(s->seed, (uint64_t)s->epoch, (uint64_t)i, (uint64_t)i + 1);
+    for (int64_t i = 0; i < s->n_shard; i++) p[i] = i;
+    for (int64_t i = s->n_shard - 1; i > 0; i--) {
+        int64_t j = (int64_t)bounded_draw(s->seed, (uint64_t)s->epoch, (uint64_t)(s->lo + i), (uint64_t)i + 1);
         int64_t t = p[i];
         p[i] = p[j];
         p[j] = t;
     }
+    if (s->lo)
+        for (int64_t i = 0; i < s->n_shard; i++) p[i] += s->lo;
 }
 
-void gt_sampler_init(gt_sampler *s, int64_t n, int batch, int rank, int world, uint64_t seed) {
+void gt_sampler_shard(int64_t n, int rank, int world, int64_t *lo, int64_t *count) {
+    GT_ASSERT(n >= 0 && world > 0 && rank >= 0 && rank < world, "gt_sampler_shard: rank %d of %d, n %lld", rank,
+              world, (long long)n);
+    /* r*n/world without overflow for any n < 2^62 and world < 2^31 */
+    int64_t q = n / world, rem = n % world;
+    int64_t a = (int64_t)rank * q + (int64_t)rank * rem / world;
+    int64_t b = (int64_t)(rank + 1) * q + (int64_t)(rank + 1) * rem / world;
+    *lo = a;
+    *count = b - a;
+}
+
+static void init(gt_sampler *s, int64_t n, int batch, int rank, int world, uint64_t seed, int local) {
     GT_ASSERT(s != NULL, "gt_sampler_init: NULL sampler");
     GT_ASSERT(n > 0, "sampler: the dataset is empty (n = %lld)", (long long)n);
     GT_ASSERT(batch > 0, "sampler: batch size must be positive (batch = %d)", batch);
     GT_ASSERT(world > 0, "sampler: world size must be positive (world = %d)", world);
     GT_ASSERT(rank >= 0 && rank < world, "sampler: rank %d is outside [0, %d)", rank, world);
     int64_t global = (int64_t)world * batch;
-    s->steps_per_epoch = n / global;
+    /* local: the smallest shard has floor(n / world) examples */
+    s->steps_per_epoch = local ? n / world / batch : n / global;
     GT_ASSERT(s->steps_per_epoch > 0,
              "sampler: dataset of %lld examples is smaller than one global batch (world %d x batch %d = %lld)",
              (long long)n, world, batch, (long long)global);
@@ -48,8 +70,26 @@ void gt_sampler_init(gt_sampler *s, int64_t n, int batch, int rank, int world, u
     s->seed = seed;
     s->epoch = 0;
     s->cursor = 0;
-    s->perm = gt_alloc((size_t)n * sizeof(int64_t));
+    s->local = local;
+    if (local) gt_sampler_shard(n, rank, world, &s->lo, &s->n_shard);
+    else s->lo = 0, s->n_shard = n;
+    s->perm = gt_alloc((size_t)s->n_shard * sizeof(int64_t));
     make_perm(s);
+}
+
+void gt_sampler_init(gt_sampler *s, int64_t n, int batch, int rank, int world, uint64_t seed) {
+    init(s, n, batch, rank, world, seed, 0);
+}
+
+void gt_sampler_init_shard(gt_sampler *s, int64_t n, int batch, int rank, int world, uint64_t seed) {
+    init(s, n, batch, rank, world, seed, 1);
+}
+
+void gt_sampler_copy(gt_sampler *dst, const gt_sampler *src) {
+    GT_ASSERT(src != NULL && src->perm != NULL, "gt_sampler_copy: sampler not initialized");
+    *dst = *src;
+    dst->perm = gt_alloc((size_t)src->n_shard * sizeof(int64_t));
+    memcpy(dst->perm, src->perm, (size_t)src->n_shard * sizeof(int64_t));
 }
 
 void gt_sampler_seek(gt_sampler *s, int64_t epoch, int64_t cursor) {
@@ -64,7 +104,8 @@ void gt_sampler_seek(gt_sampler *s, int64_t epoch, int64_t cursor) {
     make_perm(s);
 }
 
-/* idx: [batch]; idx[j] = perm[cursor*world*batch + rank + j*world] */
+/* idx: [batch]; idx[j] = perm[cursor*world*batch + rank + j*world]
+ * (local mode: perm[cursor*batch + j], perm being the shard's) */
 void gt_sampler_next(gt_sampler *s, int64_t *idx) {
     GT_ASSERT(s != NULL && s->perm != NULL, "gt_sampler_next: sampler not initialized");
     if (s->cursor >= s->steps_per_epoch) {
@@ -72,8 +113,13 @@ void gt_sampler_next(gt_sampler *s, int64_t *idx) {
         s->cursor = 0;
         make_perm(s);
     }
-    const int64_t base = s->cursor * (int64_t)s->world * s->batch + s->rank;
-    for (int j = 0; j < s->batch; j++) idx[j] = s->perm[base + (int64_t)j * s->world];
+    if (s->local) {
+        const int64_t base = s->cursor * (int64_t)s->batch;
+        for (int j = 0; j < s->batch; j++) idx[j] = s->perm[base + j];
+    } else {
+        const int64_t base = s->cursor * (int64_t)s->world * s->batch + s->rank;
+        for (int j = 0; j < s->batch; j++) idx[j] = s->perm[base + (int64_t)j * s->world];
+    }
     s->cursor++;
 }
 
