@@ -24,10 +24,13 @@ TRAIN_STATS = {"gan": [("losses", ["d_loss", "g_loss"]), ("D(x) and D(G(z))", ["
 IMAGE_SUMMARY = [("fid_train", "FID", "{:.1f}", "low"), ("kid_train", "KID", "{:.3f}", "low"),
                  ("precision_train", "precision", "{:.2f}", "high"), ("recall_train", "recall", "{:.2f}", "high"),
                  ("density_train", "density", "{:.2f}", "high"), ("coverage_train", "coverage", "{:.2f}", "high"),
-                 ("classes_covered", "classes", "{:.1f}", "high"), ("class_kl", "class KL", "{:.3f}", "low"),
-                 ("nn_feature_gen", "NN dist gen→train", "{:.2f}", None), ("closer_to_train", "closer to train", "{:.2f}", None),
-                 ("ct", "C_T", "{:.1f}", None), ("d_gap", "D gap", "{:.3f}", None),
-                 ("neg_elbo_test", "−ELBO test", "{:.1f}", "low"), ("neg_elbo_gap", "−ELBO gap", "{:.2f}", None)]
+                 ("classes_covered", "classes", "{:.1f}", "high"), ("class_kl", "class KL", "{:.3f}", "low")]
+IMAGE_SUMMARY2 = [("nn_feature_gen", "NN distance samples→train", "{:.2f}", None),
+                  ("nn_feature_test", "NN distance test→train", "{:.2f}", None),
+                  ("closer_to_train", "closer to train", "{:.2f}", None), ("ct", "C_T", "{:.1f}", None),
+                  ("d_gap", "D(train) − D(test)", "{:.3f}", None),
+                  ("neg_elbo_train", "−ELBO train", "{:.1f}", "low"), ("neg_elbo_test", "−ELBO test", "{:.1f}", "low"),
+                  ("neg_elbo_gap", "−ELBO gap", "{:.2f}", None)]
 TOY_SUMMARY = [("modes_covered", "modes", "{:.1f}", "high"), ("high_quality_share", "high-quality share", "{:.2f}", "high"),
                ("mode_reverse_kl", "reverse KL", "{:.3f}", "low"), ("neg_elbo_test", "−ELBO test", "{:.2f}", "low"),
                ("neg_elbo_gap", "−ELBO gap", "{:.3f}", None)]
@@ -70,7 +73,9 @@ def collect(s):
     mcols = []
     for p in s.points:
         status = s.status(p)
-        ml = read_jsonl(os.path.join(s.run_dir(p), "metrics.jsonl"))
+        # a run trained further than the study's train.steps (e.g. a study shortened afterwards) is
+        # bitwise the shorter run up to there: keep its lines up to train.steps
+        ml = [r for r in read_jsonl(os.path.join(s.run_dir(p), "metrics.jsonl")) if r.get("step", 0) <= p["steps"]]
         rollbacks = sum(1 for r in ml if r.get("event") == "rollback")
         base = {"group": p["group"], "variant": p["variant"], "seed": p["seed"], "point": p["name"],
                 "family": p["family"], "data": p["data"], "config": os.path.relpath(p["config"], os.getcwd()),
@@ -230,8 +235,8 @@ def fig_evals(s, plt, runs, data, out):
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if key in ("fid_train", "kid_train"):
-            ax.set_yscale("log")
+        if key in ("fid_train", "kid_train", "modes_covered"):
+            ax.set_ylim(bottom=0)
     axs[0].legend(fontsize=7)
     fig.suptitle(f"{data}: evaluation over training (mean over seeds, band = min to max; legend: runs)")
     fig.tight_layout()
@@ -308,7 +313,7 @@ def fig_scatter(s, plt, runs, data, out):
     if not any_:
         plt.close(fig)
         return None
-    fig.suptitle(f"{data}: final samples (blue, {len(x)} fixed latents) over the mixture's centres (red)")
+    fig.suptitle(f"{data}: final samples (blue: {len(x)} fixed latents)\nover the mixture's centres (red)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
@@ -412,7 +417,7 @@ def fig_vae_nll(s, plt, runs, out):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("VAE negative ELBO on 1000 training and 1000 test examples (band: min to max over seeds)")
+    fig.suptitle("VAE negative ELBO on the first eval.likelihood_n training and test examples (band: min to max over seeds)")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
@@ -431,13 +436,19 @@ def fmt_ms(mu, sd, f):
 def summary_tables(runs, datas):
     """-> markdown lines, {data: {model: {metric: (mean, std, n)}}}"""
     lines, stats = [], {}
+    tables = []
     for d in datas:
         dr = [r for r in runs if r["p"]["data"] == d]
-        spec = IMAGE_SUMMARY if dr[0]["p"]["images"] else TOY_SUMMARY
+        if dr[0]["p"]["images"]:
+            tables += [(d, IMAGE_SUMMARY, "quality and diversity"), (d, IMAGE_SUMMARY2, "memorization and likelihood")]
+        else:
+            tables.append((d, TOY_SUMMARY, "modes"))
+    for d, spec, what in tables:
+        dr = [r for r in runs if r["p"]["data"] == d]
         models = models_in(dr)
         cols = [c for c in spec if any(final_metrics(r) and finite(final_metrics(r).get(c[0])) for r in dr)]
-        stats[d] = {}
-        lines += [f"**{d}** (final step; mean ± std over seeds)", "",
+        stats.setdefault(d, {})
+        lines += [f"**{d}**, {what} (final step; mean ± std over seeds)", "",
                   "| model | runs | diverged | collapsed | " + " | ".join(c[1] for c in cols) + " |",
                   "| --- | --- | --- | --- | " + " | ".join("---" for _ in cols) + " |"]
         for m in models:
@@ -446,8 +457,8 @@ def summary_tables(runs, datas):
             div = sum(1 for r in rs if r["status"] == "diverged")
             rb = sum(r["rollbacks"] for r in rs)
             col = sum(1 for r in rs if collapsed(r))
-            stats[d][m] = {"family": rs[0]["p"]["family"], "runs": len(rs), "diverged": div, "collapsed": col,
-                           "group": rs[0]["p"]["group"]}
+            stats[d].setdefault(m, {}).update({"family": rs[0]["p"]["family"], "runs": len(rs), "diverged": div,
+                                               "collapsed": col, "group": rs[0]["p"]["group"]})
             cells = []
             for key, _, f, _ in cols:
                 ms = mean_std([x.get(key) for x in fm if x])
@@ -495,11 +506,11 @@ def conclusions(stats, runs):
             ratio = sds[hi] / sds[lo] if sds[lo] > 0 else float("inf")
             txt = (f"On {d}, the {name} of the {hi.upper()}s varies more across seeds than the {lo.upper()}s' "
                    f"(mean standard deviation {sds[hi]:.3g} vs {sds[lo]:.3g}, relative {cvs[hi]:.0%} vs {cvs[lo]:.0%})")
-            if ratio >= 3:
+            if ratio >= 3 and n >= 3:
                 out.append(txt + f"; a factor of {ratio:.1f} with {n} seeds per model is large enough to report.")
             else:
                 out.append(txt + f"; a factor of {ratio:.1f} with only {n} seeds per model is **not** a reliable difference "
-                           "(standard deviations from so few seeds are themselves uncertain by about ±50 %).")
+                           "(a standard deviation from so few seeds is itself uncertain by ±50 % or more).")
         if not images:
             for f in ("gan", "vae"):
                 rs = [r for r in runs if r["p"]["data"] == d and r["p"]["family"] == f and final_metrics(r)]
@@ -520,7 +531,7 @@ def conclusions(stats, runs):
             if ct:
                 lo = min(ct, key=lambda m: ct[m][0])
                 copying = [m for m in ct if ct[m][0] < -3]
-                out.append(f"Memorization on {d}: the most negative C_T is {lo}'s ({ct[lo][0]:.1f} ± {ct[lo][1]:.1f}); "
+                out.append(f"Memorization on {d}: the lowest C_T is {lo}'s ({ct[lo][0]:.1f} ± {ct[lo][1]:.1f}); "
                            + (f"C_T < −3 (data copying) for {', '.join(copying)}." if copying else
                               "no model reaches C_T < −3, so none is flagged as copying its training data. "
                               + ("Positive C_T means the samples are farther from the training set than held-out data "
@@ -531,9 +542,24 @@ def conclusions(stats, runs):
                 if len(fam) == 2:
                     a, b = (float(np.mean(fam["gan"])), float(np.mean(fam["vae"])))
                     out.append(f"The share of samples closer to a training image than to any test image is {a:.2f} for "
-                               f"the GANs and {b:.2f} for the VAE (0.5 for fresh samples of the data distribution): "
-                               + ("neither family sits clearly above 0.5." if max(a, b) < 0.6 else
-                                  f"the {'GANs' if a > b else 'VAE'} sit{'' if a > b else 's'} closer to the training set."))
+                               f"the GANs and {b:.2f} for the VAE (0.5 for fresh samples of the data distribution, 1 for "
+                               "copies): " + ("neither family sits above 0.5, so neither shows a pull towards its "
+                                             "training images." if max(a, b) < 0.55 else
+                                             f"the {'GANs' if a > b else 'VAE'} sit{'' if a > b else 's'} closer to the "
+                                             "training set."))
+                # which family memorizes more: C_T per family (runs pooled)
+                fam_ct = {}
+                for r in runs:
+                    m_ = final_metrics(r)
+                    if r["p"]["data"] == d and m_ and finite(m_.get("ct")):
+                        fam_ct.setdefault(r["p"]["family"], []).append(m_["ct"])
+                if len(fam_ct) == 2:
+                    g, v = mean_std(fam_ct["gan"]), mean_std(fam_ct["vae"])
+                    more = "GANs" if g[0] < v[0] else "VAE"
+                    out.append(f"C_T by family on {d}: GANs {g[0]:.1f} ± {g[1]:.1f} ({g[2]} runs), VAE {v[0]:.1f} ± {v[1]:.1f} "
+                               f"({v[2]} runs); the {more} {'are' if more == 'GANs' else 'is'} nearer to copying"
+                               + (", beyond the spread over runs." if separated(g, v) else
+                                  ", but within the spread over runs: no family is shown to memorize more."))
         # stabilizers: every non-base variant vs the group's plain/base variant
         groups = {}
         for m, v in ms.items():
@@ -569,11 +595,23 @@ def conclusions(stats, runs):
 
 
 def wall_time(s):
+    """the wall-clock time of the invocations that trained or evaluated (overlapping ones once)"""
     try:
         hist = json.load(open(os.path.join(s.dir, "status.json")))["invocations"]
     except (OSError, ValueError, KeyError):
         return None, []
-    return sum(h["seconds"] for h in hist), hist
+    hist = [h for h in hist if h.get("kind") != "report"]
+    iv = sorted((time.mktime(time.strptime(h["start"], "%Y-%m-%dT%H:%M:%SZ")), h["seconds"]) for h in hist)
+    total, end = 0.0, None
+    for a, d in iv:
+        b = a + d
+        if end is None or a >= end:
+            total += d
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return (total if hist else None), hist
 
 
 def report(s):
@@ -660,7 +698,8 @@ def report(s):
                         "(red, `nn_feature_gen` in metrics.h5) beside the same for the test images (grey, the evaluation "
                         "cache's reference); red to the left of grey would mean samples closer to the training set than "
                         "fresh data: copying. Right: the data-copying statistic C_T (≪ 0: copying).",
-        "nll": "−ELBO in nats from `gentrain eval --metrics elbo` (1000 training and 1000 test examples); solid train, dashed test.",
+        "nll": "−ELBO in nats from `gentrain eval --metrics elbo` on the first `eval.likelihood_n` training and test examples "
+               "(1000 unless the study file sets it); solid train, dashed test.",
     }
     for sec in ("eval", "curves", "samples", "memorization", "nll"):
         fs = [f for f in figs if f[0] == sec]
