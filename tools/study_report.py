@@ -252,7 +252,7 @@ def fig_samples(s, plt, runs, group, out):
     cells = {(r["model"], r["p"]["seed"]): os.path.join(s.dir, "samples", r["p"]["name"] + ".png") for r in gr}
     if not any(os.path.exists(c) for c in cells.values()):
         return None
-    fig, axs = plt.subplots(len(models), len(seeds), figsize=(2.4 * len(seeds), 2.5 * len(models)), squeeze=False)
+    fig, axs = plt.subplots(len(models), len(seeds), figsize=(2.9 * len(seeds), 3.0 * len(models)), squeeze=False)
     for i, m in enumerate(models):
         for j, sd in enumerate(seeds):
             ax = axs[i][j]
@@ -261,11 +261,11 @@ def fig_samples(s, plt, runs, group, out):
             if c and os.path.exists(c):
                 ax.imshow(plt.imread(c), cmap="gray")
             else:
-                ax.text(0.5, 0.5, "no checkpoint", ha="center", va="center", transform=ax.transAxes)
+                ax.text(0.5, 0.5, "no samples (not trained yet?)", ha="center", va="center", transform=ax.transAxes)
             ax.set_title(f"{m}, seed {sd}", fontsize=7)
     fig.suptitle(f"{group}: samples at the final step (gentrain sample)")
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
 
@@ -448,6 +448,9 @@ def summary_tables(runs, datas):
         models = models_in(dr)
         cols = [c for c in spec if any(final_metrics(r) and finite(final_metrics(r).get(c[0])) for r in dr)]
         stats.setdefault(d, {})
+        if not cols:
+            lines += [f"**{d}**, {what}: no final evaluation yet.", ""]
+            continue
         lines += [f"**{d}**, {what} (final step; mean ± std over seeds)", "",
                   "| model | runs | diverged | collapsed | " + " | ".join(c[1] for c in cols) + " |",
                   "| --- | --- | --- | --- | " + " | ".join("---" for _ in cols) + " |"]
@@ -669,9 +672,11 @@ def report(s):
     L.append(f"- {n_eval} evaluations (`gentrain eval --json --n {st['eval_n']}`), {len(rows)} rows in `study.csv`")
     L.append(f"- {st['np']} rank(s) per run, {st['jobs']} run(s) at a time")
     if wall is not None:
-        L.append(f"- wall-clock time: {wall / 60:.1f} min over {len(hist)} invocation(s) of `tools/study` "
-                 f"(training, evaluation and this report) on {os.cpu_count()} cores of `{platform.node()}` "
-                 f"(load average at the end {os.getloadavg()[0]:.1f}: the machine is shared)")
+        L.append(f"- wall-clock time: {wall / 60:.1f} min of training and evaluation over {len(hist)} invocation(s) "
+                 f"of `tools/study` (" + ", ".join(f"{h['start'][11:16]} UTC {h['seconds'] / 60:.1f} min" for h in hist)
+                 + f"; stopped ones were resumed) on {os.cpu_count()} cores of `{platform.node()}`, "
+                 f"load average {os.getloadavg()[0]:.1f} when this report was written: the machine is shared, "
+                 "and the times would be several times shorter on an idle one")
     L += ["", "Reproduce (one command; a rerun skips finished runs and evaluations):", "", "```sh",
           f"tools/study {rel}                        # locally: mpirun, {st['jobs']} run(s) at a time",
           f"tools/study --slurm --sbatch \"-p PARTITION -A ACCOUNT\" {rel}   # one Slurm job array + a collector job",
