@@ -28,7 +28,7 @@ IMAGE_SUMMARY = [("fid_train", "FID", "{:.1f}", "low"), ("kid_train", "KID", "{:
 IMAGE_SUMMARY2 = [("nn_feature_gen", "NN distance samples→train", "{:.2f}", None),
                   ("nn_feature_test", "NN distance test→train", "{:.2f}", None),
                   ("closer_to_train", "closer to train", "{:.2f}", None), ("ct", "C_T", "{:.1f}", None),
-                  ("d_gap", "D(train) − D(test)", "{:.3f}", None),
+                  ("d_gap", "D(train) − D(test)", "{:+.4f}", None),
                   ("neg_elbo_train", "−ELBO train", "{:.1f}", "low"), ("neg_elbo_test", "−ELBO test", "{:.1f}", "low"),
                   ("neg_elbo_gap", "−ELBO gap", "{:.2f}", None)]
 TOY_SUMMARY = [("modes_covered", "modes", "{:.1f}", "high"), ("high_quality_share", "high-quality share", "{:.2f}", "high"),
@@ -495,7 +495,19 @@ def conclusions(stats, runs):
             w = order[-1]
             if w not in (b, nxt):
                 out.append(f"On {d}, the worst mean {name} is {w}'s ({have[w][key][0]:.3g} ± {have[w][key][1]:.2g})"
-                           + ("" if separated(have[b][key], have[w][key]) else ", though even this is within the spread of the best") + ".")
+                           + (", apart from the best beyond the spread" if separated(have[b][key], have[w][key])
+                              else ", though even this is within the spread of the best") + ".")
+            # GAN versus VAE: every GAN model against every VAE model
+            for vm in [m for m in order if have[m]["family"] == "vae"]:
+                parts = []
+                for gm in [m for m in order if have[m]["family"] == "gan"]:
+                    a, v = have[gm][key], have[vm][key]
+                    better_ = (a[0] < v[0]) if better == "low" else (a[0] > v[0])
+                    parts.append(f"{gm} {a[0]:.3g} ± {a[1]:.2g} ({'better' if better_ else 'worse'}"
+                                 + (", beyond the spread)" if separated(a, v) else ", within the spread)"))
+                if parts:
+                    out.append(f"GAN versus VAE on {d}, {name}: {vm} {have[vm][key][0]:.3g} ± {have[vm][key][1]:.2g} against "
+                               + "; ".join(parts) + ".")
         # seed variability by family
         fams = {}
         for m, v in have.items():
@@ -546,8 +558,8 @@ def conclusions(stats, runs):
                     a, b = (float(np.mean(fam["gan"])), float(np.mean(fam["vae"])))
                     out.append(f"The share of samples closer to a training image than to any test image is {a:.2f} for "
                                f"the GANs and {b:.2f} for the VAE (0.5 for fresh samples of the data distribution, 1 for "
-                               "copies): " + ("neither family sits above 0.5, so neither shows a pull towards its "
-                                             "training images." if max(a, b) < 0.55 else
+                               "copies): " + ("neither family sits clearly above 0.5, so neither shows a pull "
+                                             "towards its training images." if max(a, b) < 0.55 else
                                              f"the {'GANs' if a > b else 'VAE'} sit{'' if a > b else 's'} closer to the "
                                              "training set."))
                 # which family memorizes more: C_T per family (runs pooled)
@@ -559,10 +571,13 @@ def conclusions(stats, runs):
                 if len(fam_ct) == 2:
                     g, v = mean_std(fam_ct["gan"]), mean_std(fam_ct["vae"])
                     more = "GANs" if g[0] < v[0] else "VAE"
-                    out.append(f"C_T by family on {d}: GANs {g[0]:.1f} ± {g[1]:.1f} ({g[2]} runs), VAE {v[0]:.1f} ± {v[1]:.1f} "
-                               f"({v[2]} runs); the {more} {'are' if more == 'GANs' else 'is'} nearer to copying"
-                               + (", beyond the spread over runs." if separated(g, v) else
-                                  ", but within the spread over runs: no family is shown to memorize more."))
+                    txt = (f"C_T by family on {d}: GANs {g[0]:.1f} ± {g[1]:.1f} ({g[2]} runs), VAE {v[0]:.1f} ± {v[1]:.1f} "
+                           f"({v[2]} runs): the {'GANs' if more == 'GANs' else 'VAE'}{chr(39) if more == 'GANs' else chr(39) + 's'} samples lie nearer to the training set, relative to held-out data"
+                           + (", beyond the spread over runs" if separated(g, v) else
+                              ", but within the spread over runs: no family is shown to memorize more"))
+                    if min(g[0], v[0]) > 0:
+                        txt += "; both are positive, so this ranks under-fitting, not copying"
+                    out.append(txt + ".")
         # stabilizers: every non-base variant vs the group's plain/base variant
         groups = {}
         for m, v in ms.items():
@@ -584,10 +599,15 @@ def conclusions(stats, runs):
         for m, v in ms.items():
             if v.get("neg_elbo_gap") and v["neg_elbo_gap"][0] is not None and v.get("neg_elbo_test") and v["neg_elbo_test"][0]:
                 g, t = v["neg_elbo_gap"], v["neg_elbo_test"]
-                out.append(f"{m} on {d}: test −ELBO {t[0]:.3g} ± {t[1]:.2g} nats, train-test gap {g[0]:.3g} ± {g[1]:.2g} "
-                           f"({abs(g[0]) / abs(t[0]):.1%} of it): "
+                epochs = [r["train"][-1].get("epoch") for r in runs if r["model"] == m and r["p"]["data"] == d and r["train"]]
+                ep = max((e for e in epochs if isinstance(e, int)), default=None)
+                seen = (" The runs ended in their first pass over the training data, so the gap is at most the "
+                        "beginning of overfitting (some of the 1000 training examples were never seen)."
+                        if ep == 0 else f" The runs ended in epoch {ep}." if ep is not None else "")
+                out.append(f"{m} on {d}: test −ELBO {t[0]:.3g} ± {t[1]:.2g} nats, test minus train {g[0]:.3g} ± {g[1]:.2g} "
+                           f"({abs(g[0]) / abs(t[0]):.1%}): "
                            + ("no sign of overfitting." if abs(g[0]) < max(2 * g[1], 0.01 * abs(t[0])) else
-                              ("the test set is fitted worse than the training set (overfitting starts)." if g[0] > 0 else
+                              ("the test examples are fitted worse than the training examples." + seen if g[0] > 0 else
                                "the test examples score better than the training examples.")))
     div = sum(1 for r in runs if r["status"] == "diverged")
     failed = sum(1 for r in runs if r["status"] in ("failed", "partial", "new"))
@@ -667,7 +687,8 @@ def report(s):
          "## Size and cost", ""]
     L.append(f"- {len(runs)} runs: " + "; ".join(
         f"{g} ({len({r['model'] for r in runs if r['p']['group'] == g})} model(s) × "
-        f"{len({r['p']['seed'] for r in runs if r['p']['group'] == g})} seeds, {runs[[r['p']['group'] for r in runs].index(g)]['p']['steps']} steps)"
+        f"{len({r['p']['seed'] for r in runs if r['p']['group'] == g})} seeds, {runs[[r['p']['group'] for r in runs].index(g)]['p']['steps']} steps, "
+        f"evaluated at steps {' '.join(map(str, runs[[r['p']['group'] for r in runs].index(g)]['p']['eval_steps']))})"
         for g in groups))
     L.append(f"- {n_eval} evaluations (`gentrain eval --json --n {st['eval_n']}`), {len(rows)} rows in `study.csv`")
     L.append(f"- {st['np']} rank(s) per run, {st['jobs']} run(s) at a time")
