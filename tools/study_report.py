@@ -417,7 +417,8 @@ def fig_vae_nll(s, plt, runs, out):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("VAE negative ELBO on the first eval.likelihood_n training and test examples (band: min to max over seeds)")
+    fig.suptitle("VAE −ELBO, train vs test\n(band: min to max over seeds)" if len(datas) < 2 else
+                 "VAE −ELBO on training and test examples (band: min to max over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
@@ -430,7 +431,7 @@ def fig_vae_nll(s, plt, runs, out):
 def fmt_ms(mu, sd, f):
     if mu is None:
         return "–"
-    return f"{f.format(mu)} ± {f.format(sd)}"
+    return f"{f.format(mu)} ± {f.format(sd).lstrip('+')}"
 
 
 def summary_tables(runs, datas):
@@ -538,7 +539,10 @@ def conclusions(stats, runs):
                     if mu is not None:
                         out.append(f"On {d}, the {f.upper()} runs ({n}) cover {mu:.1f} ± {sd:.1f} of "
                                    f"{final_metrics(rs[0])['modes']:.0f} modes, with {hmu:.0%} ± {hsd:.0%} of the samples "
-                                   f"within 3σ of a centre; {col} collapsed (fewer than half the modes).")
+                                   f"within 3σ of a centre; {col} collapsed (fewer than half the modes)"
+                                   + (". So few samples land within 3σ of any centre that a low mode count here means "
+                                      "imprecise samples (not yet converged to the narrow components), not mode collapse: "
+                                      "see the scatter plots" if hmu is not None and hmu < 0.05 else "") + ".")
         # memorization
         if images:
             ct = {m: v["ct"] for m, v in ms.items() if v.get("ct") and v["ct"][0] is not None}
