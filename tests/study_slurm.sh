@@ -41,6 +41,10 @@ array=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["array"])
 states=$(squeue -h -j "$array" -t all -o "%i %T" 2>/dev/null | sort || true)
 if [ "$(grep -c COMPLETED <<<"$states")" = 4 ]; then ok "job array $array: 4 tasks completed"
 else fail "job array $array: $states"; fi
+if grep -q "^# .*: srun --mpi=pmix -n 1 .*gentrain train " "$work/study/logs/toygan-base-s1.train.log" &&
+   grep -q "^# .*: srun --mpi=pmix -n 1 .*gentrain eval " "$work/study/logs/toygan-base-s1.eval.log"; then
+  ok "the tasks train and evaluate through srun --mpi=pmix"
+else fail "no srun in the task's logs: $(head -n 3 "$work/study/logs/toygan-base-s1.train.log")"; fi
 if "$py" - "$work/study" <<'PY'
 import csv, math, os, sys
 rows = list(csv.DictReader(open(os.path.join(sys.argv[1], "study.csv"))))
