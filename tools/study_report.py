@@ -163,7 +163,7 @@ def models_in(runs):
     return out
 
 
-def band(ax, xs_list, ys_list, color, label, ls="-"):
+def band(ax, xs_list, ys_list, color, label, ls="-", marker=None):
     """the mean over seeds (on the steps all share) with a min-max band"""
     if not xs_list:
         return
@@ -171,7 +171,7 @@ def band(ax, xs_list, ys_list, color, label, ls="-"):
     if not common:
         return
     Y = np.array([[dict(zip(x, y))[c] for c in common] for x, y in zip(xs_list, ys_list)], float)
-    ax.plot(common, np.nanmean(Y, 0), color=color, ls=ls, label=label, lw=1.3)
+    ax.plot(common, np.nanmean(Y, 0), color=color, ls=ls, label=label, lw=1.3, marker=marker, ms=4)
     if len(Y) > 1:
         ax.fill_between(common, np.nanmin(Y, 0), np.nanmax(Y, 0), color=color, alpha=0.18, lw=0)
 
@@ -231,7 +231,7 @@ def fig_evals(s, plt, runs, data, out):
             ys = [[r["evals"][st]["metrics"][key] for st in x] for r, x in zip(rs, xs)]
             xy = [(x, y) for x, y in zip(xs, ys) if x]
             if xy:
-                band(ax, [a for a, _ in xy], [b for _, b in xy], colors[mi % len(colors)], f"{m} ({len(xy)})")
+                band(ax, [a for a, _ in xy], [b for _, b in xy], colors[mi % len(colors)], f"{m} ({len(xy)})", marker="o")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -412,7 +412,7 @@ def fig_vae_nll(s, plt, runs, out):
                 xy = [(x, y) for x, y in zip(xs, ys) if x]
                 if xy:
                     band(ax, [a for a, _ in xy], [b for _, b in xy], colors[mi % len(colors)],
-                         f"{m}: {key.replace('neg_elbo_', '')}", ls=ls)
+                         f"{m}: {key.replace('neg_elbo_', '')}", ls=ls, marker="o")
         ax.set_title(f"{d}: −ELBO (nats), train vs test")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -702,6 +702,26 @@ def report(s):
                  + f"; stopped ones were resumed) on {os.cpu_count()} cores of `{platform.node()}`, "
                  f"load average {os.getloadavg()[0]:.1f} when this report was written: the machine is shared, "
                  "and the times would be several times shorter on an idle one")
+    L += ["", "## Setup", "", "| group | config | data | family | model: overrides | seeds | steps |",
+          "| --- | --- | --- | --- | --- | --- | --- |"]
+    common = None
+    for g in groups:
+        gp = [r["p"] for r in runs if r["p"]["group"] == g]
+        first = gp[0]
+        common = first["overrides"] if common is None else [o for o in common if o in first["overrides"]]
+    for g in groups:
+        gp = [r["p"] for r in runs if r["p"]["group"] == g]
+        first = gp[0]
+        cells = []
+        for m in models_in([r for r in runs if r["p"]["group"] == g]):
+            p0 = next(r["p"] for r in runs if r["model"] == m)
+            extra = [o for o in p0["overrides"] if o not in common and not o.startswith(("checkpoint.", "samples."))]
+            cells.append(f"{m}: " + (", ".join(f"`{o}`" for o in extra) or "(none)"))
+        L.append(f"| {g} | `{os.path.relpath(first['config'], os.getcwd())}` | {first['data']} | {first['family']} | "
+                 + "<br>".join(cells) + f" | {' '.join(str(x) for x in sorted({q['seed'] for q in gp}))} | {first['steps']} |")
+    L += ["", "Every run also gets " + ", ".join(f"`{o}`" for o in common if not o.startswith(("checkpoint.", "samples.")))
+          + ", `run.seed`, `run.dir`, and `checkpoint.every` = `samples.every` = the evaluation interval with "
+          "`checkpoint.keep=0` (the evaluated checkpoints are kept)." if common else ""]
     L += ["", "Reproduce (one command; a rerun skips finished runs and evaluations):", "", "```sh",
           f"tools/study {rel}                        # locally: mpirun, {st['jobs']} run(s) at a time",
           f"tools/study --slurm --sbatch \"-p PARTITION -A ACCOUNT\" {rel}   # one Slurm job array + a collector job",
