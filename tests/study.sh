@@ -29,7 +29,7 @@ cat > "$tmp/tiny.ini" <<EOF
 [study]
 name = tiny
 dir = $tmp/study
-seeds = 1 2
+seeds = 1 2            ; an inline comment
 jobs = 2
 eval_n = 250
 set = eval.at_end=false log.every=5
