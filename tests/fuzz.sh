@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The libFuzzer targets (tests/fuzz/fuzz_*.c) for a bounded time each, in the
-# test suite: tools/fuzz builds build-fuzz/ with clang once (about 6 minutes
-# on this 2-core machine; later runs reuse it and rebuild only what changed)
-# and runs config, idx and ckpt for FUZZ_SECONDS each [20] with a fixed
+# test suite: tools/fuzz builds build-fuzz/ with clang once (about 4 minutes
+# on this 2-core machine under load; later runs reuse it and rebuild only what
+# changed) and runs config, idx and ckpt for FUZZ_SECONDS each [20] with a fixed
 # seed (FUZZ_SEED [1]) on a fresh copy of the seed corpora (tests/fuzz/), so
 # that a run is repeatable up to the time bound. A crash, sanitizer report,
 # leak, timeout or out-of-memory input fails the test with the finding's path
@@ -35,7 +35,7 @@ for t in config idx ckpt; do
   elif ! grep -q "^fuzz_$t: [0-9]* runs" "$tmp/$t.out"; then
     fail "fuzz_$t: no run count in the output"
   else
-    ok "fuzz_$t: $(grep "^fuzz_$t: " "$tmp/$t.out" | tail -n 1) ($((SECONDS - start)) s with the build)"
+    ok "$(grep "^fuzz_$t: " "$tmp/$t.out" | tail -n 1) ($((SECONDS - start)) s with the build)"
   fi
 done
 finish fuzz
