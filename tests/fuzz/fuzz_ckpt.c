@@ -1,6 +1,9 @@
 /* libFuzzer target: the checkpoint reader on arbitrary bytes (tests/fuzz.sh,
  * tools/fuzz). The bytes are written to a temporary file, which goes through
- * what resume and `gentrain sample` do with a checkpoint: gt_ckpt_verify,
+ * `gentrain inspect` (gt_cmd_inspect, which reads any HDF5 file, damaged or
+ * not, and checks a checkpoint's structure against the model its stored
+ * config describes; its output goes to /dev/null) and through what resume
+ * and `gentrain sample` do with a checkpoint: gt_ckpt_verify,
  * gt_ckpt_read_info, gt_ckpt_check_model against a small fixed model (the one
  * of tests/fuzz/ckpt.ini, whose checkpoint seeds the corpus), and
  * gt_ckpt_load into it. Errors are values and are cleared; a crash, a
@@ -32,6 +35,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     char *d = mkdtemp(dir) ? dir : mkdtemp(alt);
     if (!d) abort();
     snprintf(path, sizeof path, "%s/step-00000001.h5", d);
+    if (!freopen("/dev/null", "w", stdout)) abort(); /* inspect's listing */
     static gt_config *cfg;
     static gt_options o;
     if (gt_config_parse(config_text, "ckpt.ini", &cfg) || gt_options_from_config(cfg, "ckpt.ini", &o) ||
@@ -45,6 +49,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) abort();
+    char cmd[] = "inspect", *argv[] = {cmd, path, NULL};
+    (void)gt_cmd_inspect(2, argv);
+    gt_error_clear();
     if (gt_ckpt_verify(path) == GT_OK) {
         gt_ckpt_info info;
         char *text = NULL, *kind = NULL;
