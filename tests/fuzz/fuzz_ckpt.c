@@ -25,8 +25,15 @@ static const char config_text[] =
     "[decoder]\nlayer1 = dense out=8\nlayer2 = relu\nlayer3 = dense out=2\n"
     "[train]\nsteps = 1\nbatch_size = 8\n";
 
-static char path[64];
+static char path[64], dir_made[64];
 static gt_model *model;
+
+/* the temporary directory goes when the fuzzer exits normally (a crash
+ * leaves it, with the input that crashed) */
+static void remove_dir(void) {
+    unlink(path);
+    rmdir(dir_made);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
@@ -35,6 +42,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     char *d = mkdtemp(dir) ? dir : mkdtemp(alt);
     if (!d) abort();
     snprintf(path, sizeof path, "%s/step-00000001.h5", d);
+    snprintf(dir_made, sizeof dir_made, "%s", d);
+    atexit(remove_dir);
     if (!freopen("/dev/null", "w", stdout)) abort(); /* inspect's listing */
     static gt_config *cfg;
     static gt_options o;
