@@ -12,7 +12,10 @@
 #     holder (pid, host), run.resume=never moves nothing of a live run, and a
 #     SIGKILLed holder's lock is gone (the kernel releases it);
 #  4. a run.dir and data paths of ~300 characters: train, resume, sample,
-#     inspect;
+#     inspect; a run.dir of 4000 characters (the longest accepted) too; one
+#     of 5000: one short usage error; a data file, checkpoint or inspected
+#     file path of 5000: the reason ("File name too long") ends the message,
+#     the path is shortened in the middle;
 #  5. `gentrain sample`: --out onto the checkpoint (directly or through a
 #     symlink) or onto a file that is not a PNG is refused (exit 2, the file
 #     unchanged); a PNG write that fails (RLIMIT_FSIZE) leaves the old
@@ -120,6 +123,34 @@ expect "long paths: inspect" 0 "checkpoint verifies" "$bin" inspect "$(ck "$d" 6
 if grep -q "^data.*train_images = $long/data/train-images" "$d/config.ini" 2>/dev/null || grep -q "train_images = $long" "$d/config.ini"; then
   ok "long paths: config.ini holds the whole data path"
 else fail "long paths: config.ini lacks the data path"; fi
+# 4b. a run.dir of exactly the longest accepted (4000 characters; its files'
+#     paths come within ~60 of Linux's PATH_MAX, 4096), and one beyond
+long=$tmp/x
+while [ ${#long} -lt 3940 ]; do long=$long/a-rather-long-directory-name-for-the-run-dir-test; done
+d=$long/$(printf '%*s' $((4000 - ${#long} - 1)) '' | tr ' ' y)
+echo "(run.dir has ${#d} characters)"
+expect "run.dir of 4000 characters: train" 0 "checkpoint: step 2 -> $d/checkpoints/step-00000002.h5" \
+  "$bin" train "${C[@]}" run.dir="$d" train.steps=2
+expect "run.dir of 4000 characters: resume" 0 "resuming from $d/checkpoints/step-00000002.h5" \
+  "$bin" train "${C[@]}" run.dir="$d" train.steps=4
+expect "run.dir of 4000 characters: sample" 0 "samples of the vae at step 4" "$bin" sample "$(ck "$d" 4)" --out "$d/grid.png"
+expect "run.dir of 4000 characters: inspect" 0 "checkpoint verifies" "$bin" inspect "$(ck "$d" 4)"
+d=$long/$(printf '%*s' $((5000 - ${#long} - 1)) '' | tr ' ' y)
+expect "run.dir of 5000 characters: one usage error naming the limit" 2 \
+  "^gentrain: error: command line: \[run\] dir has 5000 characters; at most 4000 are supported" \
+  "$bin" train "${C[@]}" run.dir="$d" train.steps=2
+if [ "$(wc -l < "$tmp/out.txt")" = 1 ] && [ "$(wc -c < "$tmp/out.txt")" -lt 600 ]; then
+  ok "run.dir of 5000 characters: the message is one short line"
+else fail "run.dir of 5000 characters: $(wc -lc < "$tmp/out.txt") lines and bytes of output"; fi
+# paths beyond PATH_MAX given to the other commands: the reason survives at
+# the end of a message shortened in the middle
+expect "a data path of 5000 characters: the reason at the end of one line" 1 \
+  "^gentrain: error: $tmp/x/.*\[\.\.\. [0-9]+ characters \.\.\.\].*/train-images.gz: cannot open: File name too long" \
+  "$bin" train "${C[@]}" run.dir="$tmp/longdata" train.steps=2 data.train_images="$d/train-images.gz"
+expect "sample of a checkpoint path of 5000 characters: the reason at the end" 1 "step-00000004.h5: File name too long" \
+  "$bin" sample "$d/checkpoints/step-00000004.h5" --out "$tmp/g.png"
+expect "inspect of a path of 5000 characters: the reason at the end" 1 "step-00000004.h5: File name too long" \
+  "$bin" inspect "$d/checkpoints/step-00000004.h5"
 
 # 5. gentrain sample --out
 c4=$(ck "$tmp/good" 4)

@@ -354,14 +354,15 @@ static gt_status options_of(const char *layers, const char *ov, gt_config **cfg,
     GT_TRY(parse_with(text, ovs, cfg));
     return gt_options_from_config(*cfg, "t.ini", o);
 }
-static gt_status layers_error(const char *layers) {
+static gt_status layers_error_ov(const char *layers, const char *ov) {
     gt_config *cfg = NULL;
     gt_options o;
-    gt_status st = options_of(layers, NULL, &cfg, &o);
+    gt_status st = options_of(layers, ov, &cfg, &o);
     if (!st) gt_options_free(&o);
     gt_config_free(cfg);
     return st;
 }
+static gt_status layers_error(const char *layers) { return layers_error_ov(layers, NULL); }
 
 static void test_layer_lines(void) {
     const char *t = "layer1 = conv2d out=8 kernel=3 stride=2 pad=1 bias=false\n" /* line 6 */
@@ -531,6 +532,28 @@ static void test_options(void) {
     /* a pad so large that the model would need more memory than the machine has */
     CHECK_ERROR(build_error("layer1 = conv2d out=64 kernel=3 pad=1000\nlayer2 = flatten\nlayer3 = dense out=10\n", NULL),
                 "memory check", "the model needs", "GB", "more than this machine");
+
+    /* run.dir: at most GT_RUN_DIR_MAX characters (PATH_MAX less room for the
+     * run's files), a usage error on the command line */
+    static char dirset[GT_RUN_DIR_MAX + 16];
+    snprintf(dirset, sizeof dirset, "run.dir=/%0*d", GT_RUN_DIR_MAX, 0);
+    gt_status dir_st = layers_error_ov("layer1 = flatten\nlayer2 = dense out=10\n", dirset);
+    CHECK(dir_st == GT_ERR_USAGE, "a run.dir of %d characters: status %d", GT_RUN_DIR_MAX + 1, (int)dir_st);
+    CHECK_ERROR(dir_st, "run.dir too long", "command line: [run] dir has 4001 characters", "at most 4000");
+    snprintf(dirset, sizeof dirset, "run.dir=/%0*d", GT_RUN_DIR_MAX - 1, 0);
+    CHECK_OK(layers_error_ov("layer1 = flatten\nlayer2 = dense out=10\n", dirset));
+
+    /* A message longer than the error buffer keeps its head and its tail
+     * (where the reason is) around a note of what was left out. */
+    static char huge[9001];
+    memset(huge, 'p', sizeof huge - 1);
+    huge[0] = '/';
+    CHECK_ERROR(GT_ERROR("cannot open %s: File name too long", huge), "a message longer than its buffer",
+                "cannot open /ppp", "characters ...]ppp", "ppp: File name too long");
+    (void)GT_ERROR("%s: the end", huge);
+    CHECK(strlen(gt_error_message()) < 4096 && strstr(gt_error_message(), "[... ") != NULL, "shortened: %zu chars",
+          strlen(gt_error_message()));
+    gt_error_clear();
 
     /* Options: defaults, conditional keys and checks. */
     gt_config *cfg = NULL;

@@ -22,6 +22,8 @@ packages=(
   python3-scipy                       # tests/eval_parity.py (metric parity)
   time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset; unshare
   iproute2 hostname                   # tools/netns-cluster: ip, tc (simulated hosts); hostnames
+  clang libclang-rt-14-dev            # tools/fuzz, tests/fuzz.sh: libFuzzer (build-fuzz/)
+  valgrind                            # tests/valgrind.sh
 )
 
 missing=()

@@ -30,6 +30,10 @@ gt_status gt_train_config(gt_config *cfg, const char *config_path, int *stopped)
 
 /* ---- options (src/app/options.c) --------------------------------------------- */
 
+/* The longest [run] dir accepted: Linux's PATH_MAX (4096) less room for
+ * the names of the run's files under it. */
+#define GT_RUN_DIR_MAX 4000
+
 /* Everything a config says, resolved (defaults filled in) and checked. */
 typedef struct {
     /* [run] */

@@ -2,6 +2,7 @@
  * any HDF5 file) holds: root attributes, every dataset with its type, shape
  * and checksum, and whether it reads back (checksums verified); for a
  * checkpoint also whether it verifies and holds every tensor its model needs. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -148,7 +149,7 @@ gt_status gt_cmd_inspect(int argc, char **argv) {
     if (path[0] == '-' && path[1])
         return GT_USAGE_ERROR("gentrain inspect: unknown option '%s' (gentrain inspect --help)", path);
     struct stat sb;
-    if (stat(path, &sb) != 0) return GT_ERROR("cannot inspect %s: no such file", path);
+    if (stat(path, &sb) != 0) return GT_ERROR("cannot inspect %s: %s", path, strerror(errno));
     if (!S_ISREG(sb.st_mode)) return GT_ERROR("cannot inspect %s: not a regular file", path);
     if (!gt_h5_is_hdf5(path)) return GT_ERROR("%s is not a readable HDF5 file (truncated or damaged header)", path);
     gt_h5 *f;

@@ -421,6 +421,15 @@ static gt_status resolve(gt_config *cfg, const char *config_path, gt_options *o)
     if (!o->dir[0])
         return gt_error_at(__FILE__, __LINE__, gt_config_from_command_line(cfg, "run", "dir") ? GT_ERR_USAGE : GT_ERR,
                            "%s: [run] dir is empty: give a directory", gt_config_where(cfg, "run", "dir"));
+    /* Linux's PATH_MAX (4096 with the NUL) less room for the run's own files
+     * (checkpoints/damaged/step-XXXXXXXX.h5, temporary names) */
+    size_t dir_len = strlen(o->dir);
+    if (dir_len > GT_RUN_DIR_MAX)
+        return gt_error_at(__FILE__, __LINE__, gt_config_from_command_line(cfg, "run", "dir") ? GT_ERR_USAGE : GT_ERR,
+                           "%s: [run] dir has %zu characters; at most %d are supported (the paths of the files in it "
+                           "must stay under the system's limit of 4096): '%.60s...%s'",
+                           gt_config_where(cfg, "run", "dir"), dir_len, GT_RUN_DIR_MAX, o->dir,
+                           o->dir + dir_len - 60);
     if (o->steps == 0 && o->epochs == 0)
         return GT_ERROR("%s: set [train] steps or [train] epochs (both are 0)", gt_config_origin(cfg));
     if (o->steps > 0 && o->epochs > 0)

@@ -43,11 +43,31 @@ static void add_where(const char *file, int line) {
     snprintf(pending.where + n, sizeof pending.where - n, "%s%s:%d", n ? " < " : "", file, line);
 }
 
+/* A message longer than the buffer (a path of thousands of characters) keeps
+ * its head and its tail, where the reason usually is ("...: File name too
+ * long"), around a note of how much was left out. */
+static void shorten(char *msg, size_t cap, const char *fmt, va_list ap) {
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(msg, cap, fmt, ap);
+    if (n >= 0 && (size_t)n >= cap) {
+        char *full = malloc((size_t)n + 1);
+        if (full) {
+            vsnprintf(full, (size_t)n + 1, fmt, again);
+            size_t keep = (cap - 64) / 2;
+            snprintf(msg, cap, "%.*s[... %zu characters ...]%s", (int)keep, full, (size_t)n - 2 * keep,
+                     full + (size_t)n - keep);
+            free(full);
+        }
+    }
+    va_end(again);
+}
+
 gt_status gt_error_at(const char *file, int line, gt_status code, const char *fmt, ...) {
     char msg[sizeof pending.msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap); /* may read the message it replaces */
+    shorten(msg, sizeof msg, fmt, ap); /* may read the message it replaces */
     va_end(ap);
     memcpy(pending.msg, msg, sizeof msg);
     if (pending.code == GT_OK) pending.where[0] = '\0', pending.collective = 0;

@@ -15,7 +15,15 @@
 #include "gentrain/core.h"
 #include "gentrain/data.h"
 
-static char images[64], labels[64];
+static char images[64], labels[64], dir_made[64];
+
+/* the temporary directory goes when the fuzzer exits normally (a crash
+ * leaves it, with the input that crashed) */
+static void remove_dir(void) {
+    unlink(images);
+    unlink(labels);
+    rmdir(dir_made);
+}
 
 static int put(const char *path, const uint8_t *p, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -32,6 +40,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (!d) abort();
     snprintf(images, sizeof images, "%s/images", d);
     snprintf(labels, sizeof labels, "%s/labels", d);
+    snprintf(dir_made, sizeof dir_made, "%s", d);
+    atexit(remove_dir);
     return 0;
 }
 
