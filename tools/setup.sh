@@ -22,7 +22,7 @@ packages=(
   python3-scipy                       # tests/eval_parity.py (metric parity)
   time util-linux                     # tools/bench: /usr/bin/time (peak memory), taskset; unshare
   iproute2 hostname                   # tools/netns-cluster: ip, tc (simulated hosts); hostnames
-  clang libclang-rt-14-dev            # tools/fuzz, tests/fuzz.sh: libFuzzer (build-fuzz/)
+  clang libclang-rt-14-dev libomp-dev # tools/fuzz, tests/fuzz.sh: libFuzzer (build-fuzz/), OpenMP for clang
   valgrind                            # tests/valgrind.sh
 )
 
