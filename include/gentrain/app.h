@@ -184,6 +184,9 @@ typedef struct {
  * the model (damaged ones are moved to checkpoints/damaged/ with a warning),
  * checking that its configuration is compatible with this one; then writes
  * config.ini. Every rank: receives the result and rank 0's model state. */
+/* mkdir -p path (what names it in errors, e.g. "run directory"); an error if
+ * it exists and is not a directory. */
+gt_status gt_make_dirs(const char *path, const char *what);
 gt_status gt_resume(const gt_options *o, gt_config *cfg, gt_model *m, const gt_source *train, gt_resume_point *rp);
 /* Divergence rollback: rank 0 loads the newest checkpoint of the run that
  * verifies and fits (damaged ones set aside, as for resume); every rank

@@ -57,22 +57,6 @@ void gt_eval_data_rows(const gt_dataset *ds, int64_t first, int64_t last, gt_pix
     }
 }
 
-static gt_status make_dirs(const char *path) {
-    char buf[4200];
-    PATH_FMT(buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0775) != 0 && errno != EEXIST)
-                return GT_ERROR("cannot create the evaluation cache directory %s: %s: %s", path, buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return GT_OK;
-}
-
 /* [eval] cache, else $GENTRAIN_CACHE, else $XDG_CACHE_HOME/gentrain, else ~/.cache/gentrain. */
 static gt_status cache_dir(const gt_options *o, char *out, size_t cap) {
     const char *env;
@@ -161,7 +145,7 @@ static gt_status train_classifier(void *arg) {
     train_job *job = arg;
     gt_config *cfg;
     char run_dir[4200], lock_path[4300], done[4300];
-    GT_TRY(make_dirs(job->cache));
+    GT_TRY(gt_make_dirs(job->cache, "the evaluation cache directory"));
     GT_TRY(classifier_config(job->o, job->cache, &cfg, run_dir, sizeof run_dir));
     gt_status st = GT_OK;
     int fd = -1, found = 0;
@@ -457,7 +441,7 @@ gt_status gt_evaluator_open(const gt_options *o, const gt_dataset *train, const 
             char cache[4096];
             uint64_t dh = dataset_hash(test, dataset_hash(train, GT_HASH_INIT));
             st = cache_dir(o, cache, sizeof cache);
-            if (!st) st = make_dirs(cache);
+            if (!st) st = gt_make_dirs(cache, "the evaluation cache directory");
             if (!st && snprintf(ev->features_path, sizeof ev->features_path, "%s/features-%s-%016" PRIx64 ".h5", cache,
                                 ev->classifier_hash, dh) >= (int)sizeof ev->features_path)
                 st = GT_ERROR("path too long: %s", cache);

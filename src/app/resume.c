@@ -20,7 +20,7 @@
         GT_ENSURE(n_ >= 0 && (size_t)n_ < sizeof(buf), "path too long: %s", (buf));                         \
     } while (0)
 
-static gt_status make_dir(const char *path) {
+gt_status gt_make_dirs(const char *path, const char *what) {
     char buf[4200];
     PATH_FMT(buf, "%s", path);
     for (char *p = buf + 1;; p++) {
@@ -28,13 +28,13 @@ static gt_status make_dir(const char *path) {
             char c = *p;
             *p = 0;
             if (mkdir(buf, 0775) != 0 && errno != EEXIST)
-                return GT_ERROR("run directory %s cannot be created: %s: %s", path, buf, strerror(errno));
+                return GT_ERROR("%s %s cannot be created: %s: %s", what, path, buf, strerror(errno));
             *p = c;
             if (!c) break;
         }
     }
     struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return GT_ERROR("run directory %s is not a directory", path);
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return GT_ERROR("%s %s is not a directory", what, path);
     return GT_OK;
 }
 
@@ -88,7 +88,7 @@ static gt_status move_previous_run(const char *dir, const char *why, int only_ou
     PATH_FMT(dst, "%s/checkpoints", prev);
     if (rename(ckpt, dst) != 0 && errno != ENOENT)
         return GT_ERROR("cannot move %s to %s: %s", ckpt, dst, strerror(errno));
-    GT_TRY(make_dir(ckpt));
+    GT_TRY(gt_make_dirs(ckpt, "run directory"));
     for (int i = 0; i < N_RUN_FILES; i++) {
         PATH_FMT(src, "%s/%s", dir, run_files[i]);
         PATH_FMT(dst, "%s/%s", prev, run_files[i]);
@@ -291,9 +291,9 @@ static gt_status prepare(const gt_options *o, gt_config *cfg, gt_model *m, const
                          gt_resume_point *rp) {
     char ckpt_dir[4200], path[4300];
     PATH_FMT(ckpt_dir, "%s/checkpoints", o->dir);
-    GT_TRY(make_dir(o->dir));
+    GT_TRY(gt_make_dirs(o->dir, "run directory"));
     GT_TRY(gt_run_lock(o->dir)); /* before anything in run.dir is touched: one run per directory */
-    GT_TRY(make_dir(ckpt_dir));
+    GT_TRY(gt_make_dirs(ckpt_dir, "run directory"));
     GT_TRY(gt_ckpt_prune(ckpt_dir, 0)); /* stale temporary files */
     remove_stale_temporaries(o->dir);
     PATH_FMT(path, "%s/" GT_STOPPED_MARKER, o->dir); /* an earlier run's; this run writes its own */
