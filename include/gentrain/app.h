@@ -270,23 +270,31 @@ typedef struct {
     void *data; /* gt_alloc'd */
 } gt_eval_array;
 /* Named results: scalars (NaN: undefined, e.g. no test labels), arrays
- * (histograms, per-sample distances) and the seconds each part took. */
-typedef struct {
+ * (histograms, per-sample distances) and the seconds each part took. A GAN
+ * with an EMA generator (model.g_ema > 0) is evaluated twice: the result is
+ * the EMA generator's (ema = 1) and live (gt_alloc'd, freed with it) the
+ * live generator's, with the same metrics; live is NULL otherwise. */
+typedef struct gt_eval_result {
     unsigned metrics;
     long n;
+    int ema;
     int nv, na, nt;
     const char *name[GT_EVAL_MAX_VALUES];
     double value[GT_EVAL_MAX_VALUES];
     gt_eval_array array[GT_EVAL_MAX_ARRAYS];
     const char *time_name[GT_EVAL_MAX_TIMES];
     double seconds[GT_EVAL_MAX_TIMES];
+    struct gt_eval_result *live;
 } gt_eval_result;
 void gt_eval_result_free(gt_eval_result *r);
 /* The value of a name, NaN if the result has none. */
 double gt_eval_value(const gt_eval_result *r, const char *name);
 
 /* n samples of the model (GAN: G(z); VAE: the decoder's mean, on latents z_i
- * = Philox normal(eval seed, EVAL/LATENT, 0, i)), evaluated with the metrics. */
+ * = Philox normal(eval seed, EVAL/LATENT, 0, i)), evaluated with the metrics.
+ * A GAN with an EMA generator: r is the EMA generator's evaluation and
+ * r->live the live one's (the model is swapped to its EMA and back: it is
+ * left bitwise as it was). */
 gt_status gt_evaluate_model(gt_evaluator *ev, gt_model *m, long n, unsigned metrics, uint64_t seed,
                             const gt_options *o, gt_eval_result *r);
 /* Given samples x [n, data] (images in [0,1]; 2-D points as they are). */

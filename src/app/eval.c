@@ -24,7 +24,8 @@ static const char eval_usage[] =
     "       gentrain eval --prepare [data.KEY=VALUE] [eval.KEY=VALUE] ...\n"
     "       mpirun -np N gentrain eval ...   (the work is split over the ranks; the numbers do not change)\n"
     "\n"
-    "Evaluates the generator (GAN) or decoder (VAE) of each checkpoint (a RUN_DIR means every\n"
+    "Evaluates the generator (GAN; with [model] g_ema its EMA generator, then the live one,\n"
+    "both reported) or decoder (VAE) of each checkpoint (a RUN_DIR means every\n"
     "checkpoint in RUN_DIR/checkpoints, oldest first) on N samples against the training and the\n"
     "test set of the checkpoint's own [data]. Images are compared in the feature space of a\n"
     "Fashion-MNIST classifier that gentrain trains itself (configs/classifier.ini, built in):\n"
@@ -191,6 +192,28 @@ static void json_string(const char *s) {
     putchar('"');
 }
 
+/* "metrics", "arrays" and "seconds" of a result, their names with a suffix. */
+static void json_parts(const gt_eval_result *r, const char *suffix) {
+    printf(", \"metrics%s\": {", suffix);
+    for (int k = 0; k < r->nv; k++) {
+        printf("%s\"%s\": ", k ? ", " : "", r->name[k]);
+        json_number(r->value[k]);
+    }
+    printf("}, \"arrays%s\": {", suffix);
+    int first = 1;
+    for (int k = 0; k < r->na; k++) {
+        const gt_eval_array *a = &r->array[k];
+        if (!a->is_int) continue; /* per-sample distances are in metrics.h5 */
+        printf("%s\"%s\": [", first ? "" : ", ", a->name);
+        for (int64_t i = 0; i < a->len; i++) printf("%s%" PRId64, i ? ", " : "", ((const int64_t *)a->data)[i]);
+        printf("]");
+        first = 0;
+    }
+    printf("}, \"seconds%s\": {", suffix);
+    for (int k = 0; k < r->nt; k++) printf("%s\"%s\": %.3f", k ? ", " : "", r->time_name[k], r->seconds[k]);
+    printf("}");
+}
+
 static void print_json(const char *what, int64_t step, const char *kind, uint64_t seed, const gt_evaluator *ev,
                        const gt_eval_result *r) {
     printf("{\"checkpoint\": ");
@@ -204,24 +227,11 @@ static void print_json(const char *what, int64_t step, const char *kind, uint64_
     json_string(gt_evaluator_classifier_hash(ev));
     printf(", \"accuracy\": ");
     json_number(gt_evaluator_classifier_accuracy(ev));
-    printf("}, \"metrics\": {");
-    for (int k = 0; k < r->nv; k++) {
-        printf("%s\"%s\": ", k ? ", " : "", r->name[k]);
-        json_number(r->value[k]);
-    }
-    printf("}, \"arrays\": {");
-    int first = 1;
-    for (int k = 0; k < r->na; k++) {
-        const gt_eval_array *a = &r->array[k];
-        if (!a->is_int) continue; /* per-sample distances are in metrics.h5 */
-        printf("%s\"%s\": [", first ? "" : ", ", a->name);
-        for (int64_t i = 0; i < a->len; i++) printf("%s%" PRId64, i ? ", " : "", ((const int64_t *)a->data)[i]);
-        printf("]");
-        first = 0;
-    }
-    printf("}, \"seconds\": {");
-    for (int k = 0; k < r->nt; k++) printf("%s\"%s\": %.3f", k ? ", " : "", r->time_name[k], r->seconds[k]);
-    printf("}}\n");
+    printf("}");
+    if (r->live) printf(", \"generator\": \"ema\"");
+    json_parts(r, "");
+    if (r->live) json_parts(r->live, "_live");
+    printf("}\n");
     fflush(stdout);
 }
 
@@ -247,10 +257,10 @@ static void row1(const char *label, double v, const char *note) {
     printf("  %-36s %12s %12s  %s\n", label, a, "", note ? note : "");
 }
 
+static void print_rows(const gt_eval_result *r);
+
 static void print_table(const char *what, int64_t step, const char *kind, uint64_t seed, const gt_evaluator *ev,
                         const gt_eval_result *r) {
-#define V(name) gt_eval_value(r, name)
-    char note[256];
     printf("\n%s", what);
     if (step >= 0) printf(" (%s, step %" PRId64 ")", kind, step);
     printf(": %ld samples, seed %" PRIu64 ", %d rank%s\n", r->n, seed, gt_dist_size(), gt_dist_size() > 1 ? "s" : "");
@@ -260,6 +270,19 @@ static void print_table(const char *what, int64_t step, const char *kind, uint64
                gt_evaluator_classifier_path(ev));
     else
         printf("classifier: none (2-D points are their own features; elbo, iwae and discriminator need none)\n");
+    if (r->live) {
+        printf("EMA generator (model.g_ema; the main numbers):\n");
+        print_rows(r);
+        printf("live generator (the one training updates):\n");
+        print_rows(r->live);
+    } else
+        print_rows(r);
+}
+
+/* The rows of a result, then the seconds its parts took. */
+static void print_rows(const gt_eval_result *r) {
+#define V(name) gt_eval_value(r, name)
+    char note[256];
     printf("  %-36s %12s %12s\n", "metric", "vs train", "vs test");
     unsigned m = r->metrics;
     if (m & GT_METRIC_FID) row("FID", V("fid_train"), V("fid_test"), "lower is better");

@@ -103,6 +103,10 @@ static void put_time(gt_eval_result *r, const char *name, double t0) {
 }
 
 void gt_eval_result_free(gt_eval_result *r) {
+    if (r->live) {
+        gt_eval_result_free(r->live);
+        gt_free(r->live);
+    }
     for (int i = 0; i < r->na; i++) gt_free(r->array[i].data);
     memset(r, 0, sizeof *r);
 }
@@ -533,7 +537,23 @@ gt_status gt_evaluate_model(gt_evaluator *ev, gt_model *m, long n, unsigned metr
     GT_ASSERT(gt_model_generates(m), "gt_evaluate_model: a %s model does not generate", gt_model_kind_name(m->kind));
     GT_ASSERT(!(metrics & ~gt_metrics_applicable(m->kind, ev->points)), "metrics 0x%x do not apply", metrics);
     samples_t s = {.ev = ev, .m = m, .n = n, .seed = seed};
-    return evaluate(&s, metrics, o, r);
+    if (!gt_model_has_ema(m)) return evaluate(&s, metrics, o, r);
+    /* the EMA generator (the main numbers), then the live one, on the same latents */
+    gt_model_swap_ema(m);
+    gt_status st = evaluate(&s, metrics, o, r);
+    gt_model_swap_ema(m);
+    if (st) return st;
+    r->ema = 1;
+    gt_eval_result *live = gt_alloc(sizeof *live);
+    samples_t l = {.ev = ev, .m = m, .n = n, .seed = seed};
+    st = evaluate(&l, metrics, o, live);
+    if (st) {
+        gt_free(live);
+        gt_eval_result_free(r);
+        return st;
+    }
+    r->live = live;
+    return GT_OK;
 }
 
 gt_status gt_evaluate_samples(gt_evaluator *ev, const float *x, long n, unsigned metrics, uint64_t seed,

@@ -448,25 +448,36 @@ gt_status gt_metrics_write_eval(gt_metrics *mt, int64_t step, int64_t epoch, con
                                 const gt_eval_result *r) {
     double total = 0;
     for (int i = 0; i < r->nt; i++) total += r->seconds[i];
+    for (int i = 0; r->live && i < r->live->nt; i++) total += r->live->seconds[i];
     FILE *f = mt->f;
     fprintf(f, "{\"step\": %" PRId64 ", \"epoch\": %" PRId64 ", \"split\": \"eval\", \"n\": %ld", step, epoch, r->n);
     fprintf(f, ", \"classifier_hash\": \"%s\", \"classifier_accuracy\": ", gt_evaluator_classifier_hash(ev));
     json_number(f, gt_evaluator_classifier_accuracy(ev));
+    if (r->live) fprintf(f, ", \"generator\": \"ema\"");
     for (int k = 0; k < r->nv; k++) {
         fprintf(f, ", \"%s\": ", r->name[k]);
         json_number(f, r->value[k]);
     }
+    for (int k = 0; r->live && k < r->live->nv; k++) {
+        fprintf(f, ", \"live_%s\": ", r->live->name[k]);
+        json_number(f, r->live->value[k]);
+    }
     fprintf(f, ", \"eval_s\": %.3f}\n", total);
     if (fflush(f) != 0 || ferror(f)) return GT_ERROR("cannot write %s: %s", mt->jsonl, strerror(errno));
 
-    const char *cols[GT_EVAL_MAX_VALUES + 5];
-    double vals[GT_EVAL_MAX_VALUES + 5];
+    const char *cols[2 * GT_EVAL_MAX_VALUES + 5];
+    double vals[2 * GT_EVAL_MAX_VALUES + 5];
+    char live_names[GT_EVAL_MAX_VALUES][80];
     int n = 0;
     cols[n] = "step", vals[n++] = (double)step;
     cols[n] = "epoch", vals[n++] = (double)epoch;
     cols[n] = "n", vals[n++] = (double)r->n;
     cols[n] = "classifier_accuracy", vals[n++] = gt_evaluator_classifier_accuracy(ev);
     for (int k = 0; k < r->nv; k++) cols[n] = r->name[k], vals[n++] = r->value[k];
+    for (int k = 0; r->live && k < r->live->nv; k++) {
+        snprintf(live_names[k], sizeof live_names[k], "live_%s", r->live->name[k]);
+        cols[n] = live_names[k], vals[n++] = r->live->value[k];
+    }
     cols[n] = "eval_s", vals[n++] = total;
     gt_h5 *h;
     GT_TRY(open_retrying(mt->h5, 1, &h));
@@ -498,6 +509,7 @@ static gt_status write_group(gt_h5 *h, const char *group, int64_t step, const ch
     GT_TRY(gt_h5_set_attr_str(h, group, "classifier_hash", gt_evaluator_classifier_hash(ev)));
     GT_TRY(gt_h5_set_attr_double(h, group, "classifier_accuracy", gt_evaluator_classifier_accuracy(ev)));
     GT_TRY(gt_h5_set_attr_str(h, group, "gentrain_version", gt_version()));
+    if (r->ema || r->live) GT_TRY(gt_h5_set_attr_str(h, group, "generator", r->ema ? "ema" : "live"));
     for (int k = 0; k < r->nv; k++) GT_TRY(gt_h5_set_attr_double(h, group, r->name[k], r->value[k]));
     for (int k = 0; k < r->nt; k++) {
         snprintf(name, sizeof name, "seconds_%s", r->time_name[k]);
@@ -521,6 +533,11 @@ gt_status gt_metrics_h5_eval_group(const char *h5_path, int64_t step, const char
     char group[64];
     snprintf(group, sizeof group, "eval/step-%08" PRId64, step);
     gt_status st = write_group(h, group, step, checkpoint, ev, r, seed);
+    if (!st && r->live) { /* the EMA generator's in the group, the live one's in its subgroup live */
+        char live[80];
+        snprintf(live, sizeof live, "%s/live", group);
+        st = write_group(h, live, step, checkpoint, ev, r->live, seed);
+    }
     if (st) {
         gt_h5_discard(h);
         return st;

@@ -153,7 +153,7 @@ static const key_desc keys[] = {
      "GAN, loss = wasserstein: D's parameters are clipped to [-clip, clip] after each D step (WGAN)"},
     {"model", "g_ema", K_FLOAT, "0", 0, 0.99999999, NULL, OFF(model.gan.g_ema), F_FLOAT, is_gan, NULL, 0,
      "GAN: decay of an exponential moving average of the generator's weights, kept in checkpoints and used for "
-     "samples (0 = off; 0.999 is common)"},
+     "samples and evaluation, the live generator reported beside it (0 = off; 0.999 is common)"},
     {"model", "recon", K_CHOICE, "bernoulli", 0, 0, recons, OFF(model.recon), F_CHOICE, is_vae, NULL, 0,
      "VAE likelihood: bernoulli (decoder gives logits) or gaussian (decoder gives the mean, unit variance)"},
     {"model", "binarize", K_BOOL, "false", 0, 0, NULL, OFF(model.binarize), F_INT, is_vae, NULL, 0,

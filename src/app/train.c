@@ -302,8 +302,12 @@ static gt_status eval_step(run_t *r, int64_t done, int *failed) {
     GT_TRY(gt_evaluate_model(r->ev, r->m, r->o.eval_samples, r->eval_metrics, r->o.eval_seed, &r->o, &res));
     char line[2048];
     size_t used = (size_t)snprintf(line, sizeof line, "eval at step %" PRId64 " (%ld samples):", done, res.n);
+    if (res.live && used < sizeof line) used += (size_t)snprintf(line + used, sizeof line - used, " EMA generator:");
     for (int k = 0; k < res.nv && used < sizeof line; k++)
         used += (size_t)snprintf(line + used, sizeof line - used, "  %s %.4g", res.name[k], res.value[k]);
+    if (res.live && used < sizeof line) used += (size_t)snprintf(line + used, sizeof line - used, "  | live:");
+    for (int k = 0; res.live && k < res.live->nv && used < sizeof line; k++)
+        used += (size_t)snprintf(line + used, sizeof line - used, "  %s %.4g", res.live->name[k], res.live->value[k]);
     gt_info("%s  | classifier %s, %.1f s", line, gt_evaluator_classifier_hash(r->ev), gt_now() - t0);
     if (r->metrics && gt_metrics_write_eval(r->metrics, done, r->sampler.epoch, r->ev, &res) != GT_OK) *failed = 1;
     gt_eval_result_free(&res);
