@@ -106,6 +106,15 @@ static gt_status classifier_config(const gt_options *o, const char *cache, gt_co
         snprintf(set, sizeof set, "run.dir=%s", run_dir);
         st = gt_config_override(*cfg, set);
     }
+    if (!st) {
+        /* rank 0 trains it while the other ranks sleep: threads on the free
+         * cores (up to 8), which change the time, never the result */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
+        if (o->threads > threads) threads = o->threads;
+        snprintf(set, sizeof set, "run.threads=%d", threads);
+        st = gt_config_override(*cfg, set);
+    }
     if (st) {
         gt_config_free(*cfg);
         *cfg = NULL;
