@@ -529,6 +529,15 @@ static gt_status read_samples(const char *spec, const gt_dataset *train, float *
     return GT_OK;
 }
 
+/* The data and evaluation options of the command line's KEY=V settings
+ * (no checkpoint: --samples, --prepare), and the threads they ask for. */
+static gt_status data_options(gt_config *cfg, const eval_args *a, gt_options *o) {
+    GT_TRY(apply_sets(cfg, a));
+    GT_TRY(gt_options_data_eval(cfg, o));
+    gt_set_threads(o->threads > 0 ? o->threads : 1);
+    return GT_OK;
+}
+
 static gt_status eval_samples(const eval_args *a) {
     gt_config *cfg = gt_config_new();
     gt_options o;
@@ -536,9 +545,7 @@ static gt_status eval_samples(const eval_args *a) {
     eval_state state;
     memset(&state, 0, sizeof state);
     unsigned metrics = 0;
-    gt_status st = apply_sets(cfg, a);
-    if (!st) st = gt_options_data_eval(cfg, &o);
-    if (!st) gt_set_threads(o.threads > 0 ? o.threads : 1);
+    gt_status st = data_options(cfg, a, &o);
     if (!st) st = gt_data_load(&o.data, o.seed, &state.train, &state.test);
     if (!st)
         st = gt_metrics_parse(a->metrics ? a->metrics : "all", gt_metrics_applicable(-1, state.train.values != NULL),
@@ -579,9 +586,7 @@ static gt_status eval_prepare(const eval_args *a) {
     memset(&o, 0, sizeof o);
     eval_state state;
     memset(&state, 0, sizeof state);
-    gt_status st = apply_sets(cfg, a);
-    if (!st) st = gt_options_data_eval(cfg, &o);
-    if (!st) gt_set_threads(o.threads > 0 ? o.threads : 1);
+    gt_status st = data_options(cfg, a, &o);
     if (!st) st = state_for(&state, &o, GT_METRICS_FEATURES);
     if (!st) st = gt_evaluator_memorization(state.ev);
     if (!st && gt_dist_rank() == 0) {
