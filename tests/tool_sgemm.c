@@ -1,5 +1,7 @@
 /* The OpenBLAS sgemm rate on this machine, for tools/bench: times
- * C[N,N] = A[N,N] B[N,N] (one BLAS thread) and prints GFLOP/s. */
+ * C[N,N] = A[N,N] B[N,N] (one BLAS thread) and prints GFLOP/s.
+ *   tool_sgemm [N] [OUT]   OUT: also write C (N*N float32, raw) there, so that
+ *                          two BLAS kernels' results can be compared */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -21,6 +23,12 @@ int main(int argc, char **argv) {
         t = gt_now() - t0;
     } while (t < 2.0);
     printf("%.1f\n", 2.0 * n * n * (double)n * reps / t / 1e9);
+    if (argc > 2) {
+        FILE *f = fopen(argv[2], "wb");
+        GT_ASSERT(f, "cannot write %s", argv[2]);
+        GT_ASSERT(fwrite(c, sizeof(float), (size_t)n * n, f) == (size_t)n * n && fclose(f) == 0, "cannot write %s",
+                  argv[2]);
+    }
     gt_free(a);
     gt_free(b);
     gt_free(c);

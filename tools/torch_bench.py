@@ -1,10 +1,13 @@
 """PyTorch side of tools/bench: times the same training step as gentrain
-(same config, same architecture, batch, optimizer) on CPU with one thread,
-plain and wrapped in DistributedDataParallel (gloo, world size 1), and prints
-one JSON line per model: {"model", "plain_img_s", "ddp_img_s", "flop_per_step",
+(same config, same architecture, batch, optimizer) on CPU with --threads
+threads (default 1), plain and wrapped in DistributedDataParallel (gloo, world
+size 1), each after --warmup untimed steps (default 25: the DDP-wrapped path
+reaches its best only after about 25), and prints one JSON line per model:
+{"model", "batch", "threads", "plain_img_s", "ddp_img_s", "flop_per_step",
 "max_rss_mb"} (the peak resident memory of the whole process).
 
-Run with Debian's interpreter: /usr/bin/python3 tools/torch_bench.py CONFIG [--steps N] [--batch B]
+Run with Debian's interpreter:
+  /usr/bin/python3 tools/torch_bench.py CONFIG [--steps N] [--batch B] [--threads T] [--warmup W]
 """
 import argparse
 import json
@@ -84,8 +87,8 @@ def make_step(kind, nets, info, opts, batch):
     return step
 
 
-def time_steps(step, x, steps):
-    for _ in range(3):
+def time_steps(step, x, steps, warmup):
+    for _ in range(warmup):
         step(x)
     t = time.perf_counter()
     for _ in range(steps):
@@ -98,8 +101,11 @@ def main():
     ap.add_argument("config")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=25,
+                    help="untimed steps first (the DDP-wrapped path reaches its best after about 25)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = torch_ref.load_config(args.config)
     kind, nets, info = torch_ref.build_model(cfg, (1, 28, 28))
@@ -111,11 +117,11 @@ def main():
     # 2 backwards with weight gradients (2 each), 1 backward for the input only
     # (1); VAE: both nets forward and backward (3 each).
     step_flops = 3 * flops[0] + (8 * flops[1] if kind == "gan" else 3 * flops[1])
-    out = {"model": os.path.basename(args.config).split(".")[0], "batch": args.batch,
+    out = {"model": os.path.basename(args.config).split(".")[0], "batch": args.batch, "threads": args.threads,
            "flop_per_step": step_flops}
     opts = [torch_ref.make_optimizer(cfg, n) for n in nets.values()]
     out["plain_img_s"] = args.batch * args.steps / time_steps(make_step(kind, nets, info, opts, args.batch), x,
-                                                               args.steps)
+                                                               args.steps, args.warmup)
     import torch.distributed as dist
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
@@ -123,7 +129,7 @@ def main():
     wrapped = {k: torch.nn.parallel.DistributedDataParallel(n) for k, n in nets.items()}
     opts = [torch_ref.make_optimizer(cfg, n) for n in nets.values()]
     out["ddp_img_s"] = args.batch * args.steps / time_steps(make_step(kind, wrapped, info, opts, args.batch), x,
-                                                            args.steps)
+                                                            args.steps, args.warmup)
     dist.destroy_process_group()
     import resource
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
