@@ -22,6 +22,7 @@ increasing number order, gaps allowed) are ``KIND opt=value ...``::
     reshape   shape=CxHxW | shape=N
     flatten
     minibatch_std [group=4] [features=1]     (MinibatchStd below)
+    upsample  [scale=2]                      (nn.Upsample(scale_factor=S, mode="nearest"))
 
 Each network is an ``nn.Sequential`` in which module ``i`` is the ``i``-th
 layer (0-based), so gentrain's tensor ``"07_dense/weight"`` is
@@ -103,6 +104,7 @@ LAYER_KINDS = {
     "reshape": {"shape": (_shape, None)},
     "flatten": {},
     "minibatch_std": {"group": (int, 4), "features": (int, 1)},
+    "upsample": {"scale": (int, 2)},
 }
 
 
@@ -200,6 +202,19 @@ class Reshape(nn.Module):
 
     def extra_repr(self):
         return "shape=%s" % (self.shape,)
+
+
+class Upsample(nn.Upsample):
+    """nn.Upsample(scale_factor=S, mode="nearest") that takes a vector as a
+    1x1 image, as gentrain's upsample does (a vector stays one at S = 1)."""
+
+    def __init__(self, scale):
+        super().__init__(scale_factor=scale, mode="nearest")
+
+    def forward(self, x):
+        if x.dim() != 4 and self.scale_factor == 1:
+            return x
+        return super().forward(_as_image(x))
 
 
 class MinibatchStd(nn.Module):
@@ -302,6 +317,9 @@ class GentrainNet(nn.Sequential):
                     raise ValueError("%s layer %d: features=%d must divide %d channels" % (name, i, o["features"], c))
                 mod = MinibatchStd(o["group"], o["features"])
                 shape = (c + o["features"], h, w)
+            elif kind == "upsample":
+                mod = Upsample(o["scale"])
+                shape = (c, h * o["scale"], w * o["scale"])
             elif kind == "reshape":
                 new = o["shape"]
                 if new[0] * new[1] * new[2] != c * h * w:
