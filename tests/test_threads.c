@@ -67,6 +67,7 @@ static void build_gen(gt_net *net) { /* a DCGAN generator's shapes, smaller */
     add(net, "relu");
     add(net, "convt2d out=32 kernel=4 stride=2 pad=1");
     add(net, "layernorm");
+    add(net, "upsample"); /* 32x32x32: the threaded loops */
     add(net, "conv2d out=3 kernel=3 pad=1");
     add(net, "tanh");
 }
