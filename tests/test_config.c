@@ -637,6 +637,10 @@ static void test_shipped_configs(void) {
               dense_p(4096, 128, 1),
           dense_p(64, 4096, 1) + conv_p(256, 128, 4, 1) + conv_p(128, 64, 4, 1) + conv_p(64, 32, 4, 1) +
               conv_p(32, 3, 4, 1)}},
+        {"dcgan-resize",
+         {dense_p(100, 12544, 0) + 2 * 12544 + conv_p(256, 128, 3, 0) + 2 * 128 + conv_p(128, 64, 3, 0) + 2 * 64 +
+              conv_p(64, 1, 3, 1),
+          D_dcgan}},
         {"classifier",
          {conv_p(1, 32, 3, 0) + 2 * 32 + conv_p(32, 32, 4, 0) + 2 * 32 + conv_p(32, 64, 4, 0) + 2 * 64 +
               dense_p(3136, 128, 0) + 2 * 128 + dense_p(128, 10, 1),
@@ -647,6 +651,7 @@ static void test_shipped_configs(void) {
           table[6].params[0], table[6].params[1]);
     CHECK(table[7].params[0] == 1214560 && table[7].params[1] == 956131, "vae64 counts by hand: %zu %zu",
           table[7].params[0], table[7].params[1]);
+    CHECK(table[8].params[0] == 1649089, "dcgan-resize G counts by hand: %zu", table[8].params[0]);
     const int n_expected = (int)(sizeof table / sizeof table[0]);
     int seen[16] = {0};
 
@@ -707,6 +712,16 @@ static void test_shipped_configs(void) {
                 CHECK(g->layers[3].out.c == 256 && g->layers[3].out.h == 7, "dcgan reshape");
                 CHECK(g->layers[4].out.c == 128 && g->layers[4].out.h == 14, "dcgan convt1 shape");
             }
+        }
+        if (m && !strcmp(name, "dcgan-resize")) { /* resize-convolution: upsample + conv2d 3x3 for each convt2d */
+            gt_net *g = &m->net[0];
+            CHECK(g->n_layers == 14 && !strcmp(g->layers[4].kind->name, "upsample") &&
+                      !strcmp(g->layers[8].kind->name, "upsample"),
+                  "dcgan-resize G: %d layers, upsample at 4 and 8", g->n_layers);
+            if (g->n_layers == 14)
+                CHECK(g->layers[4].out.c == 256 && g->layers[4].out.h == 14 && g->layers[8].out.c == 128 &&
+                          g->layers[8].out.h == 28 && g->out.c == 1 && g->out.h == 28 && g->out.w == 28,
+                      "dcgan-resize G shapes");
         }
         gt_model_free(m);
         /* The resolved text of a shipped config resolves to itself. */
