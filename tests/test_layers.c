@@ -710,6 +710,14 @@ static void test_memory(void) {
           4 * (2 * 3 + 2 * 18 + 2));
     CHECK(net.bytes.state == 4 * (3 + 6), "sn's u and v are state (%zu bytes)", net.bytes.state);
     gt_net_free(&net);
+
+    /* a conv2d that takes the taps lowering (stride 1, OC*H*W <= C*OH*OW) holds only its T [OC*K*K, B*H*W] */
+    gt_net_init(&net, "taps", (gt_shape){4, 5, 5});
+    add(&net, "conv2d out=1 kernel=3 pad=1");
+    gt_net_finalize(&net, 3, 1, 1);
+    CHECK(net.bytes.workspaces == 4 * (9 * 3 * 25), "taps conv2d: workspace bytes %zu, by hand %d",
+          net.bytes.workspaces, 4 * (9 * 3 * 25));
+    gt_net_free(&net);
 }
 
 int main(void) {
