@@ -2,8 +2,8 @@
  * and parameter gradients), conv2d/convt2d forward against direct loops,
  * batch-norm running statistics and eval mode, dropout mask determinism
  * across batch splits, synchronized batch norm over two simulated replicas
- * (threads), a whole-network gradient check, and the network bookkeeping
- * (shape errors, tensor names, init). */
+ * (threads), a whole-network gradient check, the network bookkeeping
+ * (shape errors, tensor names, init) and its memory account (gt_net_bytes). */
 #include "gentrain/core.h"
 #include "gentrain/layers.h"
 #include "gentrain/nn.h"
@@ -662,6 +662,64 @@ static void test_bookkeeping(void) {
     gt_net_free(&b);
 }
 
+/* ---- the memory account (gt_net_bytes) -------------------------------------- */
+
+/* A small network's bytes by what they hold, against a count by hand from its
+ * shapes (batch 2, input 3x8x8). */
+static void test_memory(void) {
+    gt_net net;
+    gt_net_init(&net, "mem", (gt_shape){3, 8, 8});
+    add(&net, "conv2d out=4 kernel=3 pad=1"); /* 4x8x8 */
+    add(&net, "batchnorm");
+    add(&net, "relu");
+    add(&net, "dropout p=0.5");
+    add(&net, "flatten"); /* an alias: no buffer */
+    add(&net, "dense out=5");
+    add(&net, "convt2d out=2 kernel=2 stride=2"); /* never run here: only its shape and scratch */
+    const int B = 2;
+    gt_net_finalize(&net, B, 1, 1);
+    /* trainable: conv 4*3*3*3 + 4, batch norm 4 + 4, dense 256*5 + 5, convt [5,2,2,2] + 2 */
+    size_t params = (108 + 4) + (4 + 4) + (1280 + 5) + (40 + 2);
+    /* state: batch norm's running mean and variance */
+    size_t state = 4 + 4;
+    /* activations: outputs of conv, batchnorm, relu, dropout (B*256 each), dense (B*5), convt (B*2*2*2);
+     * batch norm's aux: x-hat B*256 + mean, invstd 4 + 4, sums 8, coef 12, acc 2*4 doubles (8 floats) */
+    size_t bn_aux = 512 + 4 + 4 + 8 + 12 + 8 * 2, dropout_aux = (size_t)B * 256;
+    /* the two delta buffers: B times the largest layer input (256) each */
+    size_t dx = 2 * (size_t)B * 256;
+    size_t activations = 4 * (size_t)B * 256 + (size_t)B * 5 + (size_t)B * 8 + bn_aux + dropout_aux + dx;
+    /* workspaces: conv2d's columns [C*K*K, B*L] and t [OC, B*L] (L = 64) in its aux; the shared scratch is the
+     * largest layer's: convt2d's columns [OC*K*K, B*H*W] and its input rows [IC, B*H*W] (H = W = 1) */
+    size_t workspaces = 27 * (size_t)B * 64 + 4 * (size_t)B * 64 + (8 * (size_t)B + 5 * (size_t)B);
+    const gt_net_bytes *b = &net.bytes;
+    CHECK(net.n_params == params, "memory net: %zu parameters, by hand %zu", net.n_params, params);
+    CHECK(b->params == 4 * params && b->grads == 4 * params, "parameter and gradient bytes %zu, %zu, by hand %zu",
+          b->params, b->grads, 4 * params);
+    CHECK(b->state == 4 * state, "state bytes %zu, by hand %zu", b->state, 4 * state);
+    CHECK(b->activations == 4 * activations, "activation bytes %zu, by hand %zu", b->activations, 4 * activations);
+    CHECK(b->workspaces == 4 * workspaces, "workspace bytes %zu, by hand %zu", b->workspaces, 4 * workspaces);
+    CHECK(b->params + b->grads + b->state + b->activations + b->workspaces == 4 * gt_net_floats_needed(&net, B),
+          "the account adds up to gt_net_floats_needed");
+    gt_net_free(&net);
+
+    /* spectral norm's block is a workspace: 2 u doubles (2*rows floats) + W_sn and its gradient + 2 */
+    gt_net_init(&net, "sn", (gt_shape){6, 1, 1});
+    add(&net, "dense out=3 sn=true");
+    gt_net_finalize(&net, 4, 1, 1);
+    CHECK(net.bytes.workspaces == 4 * (2 * 3 + 2 * 18 + 2), "sn block bytes %zu, by hand %d", net.bytes.workspaces,
+          4 * (2 * 3 + 2 * 18 + 2));
+    CHECK(net.bytes.state == 4 * (3 + 6), "sn's u and v are state (%zu bytes)", net.bytes.state);
+    gt_net_free(&net);
+
+    /* a conv2d that takes the taps lowering (stride 1, OC*H*W <= C*OH*OW) holds only its T [OC*K*K, B*H*W] */
+    gt_net_init(&net, "taps", (gt_shape){4, 5, 5});
+    add(&net, "conv2d out=1 kernel=3 pad=1");
+    gt_net_finalize(&net, 3, 1, 1);
+    CHECK(net.bytes.workspaces == 4 * (9 * 3 * 25), "taps conv2d: workspace bytes %zu, by hand %d",
+          net.bytes.workspaces, 4 * (9 * 3 * 25));
+    gt_net_free(&net);
+}
+
 int main(void) {
     gt_set_threads(1);
     test_conv_direct();
@@ -674,5 +732,6 @@ int main(void) {
     test_whole_net();
     test_sync_bn();
     test_bookkeeping();
+    test_memory();
     return check_report("test_layers");
 }

@@ -2,7 +2,8 @@
  * classifier's features (the input of its last layer) and logits, the
  * GAN's discriminator outputs, the VAE's IWAE bound with its Bernoulli and
  * Gaussian likelihoods (closed forms where the decoder ignores z and
- * q(z|x) = p(z)), and independence of how rows are batched. */
+ * q(z|x) = p(z)), and independence of how rows are batched; and the memory
+ * account of a model (gt_model_memory). */
 #include "check.h"
 
 #include "gentrain/app.h"
@@ -162,8 +163,39 @@ static void test_iwae_properties(void) {
     gt_model_free(big);
 }
 
+/* The model's memory account (gt_model_memory) against a count by hand: a
+ * GAN with Adam and an EMA generator, batch 4, data 1x4x4, z_dim 3. */
+static void test_memory(void) {
+    static const char ini[] = "[model]\ntype = gan\nz_dim = 3\ng_ema = 0.9\n[train]\nsteps = 1\n"
+                              "[generator]\nlayer1 = dense out=16\nlayer2 = batchnorm\nlayer3 = reshape shape=1x4x4\n"
+                              "[discriminator]\nlayer1 = flatten\nlayer2 = dense out=1\n";
+    gt_model *m = build(ini, (gt_shape){1, 4, 4}, 1, 4);
+    gt_memory mem;
+    gt_model_memory(m, &mem);
+    /* trainable: G dense 3*16 + 16, batch norm 16 + 16; D dense 16 + 1. State: G's running mean and variance. */
+    size_t g_params = 64 + 32, d_params = 17, g_state = 32;
+    CHECK(m->net[0].n_params == g_params && m->net[1].n_params == d_params, "parameters %zu and %zu",
+          m->net[0].n_params, m->net[1].n_params);
+    CHECK(mem.batch == 4, "memory batch %d", mem.batch);
+    CHECK(mem.params == 4 * (g_params + d_params + g_state), "parameter bytes %zu (with state)", mem.params);
+    CHECK(mem.grads == 4 * (g_params + d_params), "gradient bytes %zu", mem.grads);
+    CHECK(mem.optim == 2 * mem.grads, "Adam's state is two moments: %zu bytes for %zu of gradients", mem.optim,
+          mem.grads);
+    CHECK(mem.ema == 4 * (g_params + g_state), "EMA generator bytes %zu", mem.ema);
+    /* no layer with a workspace: only the GAN step's scratch, z [B, 3], logits and their deltas 8B, and D's two
+     * inputs [B, 16] */
+    CHECK(mem.workspaces == 4 * (4 * (3 + 8) + 2 * 4 * 16), "workspace bytes %zu", mem.workspaces);
+    size_t acts = 0;
+    for (int k = 0; k < m->n_nets; k++) acts += m->net[k].bytes.activations;
+    CHECK(mem.activations == acts && acts > 0, "activation bytes %zu: the networks'", mem.activations);
+    CHECK(mem.total == mem.params + mem.grads + mem.optim + mem.ema + mem.activations + mem.workspaces,
+          "the total adds up");
+    gt_model_free(m);
+}
+
 int main(void) {
     test_classifier();
+    test_memory();
     test_discriminator();
     test_iwae_closed_form(0);
     test_iwae_closed_form(1);

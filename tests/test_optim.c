@@ -130,6 +130,14 @@ int main(void) {
         gt_optim_step(&opt, p, g);
         CHECK(check_close(p[0], 0.95, 1e-6, 0) && check_close(p[1], -2.025, 1e-6, 0), "SGD by hand: %g %g",
               (double)p[0], (double)p[1]);
+        CHECK(opt.bytes == 2 * sizeof(float), "SGD's state: one momentum buffer (%zu bytes)", opt.bytes);
+        gt_optim_free(&opt);
+    }
+    /* Adam's state: two moments */
+    {
+        gt_optim opt;
+        gt_optim_init(&opt, &(gt_optim_opts){GT_OPT_ADAM, 1e-3, 0.9, 0.999, 1e-8, 0.0}, 5);
+        CHECK(opt.bytes == 2 * 5 * sizeof(float), "Adam's state: two moments (%zu bytes)", opt.bytes);
         gt_optim_free(&opt);
     }
     return check_report("test_optim");

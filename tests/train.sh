@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real training runs on Fashion-MNIST through the gentrain program:
 #  1. mlpvae for 300 steps: the logged loss must fall well below its start,
-#     and the test-set loss must be reported;
+#     and the test-set loss must be reported; the memory line of the log and
+#     metrics.h5's memory_* attributes agree with the networks' sizes;
 #  2. determinism: two dcgan runs and two vae runs with the same seed give
 #     identical metrics (all but the timing fields), a different seed differs;
 #  3. bad input: a typo'd key and a bad value fail with a message naming the
@@ -31,6 +32,28 @@ PY
 then ok "mlpvae loss goes down"; else fail "mlpvae loss did not go down"; fi
 if [ -f "$tmp/mlpvae/config.ini" ] && grep -q '^\[train\]' "$tmp/mlpvae/config.ini"; then ok "resolved config written"
 else fail "no resolved config.ini in the run dir"; fi
+# the memory account: one log line, and the same bytes as metrics.h5's root attributes
+if "$py" - "$tmp/mlpvae.log" "$tmp/mlpvae/metrics.h5" <<'PY'
+import h5py, re, sys
+log = open(sys.argv[1]).read()
+a = dict(h5py.File(sys.argv[2], "r").attrs)
+line = re.findall(r"^memory per rank: parameters ([0-9.]+) ([kMG])B, gradients [0-9.]+ [kMG]B, optimizer state "
+                  r"[0-9.]+ [kMG]B, activations \(batch (\d+)\) [0-9.]+ [kMG]B, workspaces [0-9.]+ [kMG]B; "
+                  r"total ([0-9.]+) ([kMG])B$", log, re.M)
+assert len(line) == 1, line
+params, pu, batch, total, tu = line[0]
+unit = {"k": 1e3, "M": 1e6, "G": 1e9}
+n_params = sum(int(n) for n in re.findall(r"^network \w+: .* (\d+) parameters$", log, re.M))
+parts = ["parameters", "gradients", "optimizer", "ema", "activations", "workspaces"]
+assert a["memory_batch"] == int(batch) == 100, (a, batch)
+assert a["memory_gradients_bytes"] == a["memory_parameters_bytes"] == 4 * n_params, (a, n_params)  # no state
+assert a["memory_optimizer_bytes"] == 2 * a["memory_gradients_bytes"] and a["memory_ema_bytes"] == 0, a  # Adam
+assert a["memory_total_bytes"] == sum(a[f"memory_{p}_bytes"] for p in parts), a
+assert abs(float(total) * unit[tu] - a["memory_total_bytes"]) <= 0.05 * unit[tu], (total, a)
+assert abs(float(params) * unit[pu] - a["memory_parameters_bytes"]) <= 0.05 * unit[pu], (params, a)
+print(f"memory per rank: {a['memory_total_bytes'] / 1e6:.1f} MB")
+PY
+then ok "the memory line, and the same account in metrics.h5's attributes"; else fail "the memory account"; fi
 
 # 2. determinism
 strip() { "$py" -c 'import json,sys

@@ -99,6 +99,8 @@ gt_status gt_run_data_open(const gt_options *o, int rank, int world, gt_source *
  * time it waited for batches (wait of loop seconds) and its peak resident
  * memory, in one log line (share: the examples of this run's batches per rank). */
 void gt_run_data_report(const gt_source *train, int64_t share, double wait, double loop);
+/* bytes as "12.3 MB" (kB, MB, GB: powers of 1000). */
+void gt_human_bytes(double bytes, char *buf, size_t cap);
 
 /* ---- the run directory of `gentrain train` --------------------------------------
  * Rank 0 does all file I/O; every function is called by every rank in the
@@ -135,6 +137,9 @@ gt_status gt_metrics_rewind(gt_metrics *mt, int64_t step);
 /* A line {"step": S, "event": "EVENT", FIELDS} in metrics.jsonl only (FIELDS:
  * JSON members, '"a": 1, "b": "x"', or ""). */
 gt_status gt_metrics_event(gt_metrics *mt, int64_t step, const char *event, const char *fields);
+/* Root attributes of metrics.h5 (integers; an existing one is replaced),
+ * e.g. the memory account of the run (memory_*_bytes). */
+gt_status gt_metrics_set_attrs(gt_metrics *mt, int n, const char *const *names, const int64_t *values);
 gt_status gt_metrics_close(gt_metrics *mt);
 
 /* Samples (src/app/samples.c): samples.h5 and samples.png (rank 0). */

@@ -140,6 +140,7 @@ struct gt_model {
      * (n_state: batch-norm statistics, spectral norm's u and v), updated after
      * every generator step (src/models/gan.c); NULL otherwise. */
     float *ema_params, *ema_state;
+    size_t work_bytes, ema_bytes; /* what gt_model_build allocated for work and the EMA (gt_model_memory) */
 };
 
 /* Builds the model the options describe for data of the given shape (an
@@ -148,6 +149,22 @@ struct gt_model {
 gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_classes, int max_batch, uint64_t seed,
                          gt_model **out);
 void gt_model_free(gt_model *m);
+
+/* What a model allocated, in bytes, by what it holds: the sums of the
+ * networks' gt_net_bytes, the optimizers' and the model's own allocations,
+ * as counted where they were made (not the data, the loader's batches, the
+ * libraries' own buffers). */
+typedef struct {
+    int batch;          /* the batch the activations and workspaces are for (max_batch) */
+    size_t params;      /* parameters and non-trained state (batch-norm statistics, spectral norm's u and v) */
+    size_t grads;       /* gradients */
+    size_t optim;       /* optimizer state: Adam's two moments, SGD's momentum */
+    size_t ema;         /* the EMA generator's parameters and state (0 without one) */
+    size_t activations; /* layer outputs, what layers keep for backward, delta buffers */
+    size_t workspaces;  /* lowering columns, spectral norm's blocks, the step's scratch (work) */
+    size_t total;
+} gt_memory;
+void gt_model_memory(const gt_model *m, gt_memory *out);
 
 /* Randomness of local example i, with g = example0 + i*stride:
  *   GAN latent z: gt_rand_normal(z_dim values, seed, GT_PURPOSE(GT_RNG_LATENT, 0), step, g);

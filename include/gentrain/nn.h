@@ -135,6 +135,10 @@ struct gt_layer_kind {
      * and of the network's shared scratch, for batches up to B (may be NULL: 0). */
     size_t (*aux_floats)(const gt_layer *L, int B);
     size_t (*scratch_floats)(const gt_layer *L, int B);
+    /* 1: aux holds workspaces (lowering columns, spectral norm's block), not
+     * what the layer keeps of the batch's activations; only the memory
+     * account (gt_net_bytes) looks at it. */
+    int aux_is_workspace;
     /* x [B, in] -> y [B, out] */
     void (*forward)(gt_layer *L, const float *x, float *y, const gt_pass *p);
     /* dy [B, out] -> dx [B, in] (overwritten; dx NULL: not needed); when
@@ -190,6 +194,20 @@ typedef struct {
     void *arg;
 } gt_grads_ready;
 
+/* The bytes of a network's buffers by what they hold, added up by
+ * gt_net_finalize as it allocates them (the memory account that `gentrain
+ * train` prints: src/models/model.c, gt_model_bytes). */
+typedef struct {
+    size_t params;      /* trainable parameters (params) */
+    size_t grads;       /* their gradients (grads) */
+    size_t state;       /* non-trained state (state): batch-norm running statistics, spectral norm's u and v */
+    size_t activations; /* for max_batch: the layers' outputs, what they keep for backward (aux of the kinds
+                         * whose aux is not a workspace: batch-norm's x-hat, dropout's mask, ...), the two
+                         * delta buffers dx */
+    size_t workspaces;  /* the shared scratch (convt2d's columns) and the aux of kinds whose aux is a
+                         * workspace (conv2d's columns, spectral norm's blocks) */
+} gt_net_bytes;
+
 typedef struct gt_net {
     char name[32];
     int n_layers, cap_layers;
@@ -208,6 +226,7 @@ typedef struct gt_net {
     gt_rng_ctx rng;
     gt_bn_sync bn_sync;
     gt_init init;          /* set before gt_net_finalize; {0} = PyTorch's defaults */
+    gt_net_bytes bytes;    /* what gt_net_finalize allocated */
 } gt_net;
 
 /* Build: init with the input shape, add layers (shapes are inferred; an

@@ -22,6 +22,7 @@ typedef struct {
     size_t n;
     int64_t t;    /* steps taken */
     float *m, *v; /* Adam first and second moments; SGD momentum buffer in m; v unused by SGD */
+    size_t bytes; /* what gt_optim_init allocated (m and v) */
 } gt_optim;
 
 void gt_optim_init(gt_optim *opt, const gt_optim_opts *o, size_t n);

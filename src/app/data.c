@@ -11,7 +11,7 @@
 
 #define CACHE_PIECE_BYTES ((size_t)64 << 20) /* the shard is read this much at a time */
 
-static void human(double bytes, char *buf, size_t cap) {
+void gt_human_bytes(double bytes, char *buf, size_t cap) {
     if (bytes >= 1e9) snprintf(buf, cap, "%.2f GB", bytes / 1e9);
     else if (bytes >= 1e6) snprintf(buf, cap, "%.1f MB", bytes / 1e6);
     else snprintf(buf, cap, "%.0f kB", bytes / 1e3);
@@ -30,13 +30,13 @@ static gt_status open_file_sources(const gt_options *o, int rank, int world, gt_
     gt_source *t = *train;
     size_t size = gt_shape_size(t->shape);
     char total[32], per[32];
-    human((double)t->n * (double)size, total, sizeof total);
+    gt_human_bytes((double)t->n * (double)size, total, sizeof total);
     gt_info("data: %s: %" PRId64 " train / %" PRId64 " test examples of %dx%dx%d uint8 (%s of training images); %s; "
             "HDF5 %sthread-safe",
             d->path, t->n, (*test)->n, t->shape.c, t->shape.h, t->shape.w, total, gt_dataset_file_layout(t),
             gt_h5_threadsafe() ? "" : "not ");
     if (!d->shuffle_local) {
-        human((double)t->n * (double)size / world, per, sizeof per);
+        gt_human_bytes((double)t->n * (double)size / world, per, sizeof per);
         gt_info("data: shuffle = global: one permutation of all %" PRId64 " examples per epoch; each rank reads from "
                 "the file only the rows of its own batches (%s per rank and epoch), none kept",
                 t->n, per);
@@ -44,7 +44,7 @@ static gt_status open_file_sources(const gt_options *o, int rank, int world, gt_
     }
     int64_t lo, count;
     gt_sampler_shard(t->n, rank, world, &lo, &count);
-    human((double)count * (double)size, per, sizeof per);
+    gt_human_bytes((double)count * (double)size, per, sizeof per);
     if (world > 1)
         gt_info("data: shuffle = local: each rank shuffles only its own contiguous shard (rank 0: examples [%" PRId64
                 ", %" PRId64 "), %s); this gives up world-size invariance (the run depends on the number of ranks, "
@@ -57,7 +57,7 @@ static gt_status open_file_sources(const gt_options *o, int rank, int world, gt_
     double need = (double)count * (double)size, mem = physical_memory();
     if (mem > 0 && need > 0.8 * mem) {
         char m[32];
-        human(mem, m, sizeof m);
+        gt_human_bytes(mem, m, sizeof m);
         return GT_ERROR("[data] cache = shard: this rank's shard is %s, more than 80%% of this machine's %s of "
                         "memory (and every rank on the node holds one): use more ranks or nodes, or cache = none",
                         per, m);
@@ -74,6 +74,16 @@ gt_status gt_run_data_open(const gt_options *o, int rank, int world, gt_source *
     if (o->data.kind == GT_DATA_HDF5) return open_file_sources(o, rank, world, train, test);
     gt_dataset tr, te;
     GT_TRY(gt_data_load(&o->data, o->seed, &tr, &te));
+    /* what every rank holds of the data (the memory account of the model, gt_model_memory, leaves it out) */
+    double bytes = 0;
+    for (const gt_dataset *d = &tr; d; d = d == &tr ? &te : NULL)
+        bytes += (double)d->n * (double)gt_shape_size(d->shape) * (d->pixels ? 1.0 : (double)sizeof(float)) +
+                 (d->labels ? (double)d->n * sizeof(int) : 0.0);
+    char held[32];
+    gt_human_bytes(bytes, held, sizeof held);
+    gt_info("data: in memory: %" PRId64 " train / %" PRId64 " test examples of %dx%dx%d %s%s: %s on every rank",
+            tr.n, te.n, tr.shape.c, tr.shape.h, tr.shape.w, tr.pixels ? "uint8" : "float",
+            tr.labels ? " with labels" : "", held);
     *train = gt_source_memory(&tr);
     *test = gt_source_memory(&te);
     return GT_OK;

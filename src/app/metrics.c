@@ -424,6 +424,18 @@ gt_status gt_metrics_event(gt_metrics *mt, int64_t step, const char *event, cons
     return GT_OK;
 }
 
+gt_status gt_metrics_set_attrs(gt_metrics *mt, int n, const char *const *names, const int64_t *values) {
+    gt_h5 *h;
+    GT_TRY(open_retrying(mt->h5, 1, &h));
+    gt_status st = GT_OK;
+    for (int i = 0; i < n && !st; i++) st = gt_h5_set_attr_int64(h, NULL, names[i], values[i]);
+    if (st) {
+        gt_h5_discard(h);
+        return st;
+    }
+    return gt_h5_close(h);
+}
+
 gt_status gt_metrics_close(gt_metrics *mt) {
     if (!mt) return GT_OK;
     gt_status st = GT_OK;

@@ -131,11 +131,46 @@ typedef struct {
     long nan_hits;        /* [debug] nan_*: times the NaN was injected */
 } run_t;
 
+/* The model's memory account (gt_model_memory) as root attributes of
+ * metrics.h5, for tools (tools/bench): bytes per rank, and the batch. */
+static gt_status write_memory(run_t *r) {
+    gt_memory mem;
+    gt_model_memory(r->m, &mem);
+    const char *names[] = {"memory_batch",          "memory_parameters_bytes",  "memory_gradients_bytes",
+                           "memory_optimizer_bytes", "memory_ema_bytes",         "memory_activations_bytes",
+                           "memory_workspaces_bytes", "memory_total_bytes"};
+    int64_t values[] = {mem.batch,           (int64_t)mem.params,      (int64_t)mem.grads,
+                        (int64_t)mem.optim,  (int64_t)mem.ema,         (int64_t)mem.activations,
+                        (int64_t)mem.workspaces, (int64_t)mem.total};
+    return gt_metrics_set_attrs(r->metrics, (int)(sizeof names / sizeof names[0]), names, values);
+}
+
+/* The log line of the memory account: what this rank's model allocated. */
+static void print_memory(const gt_model *m) {
+    gt_memory mem;
+    gt_model_memory(m, &mem);
+    char p[32], g[32], o[32], e[32] = "", a[32], w[32], t[32], ema[64] = "";
+    gt_human_bytes((double)mem.params, p, sizeof p);
+    gt_human_bytes((double)mem.grads, g, sizeof g);
+    gt_human_bytes((double)mem.optim, o, sizeof o);
+    gt_human_bytes((double)mem.activations, a, sizeof a);
+    gt_human_bytes((double)mem.workspaces, w, sizeof w);
+    gt_human_bytes((double)mem.total, t, sizeof t);
+    if (mem.ema) {
+        gt_human_bytes((double)mem.ema, e, sizeof e);
+        snprintf(ema, sizeof ema, ", EMA generator %s", e);
+    }
+    gt_info("memory per rank: parameters %s, gradients %s, optimizer state %s%s, activations (batch %d) %s, "
+            "workspaces %s; total %s",
+            p, g, o, ema, mem.batch, a, w, t);
+}
+
 /* Rank 0's outputs; every rank learns whether they opened. */
 static gt_status open_outputs(run_t *r, int64_t resumed_step) {
     gt_status st = GT_OK;
     if (gt_dist_rank() == 0) {
         st = gt_metrics_open(r->o.dir, resumed_step, &r->metrics);
+        if (!st) st = write_memory(r);
         if (!st && r->o.samples_every > 0 && gt_model_generates(r->m))
             st = gt_samples_open(r->o.dir, r->m, r->o.samples_n, r->o.seed, r->test, resumed_step, &r->samples);
     }
@@ -526,6 +561,7 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
             r->train->n, r->test->n, r->train->shape.c, r->train->shape.h, r->train->shape.w, r->sampler.steps_per_epoch,
             steps, o->seed, o->dir);
     for (int k = 0; k < r->m->n_nets; k++) gt_net_print(&r->m->net[k]);
+    print_memory(r->m);
 
     GT_TRY(train_loop(r, start, steps, stopped));
     gt_run_data_report(r->train, (int64_t)(steps > start ? steps - start : 0) * o->batch, r->data_wait,

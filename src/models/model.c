@@ -145,13 +145,31 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
     }
     m->n_work = m->info->work_floats(m, max_batch);
     m->work = gt_alloc_floats(m->n_work);
+    m->work_bytes = m->n_work * sizeof(float);
     if (m->kind == GT_MODEL_GAN && m->gan.g_ema > 0) {
         m->ema_params = gt_alloc_floats(m->net[0].n_params);
         m->ema_state = gt_alloc_floats(m->net[0].n_state);
+        m->ema_bytes = (m->net[0].n_params + m->net[0].n_state) * sizeof(float);
         gt_model_reset_ema(m);
     }
     *out = m;
     return GT_OK;
+}
+
+void gt_model_memory(const gt_model *m, gt_memory *out) {
+    memset(out, 0, sizeof *out);
+    out->batch = m->max_batch;
+    for (int k = 0; k < m->n_nets; k++) {
+        const gt_net_bytes *b = &m->net[k].bytes;
+        out->params += b->params + b->state;
+        out->grads += b->grads;
+        out->activations += b->activations;
+        out->workspaces += b->workspaces;
+        out->optim += m->opt[k].bytes;
+    }
+    out->ema = m->ema_bytes;
+    out->workspaces += m->work_bytes;
+    out->total = out->params + out->grads + out->optim + out->ema + out->activations + out->workspaces;
 }
 
 int gt_model_has_ema(const gt_model *m) { return m->ema_params != NULL; }

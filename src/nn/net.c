@@ -138,6 +138,12 @@ static void init_tensor(const gt_tensor_desc *t, float *data, size_t n, gt_init 
     }
 }
 
+/* n floats, their bytes added to *bytes (net->bytes: the memory account). */
+static float *alloc_counted(size_t *bytes, size_t n) {
+    *bytes += n * sizeof(float);
+    return gt_alloc_floats(n);
+}
+
 void gt_net_finalize(gt_net *net, int max_batch, uint64_t seed, uint32_t net_id) {
     GT_ASSERT(!net->params, "net %s: gt_net_finalize called twice", net->name);
     GT_ASSERT(max_batch >= 1, "net %s: max_batch must be >= 1 (got %d)", net->name, max_batch);
@@ -145,15 +151,16 @@ void gt_net_finalize(gt_net *net, int max_batch, uint64_t seed, uint32_t net_id)
               "net %s: normal initialization needs a positive std (got %g)", net->name, net->init.std);
     net->max_batch = max_batch;
     net_sizes s = sizes(net, max_batch);
+    gt_net_bytes *b = &net->bytes;
     net->n_params = s.params;
-    net->params = gt_alloc_floats(s.params);
-    net->grads = gt_alloc_floats(s.params);
+    net->params = alloc_counted(&b->params, s.params);
+    net->grads = alloc_counted(&b->grads, s.params);
     net->n_state = s.state;
-    net->state = gt_alloc_floats(s.state);
+    net->state = alloc_counted(&b->state, s.state);
     net->n_scratch = s.scratch;
-    net->scratch = gt_alloc_floats(s.scratch);
-    net->dx[0] = gt_alloc_floats(s.dx / 2);
-    net->dx[1] = gt_alloc_floats(s.dx / 2);
+    net->scratch = alloc_counted(&b->workspaces, s.scratch);
+    net->dx[0] = alloc_counted(&b->activations, s.dx / 2);
+    net->dx[1] = alloc_counted(&b->activations, s.dx / 2);
     size_t np = 0, ns = 0;
     for (int i = 0; i < net->n_layers; i++) {
         gt_layer *L = &net->layers[i];
@@ -164,8 +171,10 @@ void gt_net_finalize(gt_net *net, int max_batch, uint64_t seed, uint32_t net_id)
         L->state = net->state + ns;
         np += L->n_params;
         ns += L->n_state;
-        if (!L->kind->alias) L->y = gt_alloc_floats((size_t)max_batch * gt_shape_size(L->out));
-        if (L->kind->aux_floats) L->aux = gt_alloc_floats(L->kind->aux_floats(L, max_batch));
+        if (!L->kind->alias) L->y = alloc_counted(&b->activations, (size_t)max_batch * gt_shape_size(L->out));
+        if (L->kind->aux_floats)
+            L->aux = alloc_counted(L->kind->aux_is_workspace ? &b->workspaces : &b->activations,
+                                   L->kind->aux_floats(L, max_batch));
         uint32_t purpose = GT_PURPOSE(GT_RNG_INIT, (net_id << 8) | ((uint32_t)i & 0xffu));
         for (int t = 0; t < L->n_tensors; t++) {
             const gt_tensor_desc *td = &L->tensor[t];

@@ -42,12 +42,14 @@ void gt_optim_init(gt_optim *opt, const gt_optim_opts *o, size_t n) {
         GT_ASSERT(eps >= 0.0f && isfinite(eps), "Adam: eps = %g must be finite and >= 0", (double)eps);
         opt->m = gt_alloc_floats(n);
         opt->v = gt_alloc_floats(n);
+        opt->bytes = 2 * n * sizeof(float);
         break;
     case GT_OPT_SGD:
         GT_ASSERT(beta1 >= 0.0f && isfinite(beta1), "SGD: momentum (beta1) = %g must be finite and >= 0",
                  (double)beta1);
         opt->m = gt_alloc_floats(n); /* momentum buffer; unused when momentum is 0 */
         opt->v = NULL;
+        opt->bytes = n * sizeof(float);
         break;
     default:
         gt_panic("gt_optim_init: unknown optimizer kind %d", (int)kind);
@@ -204,4 +206,5 @@ void gt_optim_free(gt_optim *opt) {
     gt_free(opt->m);
     gt_free(opt->v);
     opt->m = opt->v = NULL;
+    opt->bytes = 0;
 }

@@ -221,8 +221,12 @@ static int tensors(const gt_layer *L, gt_tensor_desc *t) {
 /* aux: (sn) the sn block first, then the convolution's columns */
 static size_t sn_floats(const gt_layer *L) { return has_sn(L) ? gt_sn_aux_floats(sn_matrix(L)) : 0; }
 
+/* The columns: the taps lowering needs only its T [OC*K*K, B*H*W], not col and t */
 static size_t aux_floats(const gt_layer *L, int B) {
-    return sn_floats(L) + gt_conv2d_scratch(B, L->in.c, L->out.c, (int)gt_opt_int(L, KERNEL), L->out.h, L->out.w);
+    int K = (int)gt_opt_int(L, KERNEL);
+    if (use_taps(L->in.c, L->in.h, L->in.w, L->out.c, (int)gt_opt_int(L, STRIDE), L->out.h, L->out.w))
+        return sn_floats(L) + (size_t)L->out.c * K * K * B * L->in.h * L->in.w;
+    return sn_floats(L) + gt_conv2d_scratch(B, L->in.c, L->out.c, K, L->out.h, L->out.w);
 }
 
 static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
@@ -253,6 +257,7 @@ const gt_layer_kind gt_layer_conv2d = {
     .shape = shape,
     .tensors = tensors,
     .aux_floats = aux_floats,
+    .aux_is_workspace = 1,
     .forward = forward,
     .backward = backward,
 };

@@ -153,6 +153,7 @@ const gt_layer_kind gt_layer_convt2d = {
     .shape = shape,
     .tensors = tensors,
     .aux_floats = aux_floats,
+    .aux_is_workspace = 1,
     .scratch_floats = scratch_floats,
     .forward = forward,
     .backward = backward,

@@ -98,6 +98,7 @@ const gt_layer_kind gt_layer_dense = {
     .shape = shape,
     .tensors = tensors,
     .aux_floats = aux_floats,
+    .aux_is_workspace = 1,
     .forward = forward,
     .backward = backward,
 };
