@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up and build (tools/setup.sh), then train the reference
-# DCGAN (configs/dcgan.ini, 600 steps of 2 x 64 images, about 3.5 minutes
+# DCGAN (configs/dcgan.ini, 600 steps of 2 x 64 images, 4.5-5 minutes
 # here) on Fashion-MNIST with 2 MPI ranks.
 # Leaves in runs/quickstart/: checkpoints/step-*.h5, samples.h5, samples.png
 # (written by train), grid.png (written by `gentrain sample` from the last
