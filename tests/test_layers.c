@@ -97,7 +97,7 @@ static void test_conv_direct(void) {
         size_t nx = (size_t)c.B * c.C * c.H * c.W, ny = (size_t)c.B * c.OC * OH * OW, nw = (size_t)c.OC * c.C * c.K * c.K;
         float *x = gt_alloc_floats(nx), *w = gt_alloc_floats(nw), *b = gt_alloc_floats(c.OC);
         float *y = gt_alloc_floats(ny), *yr = gt_alloc_floats(ny);
-        float *scr = gt_alloc_floats(gt_conv2d_scratch(c.B, c.C, c.OC, c.K, OH, OW));
+        float *scr = gt_alloc_floats(gt_conv2d_scratch(c.B, c.C, c.H, c.W, c.OC, c.K, c.S, OH, OW));
         fill_uniform(x, nx, 1.0f);
         fill_uniform(w, nw, 1.0f);
         fill_uniform(b, c.OC, 1.0f);

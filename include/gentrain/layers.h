@@ -46,7 +46,7 @@ void gt_dense_backward(float *dx, float *dW, float *db, const float *dy, const f
 /* Output size of a convolution along one axis: (n + 2P - K)/S + 1. */
 int gt_conv_out_size(int n, int K, int S, int P);
 /* Floats of scratch the conv2d forward/backward need for batch B. */
-size_t gt_conv2d_scratch(int B, int C, int OC, int K, int OH, int OW);
+size_t gt_conv2d_scratch(int B, int C, int H, int W, int OC, int K, int S, int OH, int OW);
 /* x [B,C,H,W], weight [OC,C,K,K], bias [OC] or NULL -> y [B,OC,OH,OW],
  * OH = (H+2P-K)/S+1 (zero padding). GEMMs over chunks of the batch. The
  * forward leaves the im2col columns of x in scratch, for the backward. */

@@ -69,18 +69,20 @@ static gt_status open_file_sources(const gt_options *o, int rank, int world, gt_
     return GT_OK;
 }
 
+/* The bytes a dataset in memory holds: pixels (uint8, or floats for toy data) and labels. */
+static double dataset_bytes(const gt_dataset *d) {
+    return (double)d->n * (double)gt_shape_size(d->shape) * (d->pixels ? 1.0 : (double)sizeof(float)) +
+           (d->labels ? (double)d->n * sizeof(int) : 0.0);
+}
+
 gt_status gt_run_data_open(const gt_options *o, int rank, int world, gt_source **train, gt_source **test) {
     *train = *test = NULL;
     if (o->data.kind == GT_DATA_HDF5) return open_file_sources(o, rank, world, train, test);
     gt_dataset tr, te;
     GT_TRY(gt_data_load(&o->data, o->seed, &tr, &te));
     /* what every rank holds of the data (the memory account of the model, gt_model_memory, leaves it out) */
-    double bytes = 0;
-    for (const gt_dataset *d = &tr; d; d = d == &tr ? &te : NULL)
-        bytes += (double)d->n * (double)gt_shape_size(d->shape) * (d->pixels ? 1.0 : (double)sizeof(float)) +
-                 (d->labels ? (double)d->n * sizeof(int) : 0.0);
     char held[32];
-    gt_human_bytes(bytes, held, sizeof held);
+    gt_human_bytes(dataset_bytes(&tr) + dataset_bytes(&te), held, sizeof held);
     gt_info("data: in memory: %" PRId64 " train / %" PRId64 " test examples of %dx%dx%d %s%s: %s on every rank",
             tr.n, te.n, tr.shape.c, tr.shape.h, tr.shape.w, tr.pixels ? "uint8" : "float",
             tr.labels ? " with labels" : "", held);

@@ -15,7 +15,7 @@ int gt_conv_out_size(int n, int K, int S, int P) { return (n + 2 * P - K) / S + 
 /* ---- the taps lowering (stride 1) ---------------------------------------- */
 
 /* 1: use the taps lowering: stride 1 and T [OC*K*K, B*H*W] no larger than col
- * [C*K*K, B*OH*OW] (so gt_conv2d_scratch covers it). */
+ * [C*K*K, B*OH*OW] (gt_conv2d_scratch sizes the scratch for the lowering used). */
 static int use_taps(int C, int H, int W, int OC, int S, int OH, int OW) {
     return S == 1 && (size_t)OC * H * W <= (size_t)C * OH * OW;
 }
@@ -113,8 +113,9 @@ static void conv2d_taps_backward(float *dx, float *dweight, const float *dy, con
 
 /* ---- conv2d ------------------------------------------------------------- */
 
-/* scratch: col [C*K*K, B*L] then t [OC, B*L]; the taps lowering needs less */
-size_t gt_conv2d_scratch(int B, int C, int OC, int K, int OH, int OW) {
+/* scratch: col [C*K*K, B*L] then t [OC, B*L]; the taps lowering only its T [OC*K*K, B*H*W] */
+size_t gt_conv2d_scratch(int B, int C, int H, int W, int OC, int K, int S, int OH, int OW) {
+    if (use_taps(C, H, W, OC, S, OH, OW)) return (size_t)OC * K * K * B * H * W;
     size_t BL = (size_t)B * OH * OW;
     return (size_t)C * K * K * BL + (size_t)OC * BL;
 }
@@ -221,12 +222,9 @@ static int tensors(const gt_layer *L, gt_tensor_desc *t) {
 /* aux: (sn) the sn block first, then the convolution's columns */
 static size_t sn_floats(const gt_layer *L) { return has_sn(L) ? gt_sn_aux_floats(sn_matrix(L)) : 0; }
 
-/* The columns: the taps lowering needs only its T [OC*K*K, B*H*W], not col and t */
 static size_t aux_floats(const gt_layer *L, int B) {
-    int K = (int)gt_opt_int(L, KERNEL);
-    if (use_taps(L->in.c, L->in.h, L->in.w, L->out.c, (int)gt_opt_int(L, STRIDE), L->out.h, L->out.w))
-        return sn_floats(L) + (size_t)L->out.c * K * K * B * L->in.h * L->in.w;
-    return sn_floats(L) + gt_conv2d_scratch(B, L->in.c, L->out.c, K, L->out.h, L->out.w);
+    return sn_floats(L) + gt_conv2d_scratch(B, L->in.c, L->in.h, L->in.w, L->out.c, (int)gt_opt_int(L, KERNEL),
+                                            (int)gt_opt_int(L, STRIDE), L->out.h, L->out.w);
 }
 
 static void forward(gt_layer *L, const float *x, float *y, const gt_pass *p) {
