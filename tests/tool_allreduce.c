@@ -1,13 +1,17 @@
 /* MPI_Allreduce timing for tools/netns-cluster's measurements and
  * tests/netns_hosts.sh (MPI and libc only):
- *   tool_allreduce [MB] [ITERS]   (defaults 8 MB, 20 iterations)
+ *   tool_allreduce [MB] [ITERS] [nonblocking]   (defaults 8 MB, 20 iterations)
  * sums MB megabytes of floats over all ranks ITERS times after 3 warm-up
- * calls and prints on rank 0 one line:
+ * calls (MPI_Allreduce; with `nonblocking`, MPI_Iallreduce and MPI_Wait, the
+ * calls gentrain's gradient reduction makes: give it Open MPI's
+ * coll_libnbc_iallreduce_algorithm=1 to get the ring gentrain picks) and
+ * prints on rank 0 one line:
  *   allreduce <bytes> B x <ranks> ranks: median <ms> ms min <ms> ms max <ms> ms
  * (per call, the slowest rank's time; a barrier before every call). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -21,8 +25,9 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     double mb = argc > 1 ? atof(argv[1]) : 8.0;
     int iters = argc > 2 ? atoi(argv[2]) : 20;
-    if (!(mb > 0 && mb <= 1024) || iters < 1 || iters > 100000) {
-        if (rank == 0) fprintf(stderr, "usage: tool_allreduce [MB (0..1024]] [ITERS]\n");
+    int nonblocking = argc > 3 && strcmp(argv[3], "nonblocking") == 0;
+    if (!(mb > 0 && mb <= 1024) || iters < 1 || iters > 100000 || (argc > 3 && !nonblocking)) {
+        if (rank == 0) fprintf(stderr, "usage: tool_allreduce [MB (0..1024]] [ITERS] [nonblocking]\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     size_t n = (size_t)(mb * 1e6 / sizeof(float));
@@ -33,7 +38,13 @@ int main(int argc, char **argv) {
     for (int i = -3; i < iters; i++) {
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        if (nonblocking) {
+            MPI_Request q;
+            MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &q);
+            MPI_Wait(&q, MPI_STATUS_IGNORE);
+        } else {
+            MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        }
         double dt = MPI_Wtime() - t0, worst;
         MPI_Reduce(&dt, &worst, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
         if (i >= 0) t[i] = worst;
