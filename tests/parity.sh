@@ -41,13 +41,15 @@ status=0
 # (upsample + conv2d for each convt2d); its last conv's bias gradient is small
 # by cancellation (4e-4 against dcgan's 1.7e-2), so its relative error (5e-5)
 # is the closest to the tolerance of all its tensors.
+# dcgan-paper: configs/dcgan-paper.ini, the quickstart's model (ReLU in G,
+# batch norm in D, normal init).
 # The classifier too: its dense layer before a batch norm has many such
 # elements (Adam's end-to-end update there is off by 1.5e-3 with correct
 # gradients, which are checked elementwise all the same).
 cases=("dcgan|dcgan" "vae|vae" "classifier|classifier|optim.kind=sgd|optim.lr=0.05|optim.beta1=0.9"
        "vae-layernorm|vae|encoder.layer2=layernorm|encoder.layer7=layernorm eps=1e-3"
        "dcgan-sn|dcgan|discriminator.layer1=conv2d out=64 kernel=4 stride=2 pad=1 sn=true|discriminator.layer4=conv2d out=128 kernel=4 stride=2 pad=1 sn=true|discriminator.layer8=dense out=1 sn=true|generator.layer1=dense out=12544 bias=false sn=true|generator.layer5=convt2d out=128 kernel=4 stride=2 pad=1 bias=false sn=true|generator.layer11=conv2d out=1 kernel=3 stride=1 pad=1 sn=true|optim.kind=sgd|optim.lr=0.05|optim.beta1=0.5"
-       "dcgan-resize|dcgan-resize"
+       "dcgan-resize|dcgan-resize" "dcgan-paper|dcgan-paper"
        "dcgan-mbstd|dcgan|discriminator.layer6=minibatch_std group=4 features=2"
        "dcgan-stab|dcgan|model.label_smoothing=0.1|model.instance_noise=0.1|model.pack=2|model.g_ema=0.9|discriminator.layer6=minibatch_std group=2"
        "mlpgan-wgan|mlpgan|model.loss=wasserstein|model.clip=0.02"

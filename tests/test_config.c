@@ -641,6 +641,7 @@ static void test_shipped_configs(void) {
          {dense_p(100, 12544, 0) + 2 * 12544 + conv_p(256, 128, 3, 0) + 2 * 128 + conv_p(128, 64, 3, 0) + 2 * 64 +
               conv_p(64, 1, 3, 1),
           D_dcgan}},
+        {"dcgan-paper", {G_dcgan, conv_p(1, 64, 4, 1) + conv_p(64, 128, 4, 0) + 2 * 128 + dense_p(6272, 1, 1)}},
         {"classifier",
          {conv_p(1, 32, 3, 0) + 2 * 32 + conv_p(32, 32, 4, 0) + 2 * 32 + conv_p(32, 64, 4, 0) + 2 * 64 +
               dense_p(3136, 128, 0) + 2 * 128 + dense_p(128, 10, 1),
