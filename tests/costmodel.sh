@@ -10,7 +10,9 @@
 #     with perfect progress wait less than one call, buckets that move only
 #     inside MPI calls not less (their extra messages' latency), and no wait
 #     is negative;
-#  4. --table prints 6 node counts x 3 bandwidths; bad input (missing config,
+#  4. an HDF5 config (dcgan64) with --shape 3x64x64 has the sizes test_config
+#     counts by hand, and without --shape exits non-zero naming the option;
+#  5. --table prints 6 node counts x 3 bandwidths; bad input (missing config,
 #     --compute-ms 0) exits non-zero naming the file or the option.
 set -euo pipefail
 build=$1 src=$2
@@ -60,6 +62,14 @@ print(f"100 Gbit/s: wait {fast['one_call']['wait_ms']:.3f} ms in one call, {fast
 PY
   ); then ok "$m: 1 node waits for nothing; $msg"; else fail "$m: $msg"; fi
 done
+
+# an HDF5 config: the data's shape from --shape; the sizes test_config counts by hand
+if out=$("$cm" "$src/configs/dcgan64.ini" --compute-ms 10 --shape 3x64x64 --json) &&
+   [ "$("$py" -c 'import json, sys; print(json.loads(sys.argv[1])["gradient_bytes"])' "$out")" = $((4 * (1107907 + 694241))) ]
+then ok "dcgan64 with --shape 3x64x64: its gradient bytes"; else fail "dcgan64 with --shape 3x64x64: $out"; fi
+if out=$("$cm" "$src/configs/dcgan64.ini" --compute-ms 10 2>&1); then fail "dcgan64 without --shape was accepted"
+elif grep -q -- "--shape" <<< "$out"; then ok "dcgan64 without --shape: $out"
+else fail "dcgan64 without --shape: $out"; fi
 
 "$cm" "$src/configs/dcgan.ini" --compute-ms 370 --table > "$tmp/table.txt"
 rows=$(grep -cE '^ +(2|4|8|16|32|64) ' "$tmp/table.txt" || true)
