@@ -10,6 +10,8 @@
 #     with perfect progress wait less than one call, buckets that move only
 #     inside MPI calls not less (their extra messages' latency), and no wait
 #     is negative;
+#     A GAN whose D keeps no state (dcgan) computes D(x) ahead and waits less
+#     with perfect progress than with --no-ahead; dcgan-paper (BN in D) not;
 #  4. an HDF5 config (dcgan64) with --shape 3x64x64 has the sizes test_config
 #     counts by hand, and without --shape exits non-zero naming the option;
 #  5. --table prints 6 node counts x 3 bandwidths; bad input (missing config,
@@ -28,7 +30,7 @@ for m in dcgan vae; do
   for n in 2 4 64; do
     "$cm" "$src/configs/$m.ini" --compute-ms 100 --nodes "$n" --alpha-us 40 --gbit 1 --json > "$tmp/p0.json"
     "$cm" "$src/configs/$m.ini" --compute-ms 100 --nodes "$n" --alpha-us 40 --gbit 1 --bucket-mb 1000 --json > "$tmp/p1.json"
-    if msg=$("$py" - "$n" "$tmp/p0.json" "$tmp/p1.json" "$params" <<'PY'
+    if msg=$("$py" - "$n" "$tmp/p0.json" "$tmp/p1.json" "$params" <<'PY' 2>&1
 import json, sys
 n = int(sys.argv[1])
 p0, p1 = (json.load(open(f)) for f in sys.argv[2:4])
@@ -62,6 +64,22 @@ print(f"100 Gbit/s: wait {fast['one_call']['wait_ms']:.3f} ms in one call, {fast
 PY
   ); then ok "$m: 1 node waits for nothing; $msg"; else fail "$m: $msg"; fi
 done
+
+# a GAN whose D keeps no state computes D(x) ahead, hiding more of G's gradients at 1 Gbit/s with perfect
+# progress; with batch norm in D (dcgan-paper) it does not, like gentrain (tests/mpi_replicas.sh)
+a=(--compute-ms 400 --nodes 2 --gbit 1 --json)
+if msg=$("$py" - "$("$cm" "$src/configs/dcgan.ini" "${a[@]}")" "$("$cm" "$src/configs/dcgan.ini" "${a[@]}" --no-ahead)" \
+    "$("$cm" "$src/configs/dcgan-paper.ini" "${a[@]}")" <<'PY' 2>&1
+import json, sys
+on, off, paper = (json.loads(v) for v in sys.argv[1:4])
+assert on["ahead"] and not off["ahead"] and not paper["ahead"], (on["ahead"], off["ahead"], paper["ahead"])
+w_on, w_off = on["overlap_perfect"]["wait_ms"], off["overlap_perfect"]["wait_ms"]
+assert w_on < 0.8 * w_off, f"D(x) ahead hides little: {w_on} vs {w_off} ms"
+assert on["one_call"] == off["one_call"], "one call must not depend on --no-ahead"
+assert abs(on["compute_ms"] - off["compute_ms"]) < 1e-9
+print(f"dcgan at 1 Gbit/s: wait {w_on:.1f} ms with D(x) ahead, {w_off:.1f} ms without; dcgan-paper (BN in D): not ahead")
+PY
+); then ok "$msg"; else fail "D(x) ahead: $msg"; fi
 
 # an HDF5 config: the data's shape from --shape; the sizes test_config counts by hand
 if out=$("$cm" "$src/configs/dcgan64.ini" --compute-ms 10 --shape 3x64x64 --json) &&

@@ -6,6 +6,11 @@
 #     one; and the two modes give bitwise identical parameters. The overlapped
 #     runs use small buckets so that there really are several per step.
 #     Also dcgan with sync_bn (BN allreduces interleaved with buckets in flight).
+#     The overlapped GAN runs compute the next step's D(x) while G's gradients
+#     travel (the log counts those steps; not with batch norm in D: dcgan-paper),
+#     also with instance noise (drawn for the next step), through two
+#     divergence rollbacks (a NaN injected into a batch that was computed
+#     ahead), and across a resume: all bitwise equal to the one-call runs.
 #  2. the replica check: rank 1 moves its parameters by one ulp after step 3;
 #     with check_every = 5 the run stops after step 5 with a message naming
 #     rank 1, the network and the step, and a non-zero exit.
@@ -53,9 +58,35 @@ check_pair() {  # NAME MODEL STEPS overrides...
   if grep -q '"comm_wait_frac"' "$tmp/$m-ov/metrics.jsonl"; then ok "$m: comm_wait_frac in metrics.jsonl"
   else fail "$m: no comm_wait_frac in metrics.jsonl"; fi
 }
+ahead() { sed -n "s/.*; \([0-9]*\) steps computed the next step's D(x) while G's gradients travelled.*/\1/p" "$tmp/$1.log"; }
+expect_ahead() {  # NAME N: the run computed D(x) ahead in N steps (0: never, and the log says nothing)
+  local got; got=$(ahead "$1")
+  if [ "${got:-0}" = "$2" ]; then ok "$1: D(x) computed ahead in ${got:-0} steps"
+  else fail "$1: D(x) computed ahead in '${got:-0}' steps, expected $2"; fi
+  if [ "$2" != 0 ] && grep -q "D(x) while" "$tmp/${1%-ov}-one.log"; then fail "$1: the one-call run computed ahead"; fi
+}
 check_pair dcgan dcgan 100 train.batch_size=4
+expect_ahead dcgan-ov 99
 check_pair vae vae 100 train.batch_size=16
+expect_ahead vae-ov 0
 check_pair dcgan-syncbn dcgan 30 train.batch_size=4 dist.sync_bn=true
+check_pair dcgan-noise dcgan 40 train.batch_size=4 model.instance_noise=0.1 model.instance_noise_steps=40
+expect_ahead dcgan-noise-ov 39
+check_pair dcgan-paper dcgan-paper 20 train.batch_size=4
+expect_ahead dcgan-paper-ov 0
+# rollbacks: rank 1's batch of step 15 gets a NaN twice; each time the run goes back to step 10
+check_pair dcgan-rollback dcgan 30 train.batch_size=4 checkpoint.every=10 train.on_divergence=rollback \
+    debug.nan_rank=1 debug.nan_step=15 debug.nan_times=2
+if [ "$(grep -c '^rollback [0-9] of' "$tmp/dcgan-rollback-ov.log")" = 2 ]; then ok "dcgan-rollback: 2 rollbacks"
+else fail "dcgan-rollback: expected 2 rollbacks: $(grep -i rollback "$tmp/dcgan-rollback-ov.log" | tail -3)"; fi
+# resume: 15 + 15 overlapped steps == 30 one-call steps (the resumed run has nothing computed ahead at first)
+resume=(dcgan train.batch_size=4 checkpoint.every=15)
+if run resume-a "${resume[@]}" train.steps=15 dist.overlap=true && run resume-a "${resume[@]}" train.steps=30 dist.overlap=true &&
+    run resume-b "${resume[@]}" train.steps=30 dist.overlap=false; then
+  if grep -q "resuming from .*step-00000015.h5" "$tmp/resume-a.log" && cmp -s "$tmp/resume-a.rank0" "$tmp/resume-b.rank0"; then
+    ok "dcgan: 15 + 15 overlapped steps (resumed) give the parameters of 30 one-call steps"
+  else fail "dcgan: the resumed overlapped run differs from the one-call run (or did not resume)"; fi
+fi
 
 # 2. the replica check catches a divergence
 if timeout -k 5 120 mpirun -np 2 "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/perturb" "${common[@]}" \

@@ -147,7 +147,8 @@ static void loader_run(int depth, int local, long sleep_ns) {
     gt_loader_new(src, &s, count, depth, GT_SCALE_SIGNED, 1, &l);
     int64_t idx[16];
     float want[16 * SIZE];
-    int wl[16], same = 1, paused_ok = 1;
+    int wl[16], same = 1, paused_ok = 1, peek_ok = 1;
+    float *peeked = NULL, peeked_copy[16 * SIZE];
     for (int k = 0; k < count; k++) {
         gt_sampler_next(&s, idx);
         float *x;
@@ -155,6 +156,11 @@ static void loader_run(int depth, int local, long sleep_ns) {
         CHECK_OK(gt_loader_next(l, idx, &x, &labels));
         gt_dataset_batch(&ref, idx, 16, GT_SCALE_SIGNED, want, wl);
         same &= labels && !memcmp(x, want, sizeof want) && !memcmp(labels, wl, sizeof wl);
+        /* the batch lent out by the last peek is this one, unchanged */
+        if (peeked) peek_ok &= peeked == x && !memcmp(peeked_copy, want, sizeof want);
+        peeked = gt_loader_peek(l);
+        peek_ok &= (peeked != NULL) == (depth > 0 && k + 1 < count);
+        if (peeked) memcpy(peeked_copy, peeked, sizeof peeked_copy);
         gt_loader_pause(l);
         atomic_store(&f->paused, 1);
         paused_ok &= !atomic_load(&f->in_read);
@@ -168,6 +174,7 @@ static void loader_run(int depth, int local, long sleep_ns) {
           local ? " (local shards)" : "");
     CHECK(paused_ok && !atomic_load(&f->read_while_paused), "depth %d: no read runs while the loader is paused",
           depth);
+    CHECK(peek_ok, "depth %d: gt_loader_peek lends out the next batch (none at depth 0 or after the last)", depth);
     CHECK(atomic_load(&f->reads) == count && src->rows_read == count * 16,
           "depth %d: exactly %d reads (%d), none beyond the announced count", depth, count, atomic_load(&f->reads));
     gt_sampler_free(&s);
@@ -189,6 +196,7 @@ static void loader_error(int depth) {
         CHECK_OK(gt_loader_next(l, idx, &x, &labels));
         CHECK(labels == NULL, "labels not asked for: none given");
     }
+    CHECK(gt_loader_peek(l) == NULL, "depth %d: no peek at a batch whose read failed", depth);
     gt_sampler_next(&s, idx);
     CHECK_ERROR(gt_loader_next(l, idx, &x, &labels), "a failing read", "read 3 fails (the disk is on fire)");
     gt_loader_free(l); /* with batches in flight (depth > 0) */

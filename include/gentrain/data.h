@@ -181,6 +181,11 @@ void gt_loader_new(gt_source *src, const gt_sampler *s, int64_t count, int depth
  * and *labels (NULL without labels), valid until the next call. A read error
  * is returned here. */
 gt_status gt_loader_next(gt_loader *l, const int64_t *idx, float **x, int **labels);
+/* The batch after the one the caller holds (waiting for its read): [batch,
+ * size], the same memory the next gt_loader_next returns; NULL when there is
+ * none (the last batch, or depth 0) or its read failed (the next
+ * gt_loader_next returns that error). Not while paused. */
+float *gt_loader_peek(gt_loader *l);
 void gt_loader_pause(gt_loader *l);  /* NULL is a no-op; pausing twice is once */
 void gt_loader_resume(gt_loader *l); /* NULL or not paused: a no-op */
 /* Follows s from its position on (e.g. after a divergence rollback sought

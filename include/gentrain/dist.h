@@ -69,7 +69,7 @@ gt_status gt_dist_solo(gt_status (*fn)(void *arg), void *arg);
  * modes give bitwise identical results (see reduce.c). Usage:
  *     r = gt_dist_reducer_new(overlap, bucket_mb);
  *     gt_dist_reducer_attach(r, &net);   // for every network
- *     ctx.ready = gt_dist_reducer_hook(r);
+ *     ctx.ready = gt_dist_reducer_hook(r); ctx.progress = gt_dist_reducer_progress(r);
  *     ctx.reduce_grads = gt_dist_reduce_grads; ctx.reduce_arg = r;
  * The hook may fire only in the last backward before the optimizer step of
  * that net (grads must not change once reported final). */
@@ -78,6 +78,8 @@ gt_dist_reducer *gt_dist_reducer_new(int overlap, double bucket_mb);
 void gt_dist_reducer_attach(gt_dist_reducer *r, gt_net *net);
 /* The grads-ready hook of the overlapped mode ({NULL} otherwise or in a world of one). */
 gt_grads_ready gt_dist_reducer_hook(gt_dist_reducer *r);
+/* The gt_step_ctx.progress hook: advances the buckets in flight ({0} without overlap or with one rank). */
+gt_progress gt_dist_reducer_progress(gt_dist_reducer *r);
 /* The gt_step_ctx.reduce_grads hook (arg = the reducer). */
 void gt_dist_reduce_grads(gt_net *net, void *reducer);
 long gt_dist_reducer_buckets(const gt_dist_reducer *r); /* collectives posted so far */

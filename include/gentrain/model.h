@@ -83,6 +83,13 @@ typedef struct {
      * right before its optimizer step; NULL = one process. */
     void (*reduce_grads)(gt_net *net, void *arg);
     void *reduce_arg;
+    /* Given to every network for the step: lets the reductions in flight
+     * advance between layers ({NULL} = none). */
+    gt_progress progress;
+    /* The next step's local batch [B, data] when the caller already holds it
+     * (NULL: none). With progress set, a GAN computes the next step's D(x)
+     * while its generator's gradients travel (src/models/gan.c). */
+    const float *next_x;
 } gt_step_ctx;
 
 /* ---- the model ---------------------------------------------------------------- */
@@ -141,6 +148,10 @@ struct gt_model {
      * every generator step (src/models/gan.c); NULL otherwise. */
     float *ema_params, *ema_state;
     size_t work_bytes, ema_bytes; /* what gt_model_build allocated for work and the EMA (gt_model_memory) */
+    /* GAN: step ahead_step's D(x) is done (-1: none): its logits are in the
+     * work buffer and its gradient in D's gradients (src/models/gan.c);
+     * ahead_count counts such steps (the end-of-run log). */
+    int64_t ahead_step, ahead_count;
 };
 
 /* Builds the model the options describe for data of the given shape (an

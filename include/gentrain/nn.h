@@ -194,6 +194,14 @@ typedef struct {
     void *arg;
 } gt_grads_ready;
 
+/* Called after every layer of a forward or backward pass (fn NULL = not
+ * called): lets collectives in flight advance, for MPI libraries that move
+ * data only inside MPI calls (Open MPI over TCP). */
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+} gt_progress;
+
 /* The bytes of a network's buffers by what they hold, added up by
  * gt_net_finalize as it allocates them (the memory account that `gentrain
  * train` prints: src/models/model.c, gt_model_bytes). */
@@ -225,6 +233,7 @@ typedef struct gt_net {
     int batch, train;
     gt_rng_ctx rng;
     gt_bn_sync bn_sync;
+    gt_progress progress;  /* {0} = none; set around a training step (src/models/model.c) */
     gt_init init;          /* set before gt_net_finalize; {0} = PyTorch's defaults */
     gt_net_bytes bytes;    /* what gt_net_finalize allocated */
 } gt_net;

@@ -129,7 +129,22 @@ typedef struct {
     int64_t rollbacks;    /* divergence rollbacks so far (from the checkpoint on resume) */
     double lr_scale;      /* every learning rate is the configured one times this */
     long nan_hits;        /* [debug] nan_*: times the NaN was injected */
+    long nan_step_hit;    /* [debug] nan_*: the step whose batch has it now (-1: none; the batch may be peeked) */
 } run_t;
+
+/* [debug] nan_rank, nan_step: a NaN into this rank's batch x of step `step`
+ * (0-based), once per reading of that batch: the loop sees the next step's
+ * batch already when it lends it to the step (gt_loader_peek). */
+static void inject_nan(run_t *r, long step, float *x) {
+    if (gt_dist_rank() != r->o.nan_rank || step + 1 != r->o.nan_step || r->nan_hits >= r->o.nan_times ||
+        r->nan_step_hit == step)
+        return;
+    x[0] = NAN; /* the loader's buffer of a batch this thread holds: the reader thread leaves it alone */
+    r->nan_hits++;
+    r->nan_step_hit = step;
+    gt_warn("[debug] nan_rank = %d, nan_step = %ld: a NaN in this rank's batch (a test hook, %ld of %ld)",
+            r->o.nan_rank, step + 1, r->nan_hits, r->o.nan_times);
+}
 
 /* The model's memory account (gt_model_memory) as root attributes of
  * metrics.h5, for tools (tools/bench): bytes per rank, and the batch. */
@@ -288,6 +303,8 @@ static gt_status handle_divergence(run_t *r, long done, long steps, const char *
     if (gt_dist_rank() == 0) gt_loader_pause(r->loader);
     gt_resume_point rp;
     GT_TRY(gt_rollback(&r->o, r->cfg, r->m, r->train, &rp));
+    r->m->ahead_step = -1; /* computed with the abandoned parameters */
+    r->nan_step_hit = -1;  /* the batches are read again */
     r->rollbacks = (rp.rollbacks > r->rollbacks ? rp.rollbacks : r->rollbacks) + 1;
     r->lr_scale *= r->o.rollback_lr_factor;
     apply_lr(r);
@@ -418,14 +435,12 @@ static gt_status train_loop(run_t *r, long start, long steps, int *stopped) {
         float *x;
         int *labels;
         if ((status = gt_loader_next(loader, idx, &x, &labels))) break;
-        if (rank == r->o.nan_rank && step + 1 == r->o.nan_step && r->nan_hits < r->o.nan_times) {
-            x[0] = NAN; /* the loader's buffer of the batch this thread holds: the reader thread leaves it alone */
-            r->nan_hits++;
-            gt_warn("[debug] nan_rank = %d, nan_step = %ld: a NaN in this rank's batch (a test hook, %ld of %ld)", rank,
-                    step + 1, r->nan_hits, r->o.nan_times);
-        }
+        inject_nan(r, step, x);
         gt_step_ctx ctx = {.seed = r->o.seed, .step = (uint64_t)step, .example0 = (uint64_t)rank, .stride = (uint64_t)world};
         gt_dist_run_step_ctx(&r->dist, &ctx);
+        /* the next batch, for a step that computes part of the next one while its reduction travels */
+        if (ctx.progress.fn && step + 1 < steps && (ctx.next_x = gt_loader_peek(loader)))
+            inject_nan(r, step + 1, (float *)ctx.next_x);
         if ((status = gt_dist_run_step_begin(&r->dist, step))) break;
         gt_model_train_step(r->m, x, labels, batch, &ctx, &st);
         if ((status = gt_dist_run_step_end(&r->dist, r->m, step, steps))) break;
@@ -527,6 +542,7 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
     GT_TRY(gt_resume(o, cfg, r->m, r->train, &rp));
     r->last_ckpt = -1;
     r->lr_scale = 1.0;
+    r->nan_step_hit = -1;
     long start = 0;
     if (rp.found) {
         seek_sampler(r, &rp);

@@ -5,7 +5,9 @@
  * The reader thread fills slot (head + filled) % cap while filled < cap,
  * taking the indices from its own copy of the sampler; the training thread
  * holds slot head between two gt_loader_next calls and releases it at the
- * next one, so `depth` batches can be read while one is in use. One mutex
+ * next one, so `depth` batches can be read while one is in use (gt_loader_peek
+ * lends out slot head + 1 early: a filled slot is the training thread's until
+ * released, so that is safe). One mutex
  * guards the ring's counters and flags; the reader thread drops it while it
  * reads, and it alone touches the slot it fills until it publishes it
  * (filled++ under the mutex), so the training thread sees a complete batch.
@@ -170,6 +172,18 @@ gt_status gt_loader_next(gt_loader *l, const int64_t *idx, float **x, int **labe
     *labels = l->want_labels ? s->labels : NULL;
     if (s->status) return GT_ERROR("%s", s->error);
     return GT_OK;
+}
+
+float *gt_loader_peek(gt_loader *l) {
+    if (l->depth == 0) return NULL;
+    double t0 = gt_now();
+    lock(l);
+    GT_ASSERT(!l->paused && l->held, "loader: gt_loader_peek while paused or before gt_loader_next");
+    while (l->filled < 2 && l->produced < l->count) wait_on(&l->cv_main, l);
+    slot_t *s = l->filled < 2 ? NULL : &l->slot[(l->head + 1) % l->cap];
+    unlock(l);
+    l->wait_s += gt_now() - t0;
+    return s && !s->status ? s->x : NULL;
 }
 
 void gt_loader_pause(gt_loader *l) {

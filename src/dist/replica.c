@@ -6,6 +6,7 @@
  * return a collective error: only rank 0 prints it, and the ranks meet before
  * the job ends, so that the message is out. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +121,7 @@ gt_status gt_dist_run_attach(gt_dist_run *run, const gt_dist_opts *o, gt_model *
 
 void gt_dist_run_step_ctx(gt_dist_run *run, gt_step_ctx *ctx) {
     ctx->ready = gt_dist_reducer_hook(run->reducer);
+    ctx->progress = gt_dist_reducer_progress(run->reducer);
     ctx->reduce_grads = gt_dist_reduce_grads;
     ctx->reduce_arg = run->reducer;
 }
@@ -231,9 +233,14 @@ static gt_status dump_params(const gt_model *m, const char *prefix) {
 
 gt_status gt_dist_run_finish(gt_dist_run *run, gt_model *m) {
     gt_status st = run->o.dump_params && run->o.dump_params[0] ? dump_params(m, run->o.dump_params) : GT_OK;
-    if (gt_dist_size() > 1)
-        gt_info("dist: %ld gradient allreduce calls in all (%s)", gt_dist_reducer_buckets(run->reducer),
-                run->o.overlap ? "buckets overlapped with backward" : "one call per network and phase");
+    if (gt_dist_size() > 1) {
+        char ahead[128] = "";
+        if (m->ahead_count)
+            snprintf(ahead, sizeof ahead, "; %" PRId64 " steps computed the next step's D(x) while G's gradients travelled",
+                     m->ahead_count);
+        gt_info("dist: %ld gradient allreduce calls in all (%s%s)", gt_dist_reducer_buckets(run->reducer),
+                run->o.overlap ? "buckets overlapped with backward" : "one call per network and phase", ahead);
+    }
     gt_dist_reducer_free(run->reducer);
     run->reducer = NULL;
     return st;

@@ -40,9 +40,28 @@ static void net_shapes(const gt_model *m, int k, gt_shape *in, gt_shape *out, co
 static int rows_of_inputs(const gt_model *m, int B) { return B > m->gan.pack ? B : m->gan.pack; }
 
 /* z [B, z_dim]; real and fake logits [B], their deltas [B]; D's real and
- * generated inputs [max(B, pack), data] (with noise, or packed for evaluation) */
+ * generated inputs [max(B, pack), data] (with noise, or packed for
+ * evaluation); at the end, the next step's D(x) logits computed ahead
+ * [max_batch] (kept across evaluations) */
 static size_t work_floats(const gt_model *m, int B) {
-    return (size_t)B * (m->z_dim + 8) + 2 * (size_t)rows_of_inputs(m, B) * gt_shape_size(m->data_shape);
+    return (size_t)B * (m->z_dim + 9) + 2 * (size_t)rows_of_inputs(m, B) * gt_shape_size(m->data_shape);
+}
+
+typedef struct {
+    float *z, *real, *fake, *dreal, *dfake, *xr, *xf, *ahead;
+} work_t;
+
+static work_t work_of(const gt_model *m, int B) {
+    work_t w;
+    w.z = m->work;
+    w.real = w.z + (size_t)B * m->z_dim;
+    w.fake = w.real + B;
+    w.dreal = w.fake + B;
+    w.dfake = w.dreal + B;
+    w.xr = w.dfake + B;
+    w.xf = w.xr + (size_t)rows_of_inputs(m, B) * gt_shape_size(m->data_shape);
+    w.ahead = m->work + m->n_work - m->max_batch;
+    return w;
 }
 
 static double mean_sigmoid(const float *logits, int B) {
@@ -70,6 +89,38 @@ static void update_ema(gt_model *m) {
     if (G->n_state) memcpy(m->ema_state, G->state, sizeof(float) * G->n_state);
 }
 
+/* D's part on real examples: D(x) forward, and backward into D's zeroed
+ * gradients (no grads-ready hook: D's gradient is final only after the part
+ * on generated examples); logits -> real [B/pack]. Dropout and instance
+ * noise are those of ctx's step. */
+static void real_part(gt_model *m, const float *x, int B, const gt_step_ctx *ctx, float *real) {
+    gt_net *D = &m->net[1];
+    work_t w = work_of(m, B);
+    int Bp = B / m->gan.pack;
+    double sigma = gt_model_noise_sigma(m, ctx->step);
+    const float *in = x;
+    if (sigma > 0) {
+        add_noise(w.xr, x, B, gt_shape_size(m->data_shape), sigma, ctx, 0);
+        in = w.xr;
+    }
+    gt_step_ctx dctx = *ctx; /* D's example i is pack i: local examples i*P .. i*P+P-1 */
+    dctx.stride = ctx->stride * (uint64_t)m->gan.pack;
+    const gt_grads_ready none = {0};
+    gt_net_zero_grads(D);
+    memcpy(real, gt_net_forward(D, in, Bp, 1, gt_model_rng(&dctx, 0)), sizeof(float) * Bp);
+    memset(w.fake, 0, sizeof(float) * Bp);
+    gt_gan_d_loss(m->gan_loss, real, w.fake, Bp, m->gan.label_smoothing, w.dreal, NULL);
+    gt_net_backward(D, w.dreal, GT_BACKWARD_PARAMS, none);
+}
+
+/* Whether this step computes the next step's D(x) while G's gradients travel:
+ * only when the reductions can progress meanwhile, the next batch is at hand,
+ * and D keeps no state (batch norm's statistics, spectral norm's vectors
+ * would be updated in another order than in the plain step). */
+static int computes_ahead(const gt_model *m, const gt_step_ctx *ctx) {
+    return ctx->next_x && ctx->progress.fn && m->net[1].n_state == 0;
+}
+
 static void train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,
                        gt_stats *st) {
     (void)labels;
@@ -77,39 +128,32 @@ static void train_step(gt_model *m, const float *x, const int *labels, int B, co
     size_t data = gt_shape_size(m->data_shape);
     int P = m->gan.pack, Bp = B / P;
     GT_ASSERT(B % P == 0, "GAN step: batch %d is not a multiple of pack %d", B, P);
-    float *z = m->work;                          /* [B, z_dim] */
-    float *real = z + (size_t)B * m->z_dim;      /* [Bp] D logits on x */
-    float *fake = real + B;                      /* [Bp] D logits on G(z) */
-    float *dreal = fake + B, *dfake = dreal + B; /* [Bp] */
-    float *xr = dfake + B, *xf = xr + (size_t)rows_of_inputs(m, B) * data; /* [B, data] noisy inputs */
+    work_t w = work_of(m, B);
     const gt_grads_ready none = {0};
-    gt_model_normal_rows(z, B, m->z_dim, ctx, GT_PURPOSE(GT_RNG_LATENT, 0));
-    const float *images = gt_net_forward(G, z, B, 1, gt_model_rng(ctx, 3));
-    const float *d_real_in = x, *d_fake_in = images;
+    gt_model_normal_rows(w.z, B, m->z_dim, ctx, GT_PURPOSE(GT_RNG_LATENT, 0));
+    const float *images = gt_net_forward(G, w.z, B, 1, gt_model_rng(ctx, 3));
+    const float *d_fake_in = images;
     double sigma = gt_model_noise_sigma(m, ctx->step);
     if (sigma > 0) {
-        add_noise(xr, x, B, data, sigma, ctx, 0);
-        add_noise(xf, images, B, data, sigma, ctx, 1);
-        d_real_in = xr;
-        d_fake_in = xf;
+        add_noise(w.xf, images, B, data, sigma, ctx, 1);
+        d_fake_in = w.xf;
     }
-    /* D's example i is pack i: local examples i*P .. i*P+P-1 */
     gt_step_ctx dctx = *ctx;
     dctx.stride = ctx->stride * (uint64_t)P;
-    float smooth = m->gan.label_smoothing;
 
-    /* D phase: D(x) forward and backward first, then D(G(z)); the loss is a
-     * sum of the two parts, so each part's gradient needs only its own
-     * logits. D's gradients are final only after the second backward. */
-    gt_net_zero_grads(D);
-    memcpy(real, gt_net_forward(D, d_real_in, Bp, 1, gt_model_rng(&dctx, 0)), sizeof(float) * Bp);
-    memset(fake, 0, sizeof(float) * Bp);
-    gt_gan_d_loss(m->gan_loss, real, fake, Bp, smooth, dreal, NULL);
-    gt_net_backward(D, dreal, GT_BACKWARD_PARAMS, none);
-    memcpy(fake, gt_net_forward(D, d_fake_in, Bp, 1, gt_model_rng(&dctx, 1)), sizeof(float) * Bp);
-    double d_loss = gt_gan_d_loss(m->gan_loss, real, fake, Bp, smooth, NULL, dfake);
-    gt_net_backward(D, dfake, GT_BACKWARD_PARAMS, ctx->ready);
-    double d_real = mean_sigmoid(real, Bp), d_fake = mean_sigmoid(fake, Bp);
+    /* D phase: D(x) forward and backward first (or the previous step did
+     * them), then D(G(z)); the loss is a sum of the two parts, so each part's
+     * gradient needs only its own logits. D's gradients are final only after
+     * the second backward. */
+    if (m->ahead_step == (int64_t)ctx->step)
+        memcpy(w.real, w.ahead, sizeof(float) * Bp);
+    else
+        real_part(m, x, B, ctx, w.real);
+    m->ahead_step = -1;
+    memcpy(w.fake, gt_net_forward(D, d_fake_in, Bp, 1, gt_model_rng(&dctx, 1)), sizeof(float) * Bp);
+    double d_loss = gt_gan_d_loss(m->gan_loss, w.real, w.fake, Bp, m->gan.label_smoothing, NULL, w.dfake);
+    gt_net_backward(D, w.dfake, GT_BACKWARD_PARAMS, ctx->ready);
+    double d_real = mean_sigmoid(w.real, Bp), d_fake = mean_sigmoid(w.fake, Bp);
     double d_norm = gt_model_update(D, &m->opt[1], ctx);
     if (m->gan_loss == GT_GAN_WASSERSTEIN) clip_params(D, m->gan.clip);
 
@@ -117,10 +161,21 @@ static void train_step(gt_model *m, const float *x, const int *labels, int B, co
      * gradient, which is G's output gradient (noise is added, packs are the
      * same memory). */
     const float *logits = gt_net_forward(D, d_fake_in, Bp, 1, gt_model_rng(&dctx, 2));
-    double g_loss = gt_gan_g_loss(m->gan_loss, logits, Bp, dfake);
-    const float *dimages = gt_net_backward(D, dfake, GT_BACKWARD_INPUT, none);
+    double g_loss = gt_gan_g_loss(m->gan_loss, logits, Bp, w.dfake);
+    const float *dimages = gt_net_backward(D, w.dfake, GT_BACKWARD_INPUT, none);
     gt_net_zero_grads(G);
     gt_net_backward(G, dimages, GT_BACKWARD_PARAMS, ctx->ready);
+    /* G's gradients are on their way; D's parameters are final for the next
+     * step, so its D(x) can run now and give the reduction time to progress
+     * (the same numbers as in the next step: the same parameters, batch and
+     * random streams) */
+    if (computes_ahead(m, ctx)) {
+        gt_step_ctx next = *ctx;
+        next.step++;
+        real_part(m, ctx->next_x, B, &next, w.ahead);
+        m->ahead_step = (int64_t)next.step;
+        m->ahead_count++;
+    }
     double g_norm = gt_model_update(G, &m->opt[0], ctx);
     if (m->ema_params) update_ema(m);
 
@@ -151,9 +206,8 @@ static const float *packs(const gt_model *m, const float *x, int B, float *buf, 
 static void evaluate(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx, gt_stats *st) {
     (void)labels;
     gt_net *G = &m->net[0], *D = &m->net[1];
-    size_t data = gt_shape_size(m->data_shape);
-    float *z = m->work, *real = z + (size_t)B * m->z_dim, *fake = real + B;
-    float *xr = fake + 3 * (size_t)B, *xf = xr + (size_t)rows_of_inputs(m, B) * data;
+    work_t w = work_of(m, B);
+    float *z = w.z, *real = w.real, *fake = w.fake, *xr = w.xr, *xf = w.xf;
     gt_step_ctx dctx = *ctx;
     dctx.stride = ctx->stride * (uint64_t)m->gan.pack;
     int n;

@@ -143,6 +143,7 @@ gt_status gt_model_build(const gt_model_opts *o, gt_shape data_shape, int n_clas
         gt_net_finalize(&m->net[k], max_batch, seed, (uint32_t)k);
         gt_optim_init(&m->opt[k], &o->net[k].optim, m->net[k].n_params);
     }
+    m->ahead_step = -1;
     m->n_work = m->info->work_floats(m, max_batch);
     m->work = gt_alloc_floats(m->n_work);
     m->work_bytes = m->n_work * sizeof(float);
@@ -212,7 +213,9 @@ void gt_model_train_step(gt_model *m, const float *x, const int *labels, int B, 
                          gt_stats *stats) {
     check_batch(m, B);
     stats->n = 0;
+    for (int k = 0; k < m->n_nets; k++) m->net[k].progress = ctx->progress;
     m->info->train_step(m, x, labels, B, ctx, stats);
+    for (int k = 0; k < m->n_nets; k++) m->net[k].progress = (gt_progress){0};
 }
 
 void gt_model_eval_batch(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,

@@ -220,6 +220,7 @@ const float *gt_net_forward(gt_net *net, const float *x, int B, int train, gt_rn
         else
             L->kind->forward(L, cur, L->y, &p);
         cur = L->y;
+        if (net->progress.fn) net->progress.fn(net->progress.arg);
     }
     return cur;
 }
@@ -248,6 +249,7 @@ const float *gt_net_backward(gt_net *net, const float *dy, int what, gt_grads_re
         else
             L->kind->backward(L, x, L->y, cur, dx, param_grads, &p);
         if (param_grads && ready.fn && L->n_params) ready.fn(net, L->param_offset, ready.arg);
+        if (net->progress.fn) net->progress.fn(net->progress.arg);
         cur = dx;
     }
     return input ? cur : NULL;
