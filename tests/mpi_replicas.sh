@@ -11,6 +11,8 @@
 #     also with instance noise (drawn for the next step), through two
 #     divergence rollbacks (a NaN injected into a batch that was computed
 #     ahead), and across a resume: all bitwise equal to the one-call runs.
+#     dist.compress = bf16: both modes bitwise equal too; one SGD step with
+#     bfloat16 sums is within 1% of the float sums' (and not equal to it).
 #  2. the replica check: rank 1 moves its parameters by one ulp after step 3;
 #     with check_every = 5 the run stops after step 5 with a message naming
 #     rank 1, the network and the step, and a non-zero exit.
@@ -74,6 +76,17 @@ check_pair dcgan-noise dcgan 40 train.batch_size=4 model.instance_noise=0.1 mode
 expect_ahead dcgan-noise-ov 39
 check_pair dcgan-paper dcgan-paper 20 train.batch_size=4
 expect_ahead dcgan-paper-ov 0
+# compression: both modes bitwise equal at 2 ranks (one bfloat16 sum per element); one SGD step with lr 10
+# (the largest allowed: the parameters are then mostly -lr x the gradient) lands within 1% of the float sums' step, but not on it
+check_pair dcgan-bf16 dcgan 40 train.batch_size=4 dist.compress=bf16
+expect_ahead dcgan-bf16-ov 39
+sgd=(mlpvae train.steps=1 train.batch_size=16 optim.kind=sgd optim.lr=10)
+if run sgd-f32 "${sgd[@]}" && run sgd-bf16 "${sgd[@]}" dist.compress=bf16; then
+  d=$("$py" "$cmp_py" diff "$tmp/sgd-f32.rank0" "$tmp/sgd-bf16.rank0" | tail -n 1)
+  if grep -q "as bfloat16" "$tmp/sgd-bf16.log" && "$py" -c 'import sys; d = float(sys.argv[1]); sys.exit(not 1e-5 < d < 1e-2)' "$d"
+  then ok "bf16 sums: one SGD step differs from the float sums' by $d (relative L2; bfloat16 keeps ~3 digits)"
+  else fail "bf16 sums: one SGD step differs from the float sums' by '$d' (want 1e-5 .. 1e-2), or the log does not say bfloat16"; fi
+fi
 # rollbacks: rank 1's batch of step 15 gets a NaN twice; each time the run goes back to step 10
 check_pair dcgan-rollback dcgan 30 train.batch_size=4 checkpoint.every=10 train.on_divergence=rollback \
     debug.nan_rank=1 debug.nan_step=15 debug.nan_times=2

@@ -173,6 +173,13 @@ int gt_dsyevd(int vectors, int n, double *a, double *w);
 void gt_set_threads(int n);
 int gt_threads(void);
 
+/* ---- bfloat16 (src/core/bf16.c) ------------------------------------------
+ * A float's upper 16 bits, rounded to nearest (ties to even); NaN stays NaN. */
+uint16_t gt_bf16_from_float(float x);
+float gt_bf16_to_float(uint16_t h);
+void gt_bf16_from_floats(uint16_t *out, const float *in, size_t n);
+void gt_bf16_to_floats(float *out, const uint16_t *in, size_t n);
+
 /* ---- small helpers ----------------------------------------------------- */
 #define GT_PI 3.14159265358979323846
 double gt_now(void);           /* monotonic seconds */

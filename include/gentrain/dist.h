@@ -67,14 +67,17 @@ gt_status gt_dist_solo(gt_status (*fn)(void *arg), void *arg);
  * hook while backward goes on, and completed in gt_dist_reduce_grads;
  * overlap = 0: gt_dist_reduce_grads is one MPI_Allreduce. At 2 ranks both
  * modes give bitwise identical results (see reduce.c). Usage:
- *     r = gt_dist_reducer_new(overlap, bucket_mb);
+ *     r = gt_dist_reducer_new(overlap, bucket_mb, compress);
  *     gt_dist_reducer_attach(r, &net);   // for every network
  *     ctx.ready = gt_dist_reducer_hook(r); ctx.progress = gt_dist_reducer_progress(r);
  *     ctx.reduce_grads = gt_dist_reduce_grads; ctx.reduce_arg = r;
  * The hook may fire only in the last backward before the optimizer step of
  * that net (grads must not change once reported final). */
 typedef struct gt_dist_reducer gt_dist_reducer;
-gt_dist_reducer *gt_dist_reducer_new(int overlap, double bucket_mb);
+/* compress = 1: sums in bfloat16 ([dist] compress = bf16; reduce.c) */
+gt_dist_reducer *gt_dist_reducer_new(int overlap, double bucket_mb, int compress);
+/* Bytes of the bfloat16 copies of the gradients that compression keeps (0 without). */
+size_t gt_dist_reducer_bytes(const gt_dist_reducer *r);
 void gt_dist_reducer_attach(gt_dist_reducer *r, gt_net *net);
 /* The grads-ready hook of the overlapped mode ({NULL} otherwise or in a world of one). */
 gt_grads_ready gt_dist_reducer_hook(gt_dist_reducer *r);
@@ -94,6 +97,7 @@ void gt_dist_sync_bn(gt_net *net, int on);
 /* [dist] (and the [debug] test hooks) of a config. */
 typedef struct {
     int overlap, sync_bn;
+    int compress; /* 0: float sums, 1: bfloat16 sums (half the bytes) */
     double bucket_mb;
     long check_every;
     /* the step watchdog: seconds a training step may take before the job

@@ -44,6 +44,7 @@ static const char *const optimizers[] = {"adam", "sgd", NULL};
 static const char *const resume_modes[] = {"auto", "never", NULL};
 static const char *const init_schemes[] = {"pytorch", "normal", "xavier", "kaiming", NULL};
 static const char *const divergence_modes[] = {"stop", "rollback", NULL};
+static const char *const compressions[] = {"none", "bf16", NULL};
 
 static int is_idx(const gt_options *o) { return o->data.kind == GT_DATA_IDX; }
 static int is_toy(const gt_options *o) { return o->data.kind == GT_DATA_TOY; }
@@ -241,9 +242,13 @@ static const key_desc keys[] = {
     {"samples", "n", K_INT, "64", 1, 4096, NULL, OFF(samples_n), F_INT, generates, NULL, 0,
      "samples of the fixed latent batch"},
     {"dist", "overlap", K_BOOL, "false", 0, 0, NULL, OFF(dist.overlap), F_INT, NULL, NULL, 0,
-     "allreduce gradient buckets while backward runs (false: one call after it)"},
+     "allreduce gradient buckets while backward runs, and a GAN whose D has no batch norm or spectral norm computes "
+     "the next step's D(x) while G's gradients travel (false: one call after backward)"},
     {"dist", "bucket_mb", K_FLOAT, "1", 0, 1e6, NULL, OFF(dist.bucket_mb), F_DOUBLE, NULL, NULL, 0,
      "bucket size of the overlapped allreduce (whole layers, reverse layer order)"},
+    {"dist", "compress", K_CHOICE, "none", 0, 0, compressions, OFF(dist.compress), F_CHOICE, NULL, NULL, 0,
+     "gradient sums on the wire: none (floats) or bf16 (bfloat16, added in float and rounded once per sum: half the "
+     "bytes, about 3 significant digits; for slow links)"},
     {"dist", "sync_bn", K_BOOL, "false", 0, 0, NULL, OFF(dist.sync_bn), F_INT, NULL, NULL, 0,
      "batch-norm statistics over the global batch (false: local batches, rank 0's running statistics broadcast)"},
     {"dist", "check_every", K_INT, "100", 0, 1099511627776.0, NULL, OFF(dist.check_every), F_LONG, NULL, NULL, 0,

@@ -51,11 +51,15 @@ static void nbc_algorithm_finalize(void) {
     mpit_initialized = 0;
 }
 
-void gt_dist_iallreduce_sum_floats(float *buf, int n, MPI_Comm comm, MPI_Request *req) {
+void gt_dist_iallreduce_in_place(void *buf, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm, MPI_Request *req) {
     int ring = 1, automatic = 0;
     if (have_nbc_algorithm) MPI_T_cvar_write(nbc_algorithm, &ring);
-    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, comm, req));
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, t, op, comm, req));
     if (have_nbc_algorithm) MPI_T_cvar_write(nbc_algorithm, &automatic);
+}
+
+void gt_dist_iallreduce_sum_floats(float *buf, int n, MPI_Comm comm, MPI_Request *req) {
+    gt_dist_iallreduce_in_place(buf, n, MPI_FLOAT, MPI_SUM, comm, req);
 }
 
 /* The exit hook: every rank ends at once. A collective error was found by

@@ -37,8 +37,10 @@ extern double gt_dist_comm_clock;
  * live ranks which ranks do not answer, prints it and ends the job
  * (watchdog.c). what and name (may be NULL) say what is waited for. */
 void gt_dist_wait(int n, MPI_Request *req, const char *what, const char *name);
-/* Starts the in-place sum of a gradient-sized float buffer (dist.c: with
- * libnbc's ring algorithm where it can be chosen, see there). */
+/* Starts the in-place reduction of a gradient-sized buffer of n elements of
+ * type t by op (dist.c: with libnbc's ring algorithm where it can be chosen,
+ * see there); gt_dist_iallreduce_sum_floats: floats, MPI_SUM. */
+void gt_dist_iallreduce_in_place(void *buf, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm, MPI_Request *req);
 void gt_dist_iallreduce_sum_floats(float *buf, int n, MPI_Comm comm, MPI_Request *req);
 /* watchdog.c: its communicator (gt_dist_init / gt_dist_finalize). */
 void gt_dist_watch_init(void);

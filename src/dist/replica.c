@@ -96,7 +96,7 @@ gt_status gt_dist_run_attach(gt_dist_run *run, const gt_dist_opts *o, gt_model *
                             "settings and see the same data; stopping",
                             msg);
     }
-    run->reducer = gt_dist_reducer_new(o->overlap, o->bucket_mb);
+    run->reducer = gt_dist_reducer_new(o->overlap, o->bucket_mb, o->compress);
     int has_bn = 0;
     for (int k = 0; k < m->n_nets; k++) {
         gt_dist_reducer_attach(run->reducer, &m->net[k]);
@@ -104,11 +104,14 @@ gt_status gt_dist_run_attach(gt_dist_run *run, const gt_dist_opts *o, gt_model *
         has_bn |= m->net[k].n_state > 0;
     }
     if (world > 1) {
-        char red[96];
+        char red[192];
         if (o->overlap)
             snprintf(red, sizeof red, "in buckets of %g MB overlapped with backward", o->bucket_mb);
         else
             snprintf(red, sizeof red, "in one call after backward");
+        if (o->compress)
+            snprintf(red + strlen(red), sizeof red - strlen(red), ", as bfloat16 (dist.compress; copies: %.1f MB)",
+                     gt_dist_reducer_bytes(run->reducer) / 1e6);
         gt_info("dist: %d ranks; gradients summed and divided by %d %s; batch norm %s; replica check %s%ld steps",
                 world, world, red,
                 !has_bn ? "(none in this model)"
