@@ -84,7 +84,7 @@ sgd=(mlpvae train.steps=1 train.batch_size=16 optim.kind=sgd optim.lr=10)
 if run sgd-f32 "${sgd[@]}" && run sgd-bf16 "${sgd[@]}" dist.compress=bf16; then
   d=$("$py" "$cmp_py" diff "$tmp/sgd-f32.rank0" "$tmp/sgd-bf16.rank0" | tail -n 1)
   if grep -q "as bfloat16" "$tmp/sgd-bf16.log" && "$py" -c 'import sys; d = float(sys.argv[1]); sys.exit(not 1e-5 < d < 1e-2)' "$d"
-  then ok "bf16 sums: one SGD step differs from the float sums' by $d (relative L2; bfloat16 keeps ~3 digits)"
+  then ok "bf16 sums: one SGD step differs from the float sums' by $d (relative L2; bfloat16 keeps 8 significant bits)"
   else fail "bf16 sums: one SGD step differs from the float sums' by '$d' (want 1e-5 .. 1e-2), or the log does not say bfloat16"; fi
 fi
 # rollbacks: rank 1's batch of step 15 gets a NaN twice; each time the run goes back to step 10

@@ -248,7 +248,7 @@ static const key_desc keys[] = {
      "bucket size of the overlapped allreduce (whole layers, reverse layer order)"},
     {"dist", "compress", K_CHOICE, "none", 0, 0, compressions, OFF(dist.compress), F_CHOICE, NULL, NULL, 0,
      "gradient sums on the wire: none (floats) or bf16 (bfloat16, added in float and rounded once per sum: half the "
-     "bytes, about 3 significant digits; for slow links)"},
+     "bytes, 8 significant bits: 2-3 decimal digits; for slow links)"},
     {"dist", "sync_bn", K_BOOL, "false", 0, 0, NULL, OFF(dist.sync_bn), F_INT, NULL, NULL, 0,
      "batch-norm statistics over the global batch (false: local batches, rank 0's running statistics broadcast)"},
     {"dist", "check_every", K_INT, "100", 0, 1099511627776.0, NULL, OFF(dist.check_every), F_LONG, NULL, NULL, 0,
