@@ -250,6 +250,12 @@ static void test_overrides(void) {
     CHECK_ERROR(parse_only(t, "train.steps"), "override without =", "\"train.steps\"", "section.key=value");
     CHECK_ERROR(parse_only(t, "train.=5"), "override empty key", "\"train.=5\"", "empty key", "section.key=value");
     CHECK_ERROR(parse_only(t, ".steps=5"), "override empty section", "\".steps=5\"", "section.key=value");
+    /* values that would read as comments once written back as "key = value" (a fuzz finding) */
+    CHECK_ERROR(parse_only("[run]\ndir =;runs/x ; a comment\n", NULL), "value starting with ';'", "t.ini:2",
+                "[run] dir = \";runs/x\": a value may not begin with ';'");
+    CHECK_ERROR(parse_only(t, "run.dir=a ;b"), "override with ' ;'", "\"run.dir=a ;b\"", "would read as a comment");
+    CHECK_ERROR(parse_only(t, "run.dir=;b"), "override starting with ';'", "would read as a comment");
+    CHECK_OK(parse_only(t, "run.dir=a;b"), "a ';' inside a word is a value");
     /* A bad override value is reported as coming from the command line. */
     CHECK_ERROR(int_of(t, "train.steps=many", "train", "steps", 1, 100), "bad override value",
                 "command line: [train] steps = \"many\": expected an integer in [1, 100]");

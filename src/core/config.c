@@ -209,6 +209,14 @@ static char *reader(char *str, int num, void *stream) {
     return str;
 }
 
+/* 1 if v would not read back as itself from a written "key = v" line: a ';'
+ * at its start or after a space starts an inline comment there. */
+static int reads_as_comment(const char *v) {
+    for (const char *c = v; *c; c++)
+        if (*c == ';' && (c == v || isspace((unsigned char)c[-1]))) return 1;
+    return 0;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value) {
     parse_state *st = user;
     gt_config *cfg = st->cfg;
@@ -233,6 +241,12 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         st->failed = GT_ERROR("%s: duplicate key [%s] %s (already set at %s); give each key once", where, section,
                               name, old->where);
+        return 0;
+    }
+    if (reads_as_comment(value)) { /* "key =;x": inih keeps ";x", but "key = ;x" is a comment */
+        st->failed = GT_ERROR("%s: [%s] %s = \"%s\": a value may not begin with ';' (gentrain writes the resolved "
+                              "config as \"key = value\", where it would read as a comment)",
+                              where, section, name, value);
         return 0;
     }
     cfg_entry *e = add(cfg, section, name, value, where, st->lineno);
@@ -352,6 +366,14 @@ gt_status gt_config_override(gt_config *cfg, const char *assignment) {
     memcpy(s, sec, nsec);
     memcpy(k, key, nkey);
     memcpy(v, val, nval);
+    if (reads_as_comment(v)) {
+        gt_free(s);
+        gt_free(k);
+        gt_free(v);
+        return GT_USAGE_ERROR("command line: bad setting \"%s\": a ';' at the start of the value or after a space "
+                              "would read as a comment in the config gentrain writes (config.ini, checkpoints)",
+                              assignment);
+    }
     cfg_entry *e = find(cfg, s, k);
     if (e && !strcmp(e->where, "command line"))
         gt_warn("command line: %s.%s is given twice (\"%s\", then \"%s\"): the last one is used", s, k, e->value, v);
