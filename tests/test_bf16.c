@@ -1,4 +1,4 @@
-/* bfloat16 conversion (src/core/bf16.c): known answers (ties to even, NaN,
+/* bfloat16 conversion (include/gentrain/core.h): known answers (ties to even, NaN,
  * infinities, overflow, subnormals, signed zero) and, for 200000 random
  * floats of every magnitude, the property that defines the rounding: the
  * result is a bfloat16 nearest to x, and of two equally near the one with an
@@ -38,13 +38,13 @@ int main(void) {
     CHECK(gt_bf16_from_float(FLT_MAX) == 0x7f80, "FLT_MAX rounds to infinity (it is above the largest bfloat16's halfway point)");
     CHECK(gt_bf16_from_float(-0.0f) == 0x8000 && gt_bf16_from_float(0.0f) == 0x0000, "signed zeros");
     CHECK(gt_bf16_from_float(from_bits(0x00010000u)) == 0x0001, "the smallest bfloat16 subnormal is exact");
-    float in[4] = {1.0f, -3.0f, 0.1f, 1e-30f}, back[4];
+    float in[4] = {1.0f, -3.0f, 0.1f, 1e-30f};
     uint16_t h[4];
     gt_bf16_from_floats(h, in, 4);
-    gt_bf16_to_floats(back, h, 4);
     int arrays = 1;
-    for (int i = 0; i < 4; i++) arrays &= h[i] == gt_bf16_from_float(in[i]) && back[i] == gt_bf16_to_float(h[i]);
-    CHECK(arrays && back[2] == 0.10009765625f, "the array forms agree with the scalar ones (0.1 -> 0.10009765625)");
+    for (int i = 0; i < 4; i++) arrays &= h[i] == gt_bf16_from_float(in[i]);
+    CHECK(arrays && gt_bf16_to_float(h[2]) == 0.10009765625f,
+          "the array form agrees with the scalar one (0.1 -> 0.10009765625)");
 
     /* the defining property on random floats: nearest, ties to even */
     float r[1000];

@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -173,12 +174,27 @@ int gt_dsyevd(int vectors, int n, double *a, double *w);
 void gt_set_threads(int n);
 int gt_threads(void);
 
-/* ---- bfloat16 (src/core/bf16.c) ------------------------------------------
- * A float's upper 16 bits, rounded to nearest (ties to even); NaN stays NaN. */
-uint16_t gt_bf16_from_float(float x);
-float gt_bf16_to_float(uint16_t h);
-void gt_bf16_from_floats(uint16_t *out, const float *in, size_t n);
-void gt_bf16_to_floats(float *out, const uint16_t *in, size_t n);
+/* ---- bfloat16 ------------------------------------------------------------
+ * A float's upper 16 bits, rounded to nearest (ties to even, as torch's
+ * float -> bfloat16); NaN stays a (quiet) NaN, infinities stay, a rounding
+ * that overflows gives an infinity. Inline: the compressed allreduce's
+ * MPI_Op (src/dist/reduce.c) calls them per element. */
+static inline uint16_t gt_bf16_from_float(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN: keep it quiet */
+    u += 0x7fffu + ((u >> 16) & 1u);                                             /* to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+static inline float gt_bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static inline void gt_bf16_from_floats(uint16_t *out, const float *in, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = gt_bf16_from_float(in[i]);
+}
 
 /* ---- small helpers ----------------------------------------------------- */
 #define GT_PI 3.14159265358979323846

@@ -216,28 +216,20 @@ void gt_dist_reduce_grads(gt_net *net, void *arg) {
     float *buf = net->grads;
     size_t n = net->n_params;
     slot_t *s = slot_of(r, net);
+    GT_ASSERT(s, "gradient reducer: net %s is not attached", net->name);
     if (world == 1) {
-        if (s) round_reset(s);
+        round_reset(s);
         return;
     }
-    if (s) {
-        /* what is not on its way yet (plain mode: all of it, one call), then wait for everything */
-        if (s->posted > 0) post(s, 0, s->posted);
-        COMM_TIMED(gt_dist_wait(s->n_req, s->req, "the gradient allreduce of network", net->name));
-        if (s->wire) gt_bf16_to_floats(buf, s->wire, n);
-        round_reset(s);
-    } else {
-        /* a buffer nobody attached: one call (in pieces of at most INT_MAX/2 floats), never compressed */
-        for (size_t off = 0; off < n; off += INT_MAX / 2) {
-            size_t len = n - off < INT_MAX / 2 ? n - off : INT_MAX / 2;
-            MPI_Request q;
-            COMM_TIMED(gt_dist_iallreduce_sum_floats(buf + off, (int)len, gt_dist_grad_comm(), &q);
-                       gt_dist_wait(1, &q, "the gradient allreduce of network", net->name));
-        }
-        if (r) r->n_buckets++;
-    }
+    /* what is not on its way yet (plain mode: all of it, one call), then wait for everything */
+    if (s->posted > 0) post(s, 0, s->posted);
+    COMM_TIMED(gt_dist_wait(s->n_req, s->req, "the gradient allreduce of network", net->name));
+    round_reset(s);
     const float w = (float)world;
-    for (size_t i = 0; i < n; i++) buf[i] /= w;
+    if (s->wire) /* back from bfloat16 and divided, in one pass */
+        for (size_t i = 0; i < n; i++) buf[i] = gt_bf16_to_float(s->wire[i]) / w;
+    else
+        for (size_t i = 0; i < n; i++) buf[i] /= w;
 }
 
 /* ---- synchronized batch norm -------------------------------------------- */
