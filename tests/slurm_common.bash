@@ -36,6 +36,7 @@ cleanup() {
     if [ "$rc" -ne 0 ] || [ "$test_failed" -ne 0 ]; then
         echo "--- job logs"; for f in "$work"/*.out "$work"/*/*.out; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
         echo "--- slurmctld.log (tail)"; tail -n 30 "$cluster/log/slurmctld.log" 2>/dev/null || true
+        echo "--- slurmd.log (errors, tail)"; grep -a 'error' "$cluster/log/slurmd.log" 2>/dev/null | tail -n 30 || true
     fi
     rm -rf "$tmp"
     echo "($(( $(date +%s) - t_begin )) s)"

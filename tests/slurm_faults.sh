@@ -17,7 +17,12 @@
 #     scancel stops it: checkpoint, exit 75 (mpirun: through the marker),
 #     not requeued;
 #  4. RUN_DIR and a run.dir= argument that disagree: the script refuses at
-#     once, naming both.
+#     once, naming both;
+#  5. a step that fails to launch (srun's pmix plugin finds the step's
+#     directory TmpFS/spmix_appdir_<uid>_<job>.0 already there, as a killed
+#     step leaves it): srun exits 0 all the same; train.sbatch and
+#     scaling.sbatch exit 1 saying gentrain never started (before: "run
+#     finished", slurm-done written, and an empty scaling point).
 set -euo pipefail
 build=$1 src=$2
 # shellcheck source-path=SCRIPTDIR/.. source=tests/slurm_common.bash
@@ -93,4 +98,24 @@ if [ "$rc" = 1 ] && grep -q "RUN_DIR=$work/runs/a and run.dir=$work/runs/b among
    [ ! -e "$work/runs/a" ] && [ ! -e "$work/runs/b" ]; then
     ok "RUN_DIR and run.dir= disagree: refused at once naming both"
 else fail "RUN_DIR vs run.dir=: exit $rc: $(cat "$work/bad.out")"; fi
+
+# 5. held, the step's pmix directory made, released
+nolaunch=$work/runs/nolaunch
+t=$(sbatch --parsable --hold -J t-nolaunch -o "$work/t-nolaunch.out" -N 1 -n 1 --time=2 \
+      "$src/jobs/train.sbatch" "$src/configs/mlpvae.ini" "${args[@]}" run.dir="$nolaunch")
+c=$(sbatch --parsable --hold -J t-nolaunch-scaling -o "$work/t-nolaunch-scaling.out" -N 1 -n 1 --time=2 \
+      "$src/jobs/scaling.sbatch" "$work/scaling" nolaunch 100 "$src/configs/mlpvae.ini" data.limit=2000)
+for id in "$t" "$c"; do mkdir -p "$cluster/tmp/spmix_appdir_$(id -u)_$id.0"; scontrol release "$id"; done
+st=$(wait_job "$t" 120) || true
+if [ "$st" = FAILED ] && [ "$(job_exit "$t")" = 1:0 ] && [ "$(job_restarts "$t")" = 0 ] &&
+   grep -q "launch failed" "$work/t-nolaunch.out" &&
+   grep -q "srun exited 0 but gentrain never started: it did not take its lock $nolaunch/gentrain.lock" "$work/t-nolaunch.out" &&
+   ! grep -q "run finished" "$work/t-nolaunch.out" && [ ! -e "$nolaunch/slurm-done" ]; then
+    ok "train.sbatch: a step that failed to launch (srun exit 0): exit 1, no slurm-done, not requeued"
+else fail "train.sbatch, step launch failure: $st, exit $(job_exit "$t"): $(cat "$work/t-nolaunch.out")"; fi
+st=$(wait_job "$c" 120) || true
+if [ "$st" = FAILED ] && [ "$(job_exit "$c")" = 1:0 ] && grep -q "launch failed" "$work/t-nolaunch-scaling.out" &&
+   grep -q "srun exited 0 but gentrain wrote no $work/scaling/runs/nolaunch/metrics.jsonl" "$work/t-nolaunch-scaling.out"; then
+    ok "scaling.sbatch: a step that failed to launch (srun exit 0): exit 1"
+else fail "scaling.sbatch, step launch failure: $st, exit $(job_exit "$c"): $(cat "$work/t-nolaunch-scaling.out")"; fi
 finish
