@@ -106,6 +106,15 @@ char *gt_strdup_at(const char *file, int line, const char *s);
 /* Denormal floats are flushed to zero (FTZ/DAZ) in the calling thread. */
 void gt_flush_denormals(void);
 
+/* Freed memory stays with the process (glibc's mallopt: blocks up to 32 MiB
+ * come from the heap, whose top is returned to the system only beyond
+ * 256 MiB), unless the user set MALLOC_*_ or GLIBC_TUNABLES. Open MPI's
+ * non-blocking allreduce allocates a temporary buffer the size of the message
+ * for every call; with glibc's defaults two buckets in flight at once (vae:
+ * 3.2 MB each) grew the heap past its trim threshold, and it was returned
+ * and faulted in again at every step: 30% of the step on 2 ranks. */
+void gt_keep_freed_memory(void);
+
 /* ---- shapes ---------------------------------------------------------------- */
 
 /* Per-example shape, NCHW without the N; a vector of n features is {n, 1, 1}. */

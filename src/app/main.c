@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "help"))
         st = gt_cmd_help(argc - 1, argv + 1);
     else if (!strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
+        gt_keep_freed_memory(); /* before MPI allocates */
         gt_dist_init(&argc, &argv);
         gt_flush_denormals();
         st = !strcmp(cmd, "train") ? gt_cmd_train(argc - 1, argv + 1) : gt_cmd_eval(argc - 1, argv + 1);

@@ -2,6 +2,7 @@
  * denormal flushing. See core.h. */
 #include "gentrain/core.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,18 @@ char *gt_strdup_at(const char *file, int line, const char *s) {
 void gt_flush_denormals(void) {
     _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
     _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+}
+
+void gt_keep_freed_memory(void) {
+#ifndef __SANITIZE_ADDRESS__ /* AddressSanitizer's allocator has its own rules */
+    /* the user's own settings win (glibc reads them at the first malloc) */
+    if (getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TOP_PAD_") ||
+        getenv("GLIBC_TUNABLES"))
+        return;
+    /* 32 MiB is the largest mmap threshold glibc accepts on 64-bit systems */
+    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1)
+        gt_warn("mallopt failed: freed memory goes back to the system at once (slower steps, not wrong ones)");
+#endif
 }
 
 double gt_now(void) {
