@@ -68,7 +68,14 @@ void gt_dist_iallreduce_sum_floats(float *buf, int n, MPI_Comm comm, MPI_Request
 static _Noreturn void end_job(int code, int collective) {
     /* A world of one just exits: MPI_Abort's banner would bury the message. */
     if (initialized && world_size > 1) {
-        if (collective) MPI_Barrier(MPI_COMM_WORLD);
+        if (collective) {
+            MPI_Barrier(MPI_COMM_WORLD);
+            /* Every rank's message is in its stderr pipe now, but mpirun tears the
+             * job down on MPI_Abort without reading what is left there: give it a
+             * moment (CI lost rank 0's error or rank 1's warning this way once). */
+            struct timespec pause = {0, 300 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
         MPI_Abort(MPI_COMM_WORLD, code);
     }
     exit(code);
