@@ -21,11 +21,18 @@ void gt_set_log_rank(int rank, int size) {
     log_size = size;
 }
 
-static void prefix(FILE *f, const char *what) {
+/* One line on stderr in one write: the ranks of a job share mpirun's stderr,
+ * and a line written in pieces can come out interleaved with another rank's. */
+static void log_line(const char *what, const char *body, const char *where) {
+    char line[8192];
     if (log_size > 1)
-        fprintf(f, "gentrain[rank %d]: %s", log_rank, what);
+        snprintf(line, sizeof line, "gentrain[rank %d]: %s%s%s%s%s\n", log_rank, what, body, where[0] ? " [" : "",
+                 where, where[0] ? "]" : "");
     else
-        fprintf(f, "gentrain: %s", what);
+        snprintf(line, sizeof line, "gentrain: %s%s%s%s%s\n", what, body, where[0] ? " [" : "", where,
+                 where[0] ? "]" : "");
+    fputs(line, stderr);
+    fflush(stderr);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -111,23 +118,26 @@ _Noreturn void gt_exit_error(gt_status code) {
     fflush(stdout);
     int collective = pending.code != GT_OK && pending.collective;
     if (!collective || log_rank == 0) {
-        prefix(stderr, "error: ");
         if (pending.code != GT_OK)
-            fprintf(stderr, "%s [%s]\n", pending.msg, pending.where);
-        else
-            fprintf(stderr, "failed (status %d, no message recorded)\n", (int)code);
+            log_line("error: ", pending.msg, pending.where);
+        else {
+            char msg[64];
+            snprintf(msg, sizeof msg, "failed (status %d, no message recorded)", (int)code);
+            log_line("error: ", msg, "");
+        }
     }
     end_process(code == GT_OK ? GT_ERR : (int)code, collective);
 }
 
 _Noreturn void gt_panic_at(const char *file, int line, const char *fmt, ...) {
     fflush(stdout);
+    char msg[sizeof pending.msg], where[256];
     va_list ap;
     va_start(ap, fmt);
-    prefix(stderr, "error: ");
-    vfprintf(stderr, fmt, ap);
+    shorten(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " [%s:%d]\n", file, line);
+    snprintf(where, sizeof where, "%s:%d", file, line);
+    log_line("error: ", msg, where);
     end_process(GT_ERR, 0);
 }
 
@@ -135,13 +145,12 @@ _Noreturn void gt_panic_at(const char *file, int line, const char *fmt, ...) {
 
 void gt_warn(const char *fmt, ...) {
     fflush(stdout);
+    char msg[sizeof pending.msg];
     va_list ap;
     va_start(ap, fmt);
-    prefix(stderr, "warning: ");
-    vfprintf(stderr, fmt, ap);
+    shorten(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
+    log_line("warning: ", msg, "");
 }
 
 static int info_stderr;

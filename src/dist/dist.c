@@ -63,18 +63,22 @@ void gt_dist_iallreduce_sum_floats(float *buf, int n, MPI_Comm comm, MPI_Request
 }
 
 /* The exit hook: every rank ends at once. A collective error was found by
- * every rank at the same point, so they meet first: rank 0's message is out
- * before the abort tears the job down. */
+ * every rank at the same point, so they meet and leave MPI the normal way:
+ * mpirun then reads every rank's stderr to the end before it reports the
+ * non-zero exit. MPI_Abort tears the job down without reading what is left in
+ * the ranks' pipes, so rank 0's error or another rank's warning could be lost
+ * (CI lost one even after a 0.3 s pause before the abort). Any other error
+ * aborts at once: the other ranks may be anywhere. */
 static _Noreturn void end_job(int code, int collective) {
+    static int ending; /* an MPI failure on the way out comes back here: abort */
     /* A world of one just exits: MPI_Abort's banner would bury the message. */
     if (initialized && world_size > 1) {
-        if (collective) {
-            MPI_Barrier(MPI_COMM_WORLD);
-            /* Every rank's message is in its stderr pipe now, but mpirun tears the
-             * job down on MPI_Abort without reading what is left there: give it a
-             * moment (CI lost rank 0's error or rank 1's warning this way once). */
-            struct timespec pause = {0, 300 * 1000 * 1000};
-            nanosleep(&pause, NULL);
+        if (collective && !ending) {
+            ending = 1;
+            if (MPI_Barrier(MPI_COMM_WORLD) == MPI_SUCCESS) {
+                gt_dist_finalize();
+                exit(code);
+            }
         }
         MPI_Abort(MPI_COMM_WORLD, code);
     }
