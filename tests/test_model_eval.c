@@ -193,8 +193,41 @@ static void test_memory(void) {
     gt_model_free(m);
 }
 
+/* gt_model_finite: every position of a tensor longer than the 1024-float
+ * blocks of the vectorized test, NaN, +Inf and -Inf, in parameters and in
+ * batch-norm statistics; the largest finite float and subnormals pass. */
+static void test_finite(void) {
+    static const char ini[] = "[model]\ntype = classifier\n[train]\nsteps = 1\n"
+                              "[classifier]\nlayer1 = conv2d out=4 kernel=3 pad=1\nlayer2 = batchnorm\n"
+                              "layer3 = relu\nlayer4 = flatten\nlayer5 = dense out=5\n";
+    gt_model *m = build(ini, (gt_shape){1, 30, 30}, 5, 2); /* the dense weight: 5 x 3600 floats */
+    gt_net *C = &m->net[0];
+    char where[256];
+    CHECK(gt_model_finite(m, where, sizeof where), "a fresh model is not finite");
+    C->params[7] = 3.4028235e38f, C->params[C->n_params - 1] = 1e-45f;
+    CHECK(gt_model_finite(m, where, sizeof where), "FLT_MAX or a subnormal counted as not finite");
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    size_t positions[] = {0, 1023, 1024, 1025, 4095, C->n_params - 2, C->n_params - 1};
+    int missed = 0;
+    for (int b = 0; b < 3; b++)
+        for (size_t k = 0; k < sizeof positions / sizeof positions[0]; k++) {
+            size_t i = positions[k];
+            float keep = C->params[i];
+            C->params[i] = bad[b];
+            where[0] = '\0';
+            if (gt_model_finite(m, where, sizeof where) || !strstr(where, bad[b] != bad[b] ? "nan" : "inf")) missed++;
+            C->params[i] = keep;
+        }
+    CHECK(!missed, "%d non-finite parameters missed or misnamed (last message: %s)", missed, where);
+    C->state[C->n_state - 1] = NAN;
+    CHECK(!gt_model_finite(m, where, sizeof where) && strstr(where, "batchnorm"),
+          "a NaN batch-norm statistic missed: %s", where);
+    gt_model_free(m);
+}
+
 int main(void) {
     test_classifier();
+    test_finite();
     test_memory();
     test_discriminator();
     test_iwae_closed_form(0);

@@ -69,6 +69,7 @@ static void build_gen(gt_net *net) { /* a DCGAN generator's shapes, smaller */
     add(net, "layernorm");
     add(net, "upsample"); /* 32x32x32: the threaded loops */
     add(net, "conv2d out=3 kernel=3 pad=1");
+    add(net, "convt2d out=1 kernel=4 stride=2 pad=1"); /* one output channel: col2im by planes */
     add(net, "tanh");
 }
 static void build_disc(gt_net *net) {

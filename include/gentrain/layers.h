@@ -67,7 +67,7 @@ void gt_nn_valid_range(int k, int S, int P, int n, int on, int *lo, int *hi);
  * x [B,C,H,W] -> col [C*K*K, B*OH*OW], column b*OH*OW + oh*OW + ow (overwrites col). */
 void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
                         float *col);
-/* col [C*K*K, B*OH*OW] ADDED into x [B,C,H,W] (the caller zeroes x first). */
+/* col [C*K*K, B*OH*OW] -> x [B,C,H,W], the overlapping columns summed (overwrites x). */
 void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
                         float *x);
 /* Conv layers lower the batch in chunks of gt_nn_batch_chunk(B, col floats per

@@ -52,22 +52,23 @@ void gt_nn_im2col_batch(const float *x, int B, int C, int H, int W, int K, int S
             }
 }
 
-/* col [C*K*K, B*OH*OW] added into x [B,C,H,W] */
+/* col [C*K*K, B*OH*OW] -> x [B,C,H,W] (overwritten) */
 void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int S, int P, int OH, int OW,
                         float *x) {
     size_t L = (size_t)OH * OW, ld = (size_t)B * L;
-    /* one thread per channel plane: the sum into x[b,c] keeps its order (ki, kj, b) */
-#pragma omp parallel for schedule(static) if ((size_t)C * K * K * ld >= GT_PAR_MIN)
+    /* one thread per plane x[b,c] (planes, not channels: a 1-channel output
+     * is parallel too), zeroed and then summed in the order (ki, kj) */
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)C * K * K * ld >= GT_PAR_MIN)
     for (int c = 0; c < C; c++)
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++) {
-                const float *row = col + (size_t)((c * K + ki) * K + kj) * ld;
-                int lo, hi;
-                gt_nn_valid_range(kj, S, P, W, OW, &lo, &hi);
-                int off = kj - P;
-                for (int b = 0; b < B; b++) {
-                    float *img = x + ((size_t)b * C + c) * H * W;
-                    const float *src0 = row + (size_t)b * L;
+        for (int b = 0; b < B; b++) {
+            float *img = x + ((size_t)b * C + c) * H * W;
+            memset(img, 0, sizeof(float) * (size_t)H * W);
+            for (int ki = 0; ki < K; ki++)
+                for (int kj = 0; kj < K; kj++) {
+                    const float *src0 = col + (size_t)((c * K + ki) * K + kj) * ld + (size_t)b * L;
+                    int lo, hi;
+                    gt_nn_valid_range(kj, S, P, W, OW, &lo, &hi);
+                    int off = kj - P;
                     for (int oh = 0; oh < OH; oh++) {
                         int ih = oh * S - P + ki;
                         if (ih < 0 || ih >= H) continue;
@@ -79,7 +80,7 @@ void gt_nn_col2im_batch(const float *col, int B, int C, int H, int W, int K, int
                             for (int ow = lo; ow < hi; ow++) dst[ow * S + off] += src[ow];
                     }
                 }
-            }
+        }
 }
 
 /* Examples per chunk of a batched lowering whose column buffer holds

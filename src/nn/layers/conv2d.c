@@ -169,7 +169,6 @@ void gt_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy
         if (dx) {
             /* dcol [CKK, n*L] = weight^T [CKK, OC] dt [OC, n*L] */
             gt_sgemm(1, 0, CKK, NL, OC, 1.0f, weight, CKK, t, NL, 0.0f, colc, NL);
-            memset(dx + b0 * CHW, 0, sizeof(float) * n * CHW);
             gt_nn_col2im_batch(colc, n, C, H, W, K, S, P, OH, OW, dx + b0 * CHW);
         }
     }

@@ -28,7 +28,6 @@ void gt_convt2d_forward(float *y, const float *x, const float *weight, const flo
         gt_nn_nchw_to_cbl(t, x + b0 * IC * L, n, IC, L);
         /* col [OKK, n*L] = weight^T [OKK, IC] t [IC, n*L] */
         gt_sgemm(1, 0, OKK, NL, IC, 1.0f, weight, OKK, t, NL, 0.0f, col, NL);
-        memset(yc, 0, sizeof(float) * n * OC * OL);
         gt_nn_col2im_batch(col, n, OC, OH, OW, K, S, P, H, W, yc);
         if (bias)
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * OC * OL >= GT_PAR_MIN)
