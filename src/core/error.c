@@ -24,13 +24,9 @@ void gt_set_log_rank(int rank, int size) {
 /* One line on stderr in one write: the ranks of a job share mpirun's stderr,
  * and a line written in pieces can come out interleaved with another rank's. */
 static void log_line(const char *what, const char *body, const char *where) {
-    char line[8192];
-    if (log_size > 1)
-        snprintf(line, sizeof line, "gentrain[rank %d]: %s%s%s%s%s\n", log_rank, what, body, where[0] ? " [" : "",
-                 where, where[0] ? "]" : "");
-    else
-        snprintf(line, sizeof line, "gentrain: %s%s%s%s%s\n", what, body, where[0] ? " [" : "", where,
-                 where[0] ? "]" : "");
+    char who[32] = "gentrain", line[8192];
+    if (log_size > 1) snprintf(who, sizeof who, "gentrain[rank %d]", log_rank);
+    snprintf(line, sizeof line, "%s: %s%s%s%s%s\n", who, what, body, where[0] ? " [" : "", where, where[0] ? "]" : "");
     fputs(line, stderr);
     fflush(stderr);
 }

@@ -11,18 +11,22 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
+/* One Philox round on the counter c0..c3 with key words k0, k1. */
+static inline __attribute__((always_inline)) void philox_round(uint32_t *c0, uint32_t *c1, uint32_t *c2,
+                                                               uint32_t *c3, uint32_t k0, uint32_t k1) {
+    uint64_t p0 = (uint64_t)PHILOX_M0 * *c0;
+    uint64_t p1 = (uint64_t)PHILOX_M1 * *c2;
+    *c0 = (uint32_t)(p1 >> 32) ^ *c1 ^ k0;
+    *c1 = (uint32_t)p1;
+    *c2 = (uint32_t)(p0 >> 32) ^ *c3 ^ k1;
+    *c3 = (uint32_t)p0;
+}
+
 void gt_philox4x32(const uint32_t ctr[4], uint64_t key, uint32_t out[4]) {
     uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
     uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
     for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
-        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c0 = n0;
-        c1 = (uint32_t)p1;
-        c2 = n2;
-        c3 = (uint32_t)p0;
+        philox_round(&c0, &c1, &c2, &c3, k0, k1);
         k0 += PHILOX_W0;
         k1 += PHILOX_W1;
     }
@@ -32,12 +36,15 @@ void gt_philox4x32(const uint32_t ctr[4], uint64_t key, uint32_t out[4]) {
     out[3] = c3;
 }
 
+/* Mix the high words into the key so that every (seed, step, index) is its own stream. */
+static inline uint64_t stream_key(uint64_t seed, uint64_t step, uint64_t index, uint64_t blk) {
+    return seed ^ ((step >> 32) * 0x9E3779B97F4A7C15ull) ^ ((index >> 32) * 0xC2B2AE3D27D4EB4Full) ^
+           ((blk >> 32) * 0x165667B19E3779F9ull);
+}
+
 static void block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index, uint64_t blk, uint32_t out[4]) {
-    /* Mix the high words into the key so that every (seed, step, index) is its own stream. */
-    uint64_t key = seed ^ ((step >> 32) * 0x9E3779B97F4A7C15ull) ^ ((index >> 32) * 0xC2B2AE3D27D4EB4Full) ^
-                   ((blk >> 32) * 0x165667B19E3779F9ull);
     uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)index, (uint32_t)step, purpose};
-    gt_philox4x32(ctr, key, out);
+    gt_philox4x32(ctr, stream_key(seed, step, index, blk), out);
 }
 
 static inline float u32_to_open01(uint32_t x) {
@@ -54,9 +61,7 @@ static inline __attribute__((always_inline)) void uniform_lanes_body(float *out,
                                                                      uint64_t step, uint64_t index, uint64_t blk0) {
     uint32_t c0[LANES], c1[LANES], c2[LANES], c3[LANES], k0[LANES], k1[LANES];
     for (int l = 0; l < LANES; l++) { /* as block() */
-        uint64_t blk = blk0 + (uint64_t)l;
-        uint64_t key = seed ^ ((step >> 32) * 0x9E3779B97F4A7C15ull) ^ ((index >> 32) * 0xC2B2AE3D27D4EB4Full) ^
-                       ((blk >> 32) * 0x165667B19E3779F9ull);
+        uint64_t blk = blk0 + (uint64_t)l, key = stream_key(seed, step, index, blk);
         c0[l] = (uint32_t)blk;
         c1[l] = (uint32_t)index;
         c2[l] = (uint32_t)step;
@@ -66,14 +71,7 @@ static inline __attribute__((always_inline)) void uniform_lanes_body(float *out,
     }
     for (int round = 0; round < 10; round++)
         for (int l = 0; l < LANES; l++) { /* as gt_philox4x32() */
-            uint64_t p0 = (uint64_t)PHILOX_M0 * c0[l];
-            uint64_t p1 = (uint64_t)PHILOX_M1 * c2[l];
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0[l];
-            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1[l];
-            c0[l] = n0;
-            c1[l] = (uint32_t)p1;
-            c2[l] = n2;
-            c3[l] = (uint32_t)p0;
+            philox_round(&c0[l], &c1[l], &c2[l], &c3[l], k0[l], k1[l]);
             k0[l] += PHILOX_W0;
             k1[l] += PHILOX_W1;
         }

@@ -70,11 +70,11 @@ void gt_dist_iallreduce_sum_floats(float *buf, int n, MPI_Comm comm, MPI_Request
  * (CI lost one even after a 0.3 s pause before the abort). Any other error
  * aborts at once: the other ranks may be anywhere. */
 static _Noreturn void end_job(int code, int collective) {
-    static int ending; /* an MPI failure on the way out comes back here: abort */
-    /* A world of one just exits: MPI_Abort's banner would bury the message. */
+    /* A world of one just exits: MPI_Abort's banner would bury the message.
+     * (An MPI failure inside gt_dist_finalize panics, which comes back here
+     * as a non-collective error: abort.) */
     if (initialized && world_size > 1) {
-        if (collective && !ending) {
-            ending = 1;
+        if (collective) {
             if (MPI_Barrier(MPI_COMM_WORLD) == MPI_SUCCESS) {
                 gt_dist_finalize();
                 exit(code);
