@@ -5,7 +5,9 @@
  * ends), reads no batch beyond the count it was given, pauses (no read runs
  * while paused) and resumes, passes a read error on with its message, and
  * stops cleanly with batches still in flight, and follows a rewound sampler
- * after gt_loader_reseek (a divergence rollback). Run under ASan/UBSan too. */
+ * after gt_loader_reseek (a divergence rollback); with 2 threads per rank,
+ * the reader thread starts no threads of its own. Run under ASan/UBSan too. */
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -286,6 +288,55 @@ static void loader_wrong_indices(const void *arg) {
     gt_loader_next(l, idx, &x, &labels);
 }
 
+/* The threads of this process: the entries of /proc/self/task. */
+static int count_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* With run.threads = 2 the training thread's OpenMP team is the only one:
+ * a second team on the reader thread would give libgomp more threads than
+ * cores, and it then sleeps at every barrier of the step instead of spinning.
+ * Batches of 64 Fashion-MNIST-sized examples are large enough that an OpenMP
+ * loop over them would run in parallel. */
+static void loader_starts_no_threads(void) {
+    gt_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    const int n = 256, size = 28 * 28;
+    ds.n = n;
+    ds.shape = (gt_shape){1, 28, 28};
+    ds.pixels = gt_alloc((size_t)n * size);
+    for (int k = 0; k < n * size; k++) ds.pixels[k] = (uint8_t)(k % 251);
+    ds.toy = GT_TOY_NONE;
+    snprintf(ds.source, sizeof ds.source, "threads-dataset");
+    gt_set_threads(2);
+    int before = count_threads();
+    gt_source *src = gt_source_memory(&ds);
+    gt_sampler s;
+    gt_sampler_init(&s, n, 64, 0, 1, 5);
+    gt_loader *l;
+    gt_loader_new(src, &s, 8, 3, GT_SCALE_SIGNED, 0, &l);
+    int64_t idx[64];
+    for (int k = 0; k < 8; k++) {
+        gt_sampler_next(&s, idx);
+        float *x;
+        int *labels;
+        CHECK_OK(gt_loader_next(l, idx, &x, &labels));
+    }
+    int during = count_threads();
+    gt_loader_free(l);
+    CHECK(before >= 1 && during == before + 1,
+          "2 threads: the loader adds its reader thread and nothing else (%d threads before, %d while reading)",
+          before, during);
+    gt_set_threads(1);
+    gt_sampler_free(&s);
+    gt_source_close(src);
+}
+
 int main(void) {
     test_memory_source();
     CHECK_PANICS("an index outside the cached shard", read_outside_cache, NULL, "example 25",
@@ -300,6 +351,7 @@ int main(void) {
         loader_reseek(depth, 0);
         loader_reseek(depth, 1);
     }
+    loader_starts_no_threads();
     CHECK_PANICS("indices that are not the loader's (a bug)", loader_wrong_indices, NULL, "the sampler gave");
     return check_report("test_loader");
 }
