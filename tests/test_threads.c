@@ -1,9 +1,11 @@
 /* Results do not depend on the number of threads (run.threads): GEMMs of
  * many shapes and both transposes, the forward and backward of networks
- * with every layer kind, and an optimizer step give bitwise the same floats
- * with 1, 2 and 3 threads. */
+ * with every layer kind, an optimizer step with its gradient norm, and the
+ * BCE loss give bitwise the same floats with 1, 2 and 3 threads. */
 #include "check.h"
 #include "gradcheck.h"
+#include "gentrain/loss.h"
+#include "gentrain/model.h"
 #include "gentrain/optim.h"
 
 static void check_gemm(int ta, int tb, int M, int N, int K) {
@@ -37,7 +39,7 @@ static void run_net(int threads, void (*build)(gt_net *), gt_shape in, int B, fl
     fill_uniform(x, nx, 1.0f);
     fill_normal(dy, ny);
     const float *y = gt_net_forward(&net, x, B, 1, rng_ctx(3, 1, 0, 1, 0));
-    *n_out = ny + nx + 2 * net.n_params + net.n_state;
+    *n_out = ny + nx + 2 * net.n_params + net.n_state + 2; /* + the gradient norm's double */
     float *o = gt_alloc_floats(*n_out);
     memcpy(o, y, sizeof(float) * ny);
     gt_net_zero_grads(&net);
@@ -46,9 +48,10 @@ static void run_net(int threads, void (*build)(gt_net *), gt_shape in, int B, fl
     memcpy(o + ny + nx, net.grads, sizeof(float) * net.n_params);
     gt_optim opt;
     gt_optim_init(&opt, &(gt_optim_opts){GT_OPT_ADAM, 1e-3, 0.9, 0.999, 1e-8, 0}, net.n_params);
-    gt_optim_step(&opt, net.params, net.grads);
+    double norm = gt_model_update(&net, &opt, &(gt_step_ctx){0});
     memcpy(o + ny + nx + net.n_params, net.params, sizeof(float) * net.n_params);
     memcpy(o + ny + nx + 2 * net.n_params, net.state, sizeof(float) * net.n_state);
+    memcpy(o + ny + nx + 2 * net.n_params + net.n_state, &norm, sizeof norm);
     gt_optim_free(&opt);
     *out = o;
     gt_free(x);
@@ -94,6 +97,35 @@ static void check_net(const char *name, void (*build)(gt_net *), gt_shape in, in
     for (int t = 0; t < 3; t++) gt_free(o[t]);
 }
 
+/* The BCE loss of a VAE's decoder (summed over pixels, mean over the batch):
+ * the value and the gradients with 1, 2 and 3 threads, and the value equal
+ * to the terms summed in one thread, in order (each term computed alone). */
+static void check_bce(int B, size_t D) {
+    size_t n = (size_t)B * D;
+    float *logits = gt_alloc_floats(n), *targets = gt_alloc_floats(n), *grad[3], loss[3];
+    test_stream = 7;
+    fill_normal(logits, n);
+    fill_uniform(targets, n, 1.0f);
+    for (size_t i = 0; i < n; i++) targets[i] = (targets[i] + 1.0f) / 2.0f;
+    for (int t = 0; t < 3; t++) {
+        gt_set_threads(t + 1);
+        grad[t] = gt_alloc_floats(n);
+        loss[t] = gt_bce_logits_sum(logits, targets, B, D, grad[t]);
+    }
+    gt_set_threads(1);
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += gt_bce_logits_sum(logits + i, targets + i, 1, 1, NULL);
+    CHECK(!memcmp(&loss[0], &loss[1], sizeof(float)) && !memcmp(&loss[0], &loss[2], sizeof(float)) &&
+              !memcmp(grad[0], grad[1], sizeof(float) * n) && !memcmp(grad[0], grad[2], sizeof(float) * n),
+          "BCE [%d, %zu]: the loss or its gradients differ between 1, 2 and 3 threads", B, D);
+    float serial = (float)(sum * (1.0 / (double)B));
+    CHECK(!memcmp(&loss[0], &serial, sizeof(float)), "BCE [%d, %zu]: %.9g, the terms summed in order %.9g", B, D,
+          (double)loss[0], (double)serial);
+    for (int t = 0; t < 3; t++) gt_free(grad[t]);
+    gt_free(logits);
+    gt_free(targets);
+}
+
 int main(void) {
     static const int shapes[][3] = {{64, 3136, 512}, {128, 784, 1024}, {2000, 300, 40}, {12544, 64, 100},
                                     {64, 12544, 100}, {7, 5, 3},      {513, 257, 1029}, {1, 4096, 256}};
@@ -101,6 +133,8 @@ int main(void) {
         for (int t = 0; t < 4; t++) check_gemm(t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2]);
     check_net("generator", build_gen, (gt_shape){16, 1, 1}, 64);
     check_net("discriminator", build_disc, (gt_shape){3, 16, 16}, 64);
+    check_bce(64, 784);
+    check_bce(3, 1000); /* a last block shorter than the others */
     gt_set_threads(1);
     return check_report("test_threads");
 }

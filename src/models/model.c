@@ -279,7 +279,27 @@ static size_t first_non_finite(const float *x, size_t n) {
     return n;
 }
 
+/* No Inf or NaN in x [n]: blocks in parallel (the common case, every step). */
+static int all_finite(const float *x, size_t n) {
+    const size_t block = (size_t)1 << 14;
+    size_t n_blocks = (n + block - 1) / block;
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n_blocks > 1)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t len = n - b * block < block ? n - b * block : block;
+        bad |= first_non_finite(x + b * block, len) < len;
+    }
+    return !bad;
+}
+
 int gt_model_finite(const gt_model *m, char *where, size_t cap) {
+    int ok = 1;
+    for (int k = 0; k < m->n_nets && ok; k++)
+        ok = all_finite(m->net[k].params, m->net[k].n_params) && all_finite(m->net[k].state, m->net[k].n_state);
+    if (ok && m->ema_params)
+        ok = all_finite(m->ema_params, m->net[0].n_params) && all_finite(m->ema_state, m->net[0].n_state);
+    if (ok) return 1;
+    /* name the first non-finite value, tensor by tensor */
     for (int k = 0; k <= m->n_nets; k++) {
         int ema = k == m->n_nets;
         if (ema && !m->ema_params) break;
@@ -316,14 +336,27 @@ void gt_model_normal_rows(float *out, int B, int D, const gt_step_ctx *ctx, uint
                        ctx->example0 + (uint64_t)i * ctx->stride);
 }
 
+/* Fixed blocks (at most 64, at least 2^16 floats), each summed in 8 lanes,
+ * the blocks' sums added in order: the same bits for any thread count. */
 static double l2_norm(const float *v, size_t n) {
-    double s[8] = {0}; /* independent partial sums, so that the loop vectorizes */
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += (double)v[i + j] * v[i + j];
-    for (; i < n; i++) s[0] += (double)v[i] * v[i];
+    enum { MAX_BLOCKS = 64 };
+    size_t block = (n + MAX_BLOCKS - 1) / MAX_BLOCKS;
+    if (block < ((size_t)1 << 16)) block = (size_t)1 << 16;
+    size_t n_blocks = (n + block - 1) / block;
+    double part[MAX_BLOCKS];
+#pragma omp parallel for schedule(static) if (n_blocks > 1)
+    for (size_t b = 0; b < n_blocks; b++) {
+        const float *x = v + b * block;
+        size_t len = n - b * block < block ? n - b * block : block, i = 0;
+        double s[8] = {0}; /* independent partial sums, so that the loop vectorizes */
+        for (; i + 8 <= len; i += 8)
+            for (int j = 0; j < 8; j++) s[j] += (double)x[i + j] * x[i + j];
+        for (; i < len; i++) s[0] += (double)x[i] * x[i];
+        part[b] = 0;
+        for (int j = 0; j < 8; j++) part[b] += s[j];
+    }
     double t = 0;
-    for (int j = 0; j < 8; j++) t += s[j];
+    for (size_t b = 0; b < n_blocks; b++) t += part[b];
     return sqrt(t);
 }
 

@@ -7,6 +7,7 @@
 #include "gentrain/loss.h"
 
 #include "gentrain/core.h"
+#include "gentrain/layers.h" /* GT_PAR_MIN */
 
 #include <math.h>
 #include <stdint.h>
@@ -79,16 +80,22 @@ static void bce_block(const float *restrict logits, const float *restrict target
     }
 }
 
-/* sum over [0, n) of the BCE terms (and the gradients times inv), in blocks */
+/* sum over [0, n) of the BCE terms (and the gradients times inv): the
+ * blocks' terms in parallel, their sum in one thread, in order (the same
+ * bits for any thread count) */
 static double bce_sum(const float *logits, const float *targets, size_t n, float inv, float *dlogits) {
     enum { BLOCK = 256 };
-    float term[BLOCK], grad[BLOCK]; /* grad: where the gradients go when dlogits is NULL */
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i += BLOCK) {
-        size_t m = n - i < BLOCK ? n - i : BLOCK;
-        bce_block(logits + i, targets + i, m, inv, term, dlogits ? dlogits + i : grad);
-        for (size_t k = 0; k < m; k++) sum += term[k];
+    size_t n_blocks = (n + BLOCK - 1) / BLOCK;
+    float *term = gt_alloc_floats(n);
+#pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
+    for (size_t j = 0; j < n_blocks; j++) {
+        size_t i = j * BLOCK, m = n - i < BLOCK ? n - i : BLOCK;
+        float grad[BLOCK]; /* where the gradients go when dlogits is NULL */
+        bce_block(logits + i, targets + i, m, inv, term + i, dlogits ? dlogits + i : grad);
     }
+    double sum = 0.0;
+    for (size_t k = 0; k < n; k++) sum += term[k];
+    gt_free(term);
     return sum;
 }
 
