@@ -56,7 +56,7 @@ static void test_sampler(void) {
     CHECK(spe == SN / (SW * SB) && spe == 4, "steps_per_epoch = %lld, expected 4", (long long)spe);
     int perm_ok = 1, seen[SN] = {0};
     for (int i = 0; i < SN; i++)
-        if (s[0].perm[i] < 0 || s[0].perm[i] >= SN || seen[s[0].perm[i]]++) perm_ok = 0;
+        if (s[0].perm[i] >= SN || seen[s[0].perm[i]]++) perm_ok = 0;
     CHECK(perm_ok, "epoch 0 order is a permutation of [0, %d)", SN);
 
     int64_t e0[4][SW * SB], e1[4][SW * SB], again[4][SW * SB];

@@ -86,7 +86,7 @@ typedef struct {
     int batch, rank, world;
     uint64_t seed;
     int64_t epoch, cursor; /* cursor = steps taken in this epoch */
-    int64_t *perm;         /* permutation of the current epoch (of the shard, local mode) */
+    uint32_t *perm;        /* the current epoch's permutation of [0, n_shard) (local mode: of the shard, from lo) */
     int local;             /* gt_sampler_init_shard */
     int64_t lo, n_shard;   /* local mode: this rank's shard [lo, lo + n_shard) */
 } gt_sampler;

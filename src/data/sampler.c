@@ -28,16 +28,14 @@ static uint64_t bounded_draw(uint64_t seed, uint64_t epoch, uint64_t i, uint64_t
 /* The epoch's permutation of the n_shard examples from lo (global mode: lo 0,
  * n_shard n): the draw for position i is keyed by the global index lo + i. */
 static void make_perm(gt_sampler *s) {
-    int64_t *p = s->perm;
-    for (int64_t i = 0; i < s->n_shard; i++) p[i] = i;
+    uint32_t *p = s->perm;
+    for (int64_t i = 0; i < s->n_shard; i++) p[i] = (uint32_t)i;
     for (int64_t i = s->n_shard - 1; i > 0; i--) {
         int64_t j = (int64_t)bounded_draw(s->seed, (uint64_t)s->epoch, (uint64_t)(s->lo + i), (uint64_t)i + 1);
-        int64_t t = p[i];
+        uint32_t t = p[i];
         p[i] = p[j];
         p[j] = t;
     }
-    if (s->lo)
-        for (int64_t i = 0; i < s->n_shard; i++) p[i] += s->lo;
 }
 
 void gt_sampler_shard(int64_t n, int rank, int world, int64_t *lo, int64_t *count) {
@@ -73,7 +71,10 @@ static void init(gt_sampler *s, int64_t n, int batch, int rank, int world, uint6
     s->local = local;
     if (local) gt_sampler_shard(n, rank, world, &s->lo, &s->n_shard);
     else s->lo = 0, s->n_shard = n;
-    s->perm = gt_alloc((size_t)s->n_shard * sizeof(int64_t));
+    GT_ASSERT(s->n_shard <= (int64_t)UINT32_MAX + 1,
+              "sampler: %lld examples in one shuffle; at most 2^32 (%lld) fit its 4-byte positions%s", (long long)s->n_shard,
+              (long long)UINT32_MAX + 1, local ? "" : " (data.shuffle = local shuffles each rank's shard alone)");
+    s->perm = gt_alloc((size_t)s->n_shard * sizeof *s->perm);
     make_perm(s);
 }
 
@@ -88,8 +89,8 @@ void gt_sampler_init_shard(gt_sampler *s, int64_t n, int batch, int rank, int wo
 void gt_sampler_copy(gt_sampler *dst, const gt_sampler *src) {
     GT_ASSERT(src != NULL && src->perm != NULL, "gt_sampler_copy: sampler not initialized");
     *dst = *src;
-    dst->perm = gt_alloc((size_t)src->n_shard * sizeof(int64_t));
-    memcpy(dst->perm, src->perm, (size_t)src->n_shard * sizeof(int64_t));
+    dst->perm = gt_alloc((size_t)src->n_shard * sizeof *src->perm);
+    memcpy(dst->perm, src->perm, (size_t)src->n_shard * sizeof *src->perm);
 }
 
 void gt_sampler_seek(gt_sampler *s, int64_t epoch, int64_t cursor) {
@@ -105,7 +106,7 @@ void gt_sampler_seek(gt_sampler *s, int64_t epoch, int64_t cursor) {
 }
 
 /* idx: [batch]; idx[j] = perm[cursor*world*batch + rank + j*world]
- * (local mode: perm[cursor*batch + j], perm being the shard's) */
+ * (local mode: lo + perm[cursor*batch + j], perm being the shard's) */
 void gt_sampler_next(gt_sampler *s, int64_t *idx) {
     GT_ASSERT(s != NULL && s->perm != NULL, "gt_sampler_next: sampler not initialized");
     if (s->cursor >= s->steps_per_epoch) {
@@ -115,7 +116,7 @@ void gt_sampler_next(gt_sampler *s, int64_t *idx) {
     }
     if (s->local) {
         const int64_t base = s->cursor * (int64_t)s->batch;
-        for (int j = 0; j < s->batch; j++) idx[j] = s->perm[base + j];
+        for (int j = 0; j < s->batch; j++) idx[j] = s->lo + s->perm[base + j];
     } else {
         const int64_t base = s->cursor * (int64_t)s->world * s->batch + s->rank;
         for (int j = 0; j < s->batch; j++) idx[j] = s->perm[base + (int64_t)j * s->world];
