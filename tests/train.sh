@@ -2,7 +2,8 @@
 # Real training runs on Fashion-MNIST through the gentrain program:
 #  1. mlpvae for 300 steps: the logged loss must fall well below its start,
 #     and the test-set loss must be reported; the memory line of the log and
-#     metrics.h5's memory_* attributes agree with the networks' sizes;
+#     metrics.h5's memory_* attributes agree with the networks' sizes; hwloc's
+#     GUI, OpenCL and libxml2 plugins are not loaded unless the user asks;
 #  2. determinism: two dcgan runs and two vae runs with the same seed give
 #     identical metrics (all but the timing fields), a different seed differs;
 #  3. bad input: a typo'd key and a bad value fail with a message naming the
@@ -54,6 +55,21 @@ assert abs(float(params) * unit[pu] - a["memory_parameters_bytes"]) <= 0.05 * un
 print(f"memory per rank: {a['memory_total_bytes'] / 1e6:.1f} MB")
 PY
 then ok "the memory line, and the same account in metrics.h5's attributes"; else fail "the memory account"; fi
+# hwloc's GUI, OpenCL and libxml2 plugins stay unloaded (src/dist/dist.c: 2.7 MB resident per rank here)
+# unless the user sets HWLOC_PLUGINS_BLACKLIST; glibc's loader lists every library it loads (LD_DEBUG=files)
+loaded() {  # loaded NAME [VAR=VALUE...]: the shared objects a one-step mlpvae run loads, one per line
+  local name=$1; shift
+  env "$@" LD_DEBUG=files "$bin" train "$src/configs/mlpvae.ini" run.dir="$tmp/hwloc-$name" train.steps=1 \
+      train.epochs=0 eval.at_end=false checkpoint.every=0 samples.every=0 > /dev/null 2> "$tmp/hwloc-$name.log"
+  sed -n 's/.*calling init: //p' "$tmp/hwloc-$name.log"
+}
+default=$(loaded default) all=$(loaded all HWLOC_PLUGINS_BLACKLIST=)
+if grep -q 'hwloc/hwloc_pci\.so$' <<< "$default" && ! grep -qE 'hwloc_(gl|opencl|xml_libxml)\.so$|libX11|libxml2' <<< "$default"
+then ok "hwloc loads its PCI plugin, not the GUI, OpenCL or libxml2 ones"
+else fail "hwloc plugins loaded: $(grep -E 'hwloc_|libX11|libxml2' <<< "$default" | tr '\n' ' ')"; fi
+if grep -q 'hwloc/hwloc_xml_libxml\.so$' <<< "$all" && grep -q 'hwloc/hwloc_gl\.so$' <<< "$all"
+then ok "HWLOC_PLUGINS_BLACKLIST set empty by the user loads every hwloc plugin"
+else fail "with HWLOC_PLUGINS_BLACKLIST= the plugins were not loaded: $(grep -E 'hwloc_' <<< "$all" | tr '\n' ' ')"; fi
 
 # 2. determinism
 strip() { "$py" -c 'import json,sys

@@ -2,10 +2,12 @@
  * the bucketed gradient reducer is in reduce.c, the training-loop glue in replica.c. */
 #include "gentrain/dist.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "gentrain/core.h"
@@ -85,7 +87,22 @@ static _Noreturn void end_job(int code, int collective) {
     exit(code);
 }
 
+/* hwloc, which Open MPI uses to map the node's cores, loads every plugin it
+ * finds at MPI_Init. Three are of no use to a CPU trainer and bring large
+ * libraries whose pages stay resident in every rank: hwloc_gl (libX11; it
+ * also tries to reach an X display), hwloc_opencl (the OpenCL loader) and
+ * hwloc_xml_libxml (libxml2 and ICU; hwloc reads and writes XML without it).
+ * They are skipped unless HWLOC_PLUGINS_BLACKLIST is set already (set it
+ * empty to load them all): 2.7 MB less resident memory per rank here.
+ * hwloc_pci stays (Open MPI finds the network cards near a rank with it). */
+static const char hwloc_plugins_skipped[] = "hwloc_gl,hwloc_opencl,hwloc_xml_libxml";
+
 void gt_dist_init(int *argc, char ***argv) {
+    if (setenv("HWLOC_PLUGINS_BLACKLIST", hwloc_plugins_skipped, 0) != 0) {
+        fprintf(stderr, "gentrain: error: setenv HWLOC_PLUGINS_BLACKLIST: %s [%s:%d]\n", strerror(errno), __FILE__,
+                __LINE__);
+        exit(GT_ERR);
+    }
     int rc = MPI_Init(argc, argv);
     if (rc != MPI_SUCCESS) {
         fprintf(stderr, "gentrain: error: MPI_Init failed (code %d) [%s:%d]\n", rc, __FILE__, __LINE__);
