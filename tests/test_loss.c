@@ -51,11 +51,13 @@ typedef struct {
 
 static float f_bce_mean(float *x, float *g, void *c) {
     ctx_t *k = c;
-    return gt_bce_logits_mean(x, k->a, k->n, g);
+    float term[MAXN];
+    return gt_bce_logits_mean(x, k->a, k->n, g, term);
 }
 static float f_bce_sum(float *x, float *g, void *c) {
     ctx_t *k = c;
-    return gt_bce_logits_sum(x, k->a, k->B, (size_t)k->K, g);
+    float term[MAXN];
+    return gt_bce_logits_sum(x, k->a, k->B, (size_t)k->K, g, term);
 }
 static float f_mse(float *x, float *g, void *c) {
     ctx_t *k = c;
@@ -118,24 +120,24 @@ int main(void) {
     /* ---- BCE with logits: values */
     {
         float z[4] = {0, 0, 0, 0}, t0[4] = {0, 1, 0.5f, 0.25f};
-        float v = gt_bce_logits_mean(z, t0, 4, g);
+        float v = gt_bce_logits_mean(z, t0, 4, g, g2);
         CHECK(check_close(v, log(2.0), 1e-6, 0), "BCE(l=0) = %.9g, expected log 2", (double)v);
         for (int i = 0; i < 4; i++)
             CHECK(check_close(g[i], (0.5 - t0[i]) / 4, 1e-6, 1e-9), "BCE(l=0) grad[%d] = %g", i, (double)g[i]);
         /* large logits stay finite and exact */
         float big[4] = {100, -100, 100, -100}, tb[4] = {1, 0, 0, 1};
-        v = gt_bce_logits_mean(big, tb, 4, g);
+        v = gt_bce_logits_mean(big, tb, 4, g, g2);
         CHECK(isfinite(v) && check_close(v, 50.0, 1e-6, 0), "BCE(|l|=100) = %g, expected 50", (double)v);
         CHECK(check_close(g[0], 0, 0, 1e-12) && check_close(g[1], 0, 0, 1e-12) && check_close(g[2], 0.25, 1e-6, 0) &&
                   check_close(g[3], -0.25, 1e-6, 0),
               "BCE(|l|=100) grads %g %g %g %g", (double)g[0], (double)g[1], (double)g[2], (double)g[3]);
         float big2[2] = {1000, -1000}, tb2[2] = {0.3f, 0.7f};
-        v = gt_bce_logits_mean(big2, tb2, 2, g);
+        v = gt_bce_logits_mean(big2, tb2, 2, g, g2);
         CHECK(isfinite(v) && isfinite(g[0]) && isfinite(g[1]), "BCE(|l|=1000) finite: %g", (double)v);
         /* one generic value against a direct formula */
         float l1 = 1.7f, t1 = 0.2f;
         double ref = -(t1 * log(1 / (1 + exp(-l1))) + (1 - t1) * log(1 - 1 / (1 + exp(-l1))));
-        v = gt_bce_logits_mean(&l1, &t1, 1, NULL);
+        v = gt_bce_logits_mean(&l1, &t1, 1, NULL, g2);
         CHECK(check_close(v, ref, 1e-6, 0), "BCE(1.7, 0.2) = %.9g, expected %.9g", (double)v, ref);
     }
     /* ---- BCE sum: sum over D, mean over B */
@@ -143,8 +145,8 @@ int main(void) {
         int B = 3, D = 5;
         fill(l, 15, 1, 2.0f);
         for (int i = 0; i < 15; i++) t[i] = (float)((i * 7) % 11) / 10.0f;
-        float vm = gt_bce_logits_mean(l, t, 15, NULL);
-        float vs = gt_bce_logits_sum(l, t, B, (size_t)D, NULL);
+        float vm = gt_bce_logits_mean(l, t, 15, NULL, g2);
+        float vs = gt_bce_logits_sum(l, t, B, (size_t)D, NULL, g2);
         CHECK(check_close(vs, vm * D, 1e-6, 0), "BCE sum %.9g != D * BCE mean %.9g", (double)vs, (double)vm * D);
     }
     /* ---- MSE: values */

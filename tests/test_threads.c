@@ -102,7 +102,7 @@ static void check_net(const char *name, void (*build)(gt_net *), gt_shape in, in
  * to the terms summed in one thread, in order (each term computed alone). */
 static void check_bce(int B, size_t D) {
     size_t n = (size_t)B * D;
-    float *logits = gt_alloc_floats(n), *targets = gt_alloc_floats(n), *grad[3], loss[3];
+    float *logits = gt_alloc_floats(n), *targets = gt_alloc_floats(n), *term = gt_alloc_floats(n), *grad[3], loss[3];
     test_stream = 7;
     fill_normal(logits, n);
     fill_uniform(targets, n, 1.0f);
@@ -110,11 +110,11 @@ static void check_bce(int B, size_t D) {
     for (int t = 0; t < 3; t++) {
         gt_set_threads(t + 1);
         grad[t] = gt_alloc_floats(n);
-        loss[t] = gt_bce_logits_sum(logits, targets, B, D, grad[t]);
+        loss[t] = gt_bce_logits_sum(logits, targets, B, D, grad[t], term);
     }
     gt_set_threads(1);
     double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += gt_bce_logits_sum(logits + i, targets + i, 1, 1, NULL);
+    for (size_t i = 0; i < n; i++) sum += gt_bce_logits_sum(logits + i, targets + i, 1, 1, NULL, term);
     CHECK(!memcmp(&loss[0], &loss[1], sizeof(float)) && !memcmp(&loss[0], &loss[2], sizeof(float)) &&
               !memcmp(grad[0], grad[1], sizeof(float) * n) && !memcmp(grad[0], grad[2], sizeof(float) * n),
           "BCE [%d, %zu]: the loss or its gradients differ between 1, 2 and 3 threads", B, D);
@@ -122,6 +122,7 @@ static void check_bce(int B, size_t D) {
     CHECK(!memcmp(&loss[0], &serial, sizeof(float)), "BCE [%d, %zu]: %.9g, the terms summed in order %.9g", B, D,
           (double)loss[0], (double)serial);
     for (int t = 0; t < 3; t++) gt_free(grad[t]);
+    gt_free(term);
     gt_free(logits);
     gt_free(targets);
 }

@@ -7,10 +7,11 @@
 
 #include <stddef.h>
 
-/* mean over n of  max(l,0) - l*t + log(1 + exp(-|l|))  (PyTorch BCEWithLogitsLoss). */
-float gt_bce_logits_mean(const float *logits, const float *targets, size_t n, float *dlogits);
-/* BCE-with-logits summed over the D values of each example, mean over B. */
-float gt_bce_logits_sum(const float *logits, const float *targets, int B, size_t D, float *dlogits);
+/* mean over n of  max(l,0) - l*t + log(1 + exp(-|l|))  (PyTorch BCEWithLogitsLoss);
+ * term: the caller's scratch of n floats (the terms, summed in order). */
+float gt_bce_logits_mean(const float *logits, const float *targets, size_t n, float *dlogits, float *term);
+/* BCE-with-logits summed over the D values of each example, mean over B; term: scratch [B, D]. */
+float gt_bce_logits_sum(const float *logits, const float *targets, int B, size_t D, float *dlogits, float *term);
 /* Squared error summed over D values of each example, mean over B (Gaussian decoder, unit variance up to a constant). */
 float gt_mse_sum(const float *pred, const float *target, int B, size_t D, float *dpred);
 /* mean over B of -log softmax(logits)[label]; logits [B,K]. */

@@ -17,9 +17,9 @@ static void net_shapes(const gt_model *m, int k, gt_shape *in, gt_shape *out, co
     *what = k == 0 ? "(mu, logvar), 2*z_dim" : "the data";
 }
 
-/* binarized x, dlogits [B, data]; mu, logvar, eps, z, dmu, dlogvar [B, z_dim]; dh [B, 2 z_dim] */
+/* binarized x, dlogits, the BCE terms [B, data]; mu, logvar, eps, z, dmu, dlogvar [B, z_dim]; dh [B, 2 z_dim] */
 static size_t work_floats(const gt_model *m, int B) {
-    return (size_t)B * (2 * gt_shape_size(m->data_shape) + 8 * (size_t)m->z_dim);
+    return (size_t)B * (3 * gt_shape_size(m->data_shape) + 8 * (size_t)m->z_dim);
 }
 
 /* Forward (and backward when train): *recon_out and *kl_out are means over B. */
@@ -31,7 +31,8 @@ static void pass(gt_model *m, const float *x, int B, const gt_step_ctx *ctx, int
     size_t bz = (size_t)B * Z;
     float *xb = m->work;                    /* [B, data] binarized input */
     float *dlogits = xb + (size_t)B * data; /* [B, data] */
-    float *mu = dlogits + (size_t)B * data, *logvar = mu + bz, *eps = logvar + bz, *z = eps + bz;
+    float *term = dlogits + (size_t)B * data; /* [B, data] the BCE terms */
+    float *mu = term + (size_t)B * data, *logvar = mu + bz, *eps = logvar + bz, *z = eps + bz;
     float *dmu = z + bz, *dlogvar = dmu + bz, *dh = dlogvar + bz; /* dh [B, 2Z] */
     if (m->binarize) {
         memcpy(xb, x, sizeof(float) * (size_t)B * data);
@@ -47,7 +48,7 @@ static void pass(gt_model *m, const float *x, int B, const gt_step_ctx *ctx, int
     gt_reparam_forward(mu, logvar, eps, bz, z);
     const float *out = gt_net_forward(Dec, z, B, train, gt_model_rng(ctx, 1));
     float *dout = train ? dlogits : NULL;
-    double recon = m->recon == GT_RECON_BERNOULLI ? gt_bce_logits_sum(out, x, B, data, dout)
+    double recon = m->recon == GT_RECON_BERNOULLI ? gt_bce_logits_sum(out, x, B, data, dout, term)
                                                   : gt_mse_sum(out, x, B, data, dout);
     if (train) memset(dmu, 0, sizeof(float) * 2 * bz); /* dmu and dlogvar */
     double kl = gt_kl_normal(mu, logvar, B, Z, train ? dmu : NULL, train ? dlogvar : NULL);

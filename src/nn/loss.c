@@ -81,12 +81,11 @@ static void bce_block(const float *restrict logits, const float *restrict target
 }
 
 /* sum over [0, n) of the BCE terms (and the gradients times inv): the
- * blocks' terms in parallel, their sum in one thread, in order (the same
- * bits for any thread count) */
-static double bce_sum(const float *logits, const float *targets, size_t n, float inv, float *dlogits) {
+ * blocks' terms in parallel into term [n], their sum in one thread, in
+ * order (the same bits for any thread count) */
+static double bce_sum(const float *logits, const float *targets, size_t n, float inv, float *dlogits, float *term) {
     enum { BLOCK = 256 };
     size_t n_blocks = (n + BLOCK - 1) / BLOCK;
-    float *term = gt_alloc_floats(n);
 #pragma omp parallel for schedule(static) if (n >= GT_PAR_MIN)
     for (size_t j = 0; j < n_blocks; j++) {
         size_t i = j * BLOCK, m = n - i < BLOCK ? n - i : BLOCK;
@@ -95,26 +94,25 @@ static double bce_sum(const float *logits, const float *targets, size_t n, float
     }
     double sum = 0.0;
     for (size_t k = 0; k < n; k++) sum += term[k];
-    gt_free(term);
     return sum;
 }
 
 /* softplus(l) = log(1 + exp(l)) = BCE(l, 0). */
 static inline double softplus(double l) { return fmax(l, 0.0) + log1p_exp_neg_abs(l); }
 
-/* logits, targets, dlogits: [n] */
-float gt_bce_logits_mean(const float *logits, const float *targets, size_t n, float *dlogits) {
+/* logits, targets, dlogits, term: [n] */
+float gt_bce_logits_mean(const float *logits, const float *targets, size_t n, float *dlogits, float *term) {
     GT_ASSERT(n > 0, "gt_bce_logits_mean: empty input (n = 0)");
     double inv = 1.0 / (double)n;
-    return (float)(bce_sum(logits, targets, n, (float)inv, dlogits) * inv);
+    return (float)(bce_sum(logits, targets, n, (float)inv, dlogits, term) * inv);
 }
 
-/* logits, targets, dlogits: [B, D]; summed over D, mean over B */
-float gt_bce_logits_sum(const float *logits, const float *targets, int B, size_t D, float *dlogits) {
+/* logits, targets, dlogits, term: [B, D]; summed over D, mean over B */
+float gt_bce_logits_sum(const float *logits, const float *targets, int B, size_t D, float *dlogits, float *term) {
     GT_ASSERT(B > 0, "gt_bce_logits_sum: batch size must be positive (B = %d)", B);
     size_t n = (size_t)B * D;
     double inv = 1.0 / (double)B;
-    return (float)(bce_sum(logits, targets, n, (float)inv, dlogits) * inv);
+    return (float)(bce_sum(logits, targets, n, (float)inv, dlogits, term) * inv);
 }
 
 /* pred, target, dpred: [B, D]; sum over D of (pred - target)^2, mean over B */
