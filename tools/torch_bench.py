@@ -4,14 +4,20 @@ threads (default 1), plain and wrapped in DistributedDataParallel (gloo, world
 size 1), each after --warmup untimed steps (default 25: the DDP-wrapped path
 reaches its best only after about 25), and prints one JSON line per model:
 {"model", "batch", "threads", "plain_img_s", "ddp_img_s", "flop_per_step",
-"max_rss_mb"} (the peak resident memory of the whole process).
+"blas_threads" (OPENBLAS_NUM_THREADS or "default"), "malloc", "flush_denormal",
+"plain_faults_per_step", "ddp_faults_per_step"
+(minor page faults per timed step), "max_rss_mb"} (the peak resident memory of the
+whole process). The process first gets what gentrain sets up for itself:
+denormals flushed to zero and glibc's malloc keeping freed memory
+(torch_ref.gentrain_process_settings; --malloc glibc keeps glibc's defaults).
 
 Run with Debian's interpreter:
-  /usr/bin/python3 tools/torch_bench.py CONFIG [--steps N] [--batch B] [--threads T] [--warmup W]
+  /usr/bin/python3 tools/torch_bench.py CONFIG [--steps N] [--batch B] [--threads T] [--warmup W] [--malloc M]
 """
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -88,12 +94,15 @@ def make_step(kind, nets, info, opts, batch):
 
 
 def time_steps(step, x, steps, warmup):
+    """Seconds of `steps` steps after `warmup` untimed ones, and the page faults per timed step."""
     for _ in range(warmup):
         step(x)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t = time.perf_counter()
     for _ in range(steps):
         step(x)
-    return time.perf_counter() - t
+    t = time.perf_counter() - t
+    return t, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
 
 
 def main():
@@ -104,7 +113,11 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=25,
                     help="untimed steps first (the DDP-wrapped path reaches its best after about 25)")
+    ap.add_argument("--malloc", choices=("gentrain", "glibc"), default="gentrain",
+                    help="glibc malloc's settings: gentrain's (freed memory kept, as gentrain keeps its own; the "
+                         "default) or glibc's defaults (torch_ref.gentrain_process_settings)")
     args = ap.parse_args()
+    settings = torch_ref.gentrain_process_settings(args.malloc)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = torch_ref.load_config(args.config)
@@ -118,20 +131,21 @@ def main():
     # (1); VAE: both nets forward and backward (3 each).
     step_flops = 3 * flops[0] + (8 * flops[1] if kind == "gan" else 3 * flops[1])
     out = {"model": os.path.basename(args.config).split(".")[0], "batch": args.batch, "threads": args.threads,
-           "flop_per_step": step_flops}
+           "flop_per_step": step_flops, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), **settings}
     opts = [torch_ref.make_optimizer(cfg, n) for n in nets.values()]
-    out["plain_img_s"] = args.batch * args.steps / time_steps(make_step(kind, nets, info, opts, args.batch), x,
-                                                               args.steps, args.warmup)
+    t, out["plain_faults_per_step"] = time_steps(make_step(kind, nets, info, opts, args.batch), x, args.steps,
+                                                  args.warmup)
+    out["plain_img_s"] = args.batch * args.steps / t
     import torch.distributed as dist
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
     dist.init_process_group("gloo", rank=0, world_size=1)
     wrapped = {k: torch.nn.parallel.DistributedDataParallel(n) for k, n in nets.items()}
     opts = [torch_ref.make_optimizer(cfg, n) for n in nets.values()]
-    out["ddp_img_s"] = args.batch * args.steps / time_steps(make_step(kind, wrapped, info, opts, args.batch), x,
-                                                            args.steps, args.warmup)
+    t, out["ddp_faults_per_step"] = time_steps(make_step(kind, wrapped, info, opts, args.batch), x, args.steps,
+                                                args.warmup)
+    out["ddp_img_s"] = args.batch * args.steps / t
     dist.destroy_process_group()
-    import resource
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps(out))
 

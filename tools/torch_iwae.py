@@ -9,7 +9,8 @@ and computes, for the first N test images of Fashion-MNIST (grey levels in
 al. 2016) with the decoder in chunks of `chunk` latents, as gentrain's
 gt_model_iwae does (Bernoulli likelihood of the grey levels; Gaussian with unit
 variance and its normalizing constant). Prints one JSON object: seconds per
-image (one thread) and the mean -L_k in nats, which agrees with gentrain's on
+image (one thread, with gentrain's process settings: torch_ref.gentrain_process_settings)
+and the mean -L_k in nats, which agrees with gentrain's on
 the same images up to Monte Carlo noise (the noise draws differ).
 """
 import argparse
@@ -72,6 +73,7 @@ def main():
     p.add_argument("--chunk", type=int, default=250)
     a = p.parse_args()
     torch.set_num_threads(1)
+    lc.tr.gentrain_process_settings()  # what gentrain's process has: denormals flushed, freed memory kept
     ck = lc.load(a.checkpoint)
     if ck.kind != "vae":
         sys.exit("torch_iwae.py: %s holds a %s, not a vae" % (a.checkpoint, ck.kind))

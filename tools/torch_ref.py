@@ -541,6 +541,29 @@ def optimizer_settings(cfg, net_name):
     }
 
 
+def gentrain_process_settings(malloc="gentrain"):
+    """What gentrain sets up in its own process before it trains (src/core/
+    error.c), for benchmarks that time PyTorch beside it: denormals flushed to
+    zero, and glibc's malloc told to keep freed memory (mmap threshold 32 MiB,
+    trim threshold 256 MiB, gt_keep_freed_memory). PyTorch allocates its
+    tensors anew every step; with glibc's defaults, blocks above the (growing)
+    mmap threshold are mapped and unmapped every step and freed heap is
+    trimmed, so every step faults its pages in again: on the benchmark machine
+    (a VM with slow page faults) that made PyTorch's dcgan step up to 1.7x and
+    its vae step up to 3x slower, varying from run to run. malloc="glibc"
+    keeps glibc's defaults (to show that). Returns what was set."""
+    import ctypes
+    import ctypes.util
+    torch.set_flush_denormal(True)
+    if malloc == "glibc":
+        return {"malloc": "glibc", "flush_denormal": True}
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+    if libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 or libc.mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1:
+        raise RuntimeError("mallopt failed: cannot give PyTorch gentrain's malloc settings")
+    return {"malloc": "gentrain", "flush_denormal": True}
+
+
 def make_optimizer(cfg, net):
     """torch.optim.Adam or SGD with the config's settings (optim.h semantics)."""
     s = optimizer_settings(cfg, net.name)
