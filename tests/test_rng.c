@@ -1,8 +1,9 @@
 /* The counter-based RNG (src/core/rng.c): Philox4x32-10 against the known
  * answers published with Random123 (Salmon et al., kat_vectors), and the
  * uniforms that gt_rand_uniform computes 16 blocks side by side (vector
- * integer multiplies, AVX2 where the CPU has it) against one block at a time
- * through gt_philox4x32: the same bits for every length, offset and stream. */
+ * integer multiplies: generic x86-64-v2, AVX2 and AVX-512, each path the CPU
+ * has) against one block at a time through gt_philox4x32: the same bits for
+ * every path, length, offset and stream. */
 #include "check.h"
 
 #include <inttypes.h>
@@ -44,18 +45,29 @@ int main(void) {
                                           {~0ull, ~0ull, ~0ull}};
     const uint32_t purpose = GT_PURPOSE(GT_RNG_TEST, 99);
     float *got = gt_alloc(sizeof(float) * 100000);
-    for (size_t s = 0; s < sizeof streams / sizeof streams[0]; s++)
-        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
-            size_t n = lengths[li], bad = n;
-            gt_rand_uniform(got, n, streams[s][0], purpose, streams[s][1], streams[s][2]);
-            for (size_t i = 0; i < n && bad == n; i += 4) {
-                uint32_t r[4];
-                reference_block(streams[s][0], purpose, streams[s][1], streams[s][2], i / 4, r);
-                for (size_t j = 0; j < 4 && i + j < n; j++)
-                    if (memcmp(&got[i + j], &(float){reference_uniform(r[j])}, sizeof(float))) bad = i + j;
-            }
-            CHECK(bad == n, "stream %zu, n %zu: uniform %zu differs from the one-block-at-a-time value", s, n, bad);
+    /* every vector path this CPU has (the default is the widest) */
+    static const char *isa_name[] = {"generic", "AVX2", "AVX-512"};
+    CHECK(gt_rand_set_isa(GT_RNG_ISA_GENERIC) == GT_RNG_ISA_GENERIC, "the generic path cannot be chosen");
+    for (int cap = GT_RNG_ISA_GENERIC; cap <= GT_RNG_ISA_AVX512; cap++) {
+        int isa = gt_rand_set_isa(cap);
+        if (isa != cap) {
+            printf("test_rng: this CPU has no %s: its path is not tested here\n", isa_name[cap]);
+            continue;
         }
+        for (size_t s = 0; s < sizeof streams / sizeof streams[0]; s++)
+            for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                size_t n = lengths[li], bad = n;
+                gt_rand_uniform(got, n, streams[s][0], purpose, streams[s][1], streams[s][2]);
+                for (size_t i = 0; i < n && bad == n; i += 4) {
+                    uint32_t r[4];
+                    reference_block(streams[s][0], purpose, streams[s][1], streams[s][2], i / 4, r);
+                    for (size_t j = 0; j < 4 && i + j < n; j++)
+                        if (memcmp(&got[i + j], &(float){reference_uniform(r[j])}, sizeof(float))) bad = i + j;
+                }
+                CHECK(bad == n, "%s path, stream %zu, n %zu: uniform %zu differs from the one-block-at-a-time value",
+                      isa_name[isa], s, n, bad);
+            }
+    }
     /* the range (0, 1), never an end */
     gt_rand_uniform(got, 100000, 1, purpose, 0, 0);
     float lo = 1, hi = 0;

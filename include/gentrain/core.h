@@ -158,6 +158,11 @@ void gt_philox4x32(const uint32_t ctr[4], uint64_t key, uint32_t out[4]);
 /* n uniform floats in (0, 1) / n standard normal floats for one stream. */
 void gt_rand_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);
 void gt_rand_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);
+/* The widest vector instructions gt_rand_uniform may use (GT_RNG_ISA_*; the
+ * default is AVX512), for tests that compare every path with one block at a
+ * time: returns the path the CPU then runs. Every path gives the same bits. */
+enum { GT_RNG_ISA_GENERIC, GT_RNG_ISA_AVX2, GT_RNG_ISA_AVX512 };
+int gt_rand_set_isa(int cap);
 /* One 64-bit random word: element `i` of a stream. */
 uint64_t gt_rand_u64(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index, uint64_t i);
 

@@ -54,7 +54,7 @@ static inline float u32_to_open01(uint32_t x) {
 
 /* Uniforms come in runs of LANES blocks computed side by side: the same
  * Philox rounds over arrays, which the compiler turns into vector integer
- * multiplies (pmuludq), with AVX2 where the CPU has it. Integer arithmetic:
+ * multiplies (pmuludq), with AVX-512 or AVX2 where the CPU has them. Integer arithmetic:
  * every path gives the same bits as block() one at a time (test_rng). */
 #define LANES 16
 static inline __attribute__((always_inline)) void uniform_lanes_body(float *out, uint64_t seed, uint32_t purpose,
@@ -93,15 +93,44 @@ __attribute__((target("avx2"))) static void uniform_lanes_avx2(float *out, uint6
                                                                uint64_t step, uint64_t index, uint64_t blk0) {
     uniform_lanes_body(out, seed, purpose, step, index, blk0);
 }
+
+/* 16 lanes of 32 bits: one 512-bit register per counter word */
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,prefer-vector-width=512"))) static void
+uniform_lanes_avx512(float *out, uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index, uint64_t blk0) {
+    uniform_lanes_body(out, seed, purpose, step, index, blk0);
+}
 #endif
+
+static int isa_cap = GT_RNG_ISA_AVX512; /* gt_rand_set_isa (tests) */
+
+/* The widest path up to cap that the CPU runs. */
+static int usable_isa(int cap) {
+    int isa = GT_RNG_ISA_GENERIC;
+#if defined(__GNUC__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    if (cap >= GT_RNG_ISA_AVX512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+        isa = GT_RNG_ISA_AVX512;
+    else if (cap >= GT_RNG_ISA_AVX2 && __builtin_cpu_supports("avx2"))
+        isa = GT_RNG_ISA_AVX2;
+#endif
+    return isa;
+}
+
+int gt_rand_set_isa(int cap) {
+    isa_cap = cap;
+    return usable_isa(cap);
+}
 
 typedef void (*uniform_lanes_fn)(float *, uint64_t, uint32_t, uint64_t, uint64_t, uint64_t);
 static uniform_lanes_fn uniform_lanes(void) {
+    switch (usable_isa(isa_cap)) { /* cheap after the first call */
 #if defined(__GNUC__) && defined(__x86_64__)
-    __builtin_cpu_init(); /* once per call of gt_rand_uniform: cheap after the first */
-    if (__builtin_cpu_supports("avx2")) return uniform_lanes_avx2;
+    case GT_RNG_ISA_AVX512: return uniform_lanes_avx512;
+    case GT_RNG_ISA_AVX2: return uniform_lanes_avx2;
 #endif
-    return uniform_lanes_generic;
+    default: return uniform_lanes_generic;
+    }
 }
 
 void gt_rand_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index) {
