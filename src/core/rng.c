@@ -95,7 +95,7 @@ __attribute__((target("avx2"))) static void uniform_lanes_avx2(float *out, uint6
 }
 
 /* 16 lanes of 32 bits: one 512-bit register per counter word */
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,prefer-vector-width=512"))) static void
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) static void
 uniform_lanes_avx512(float *out, uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index, uint64_t blk0) {
     uniform_lanes_body(out, seed, purpose, step, index, blk0);
 }
