@@ -11,6 +11,8 @@
 #     also with instance noise (drawn for the next step), through two
 #     divergence rollbacks (a NaN injected into a batch that was computed
 #     ahead), and across a resume: all bitwise equal to the one-call runs.
+#     The start of each overlapped GAN run says whether D(x) is computed
+#     ahead, and why not (D's state; data.readahead = 0: no next batch).
 #     dist.compress = bf16: both modes bitwise equal too; one SGD step with
 #     bfloat16 sums is within 1% of the float sums' (and not equal to it).
 #  2. the replica check: rank 1 moves its parameters by one ulp after step 3;
@@ -61,25 +63,34 @@ check_pair() {  # NAME MODEL STEPS overrides...
   else fail "$m: no comm_wait_frac in metrics.jsonl"; fi
 }
 ahead() { sed -n "s/.*; \([0-9]*\) steps computed the next step's D(x) while G's gradients travelled.*/\1/p" "$tmp/$1.log"; }
-expect_ahead() {  # NAME N: the run computed D(x) ahead in N steps (0: never, and the log says nothing)
-  local got; got=$(ahead "$1")
+expect_ahead() {  # NAME N [SAYS]: the run computed D(x) ahead in N steps (0: never, and the end line says nothing),
+  # and its start says SAYS about it (none: no such line, as for a VAE)
+  local got says=${3:-} start; got=$(ahead "$1")
+  start=$(sed -n "s/^dist: the next step's D(x) \(.*\)/\1/p" "$tmp/$1.log")
   if [ "${got:-0}" = "$2" ]; then ok "$1: D(x) computed ahead in ${got:-0} steps"
   else fail "$1: D(x) computed ahead in '${got:-0}' steps, expected $2"; fi
   if [ "$2" != 0 ] && grep -q "D(x) while" "$tmp/${1%-ov}-one.log"; then fail "$1: the one-call run computed ahead"; fi
+  if { [ -z "$says" ] && [ -z "$start" ]; } || { [ -n "$says" ] && [[ $start == *"$says"* ]]; }; then
+    if [ -n "$start" ]; then ok "$1: its start says: the next step's D(x) $start"
+    else ok "$1: its start says nothing about D(x) ahead"; fi
+  else fail "$1: its start says '${start:-nothing}' about D(x) ahead, expected '${says:-nothing}'"; fi
 }
 check_pair dcgan dcgan 100 train.batch_size=4
-expect_ahead dcgan-ov 99
+expect_ahead dcgan-ov 99 "is computed while G's gradients travel"
 check_pair vae vae 100 train.batch_size=16
 expect_ahead vae-ov 0
+# without a reader thread there is no next batch at hand: the start says why nothing is computed ahead
+run dcgan-ra0-ov dcgan train.steps=10 train.batch_size=4 dist.overlap=true data.readahead=0 &&
+  expect_ahead dcgan-ra0-ov 0 "is not computed while G's gradients travel: data.readahead = 0"
 check_pair dcgan-syncbn dcgan 30 train.batch_size=4 dist.sync_bn=true
 check_pair dcgan-noise dcgan 40 train.batch_size=4 model.instance_noise=0.1 model.instance_noise_steps=40
-expect_ahead dcgan-noise-ov 39
+expect_ahead dcgan-noise-ov 39 "is computed while"
 check_pair dcgan-paper dcgan-paper 20 train.batch_size=4
-expect_ahead dcgan-paper-ov 0
+expect_ahead dcgan-paper-ov 0 "is not computed while G's gradients travel: D keeps state"
 # compression: both modes bitwise equal at 2 ranks (one bfloat16 sum per element); one SGD step with lr 10
 # (the largest allowed: the parameters are then mostly -lr x the gradient) lands within 1% of the float sums' step, but not on it
 check_pair dcgan-bf16 dcgan 40 train.batch_size=4 dist.compress=bf16
-expect_ahead dcgan-bf16-ov 39
+expect_ahead dcgan-bf16-ov 39 "is computed while"
 sgd=(mlpvae train.steps=1 train.batch_size=16 optim.kind=sgd optim.lr=10)
 if run sgd-f32 "${sgd[@]}" && run sgd-bf16 "${sgd[@]}" dist.compress=bf16; then
   d=$("$py" "$cmp_py" diff "$tmp/sgd-f32.rank0" "$tmp/sgd-bf16.rank0" | tail -n 1)
