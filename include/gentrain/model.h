@@ -193,6 +193,12 @@ void gt_model_eval_batch(gt_model *m, const float *x, const int *labels, int B, 
                          gt_stats *stats);
 /* 1 if the model generates images from latents (GAN, VAE). */
 int gt_model_generates(const gt_model *m);
+/* 1 if the model's overlapped step may compute the next step's D(x) while
+ * G's gradients travel: a GAN whose D keeps no state (batch norm's
+ * statistics, spectral norm's vectors would be updated out of order). The
+ * step does it when, besides, the next batch is at hand and the reduction
+ * progresses meanwhile (src/models/gan.c). */
+int gt_model_can_compute_ahead(const gt_model *m);
 /* z [n, z_dim] -> images [n, data] in the model's data range (eval mode,
  * batches of at most max_batch). Panics for a kind that does not generate. */
 void gt_model_generate(gt_model *m, const float *z, int n, float *images);

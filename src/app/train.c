@@ -578,14 +578,15 @@ static gt_status run(run_t *r, gt_config *cfg, const char *config_path, int *sto
             steps, o->seed, o->dir);
     for (int k = 0; k < r->m->n_nets; k++) gt_net_print(&r->m->net[k]);
     print_memory(r->m);
-    /* the overlapped GAN step's D(x) ahead (models/gan.c computes_ahead): say when it cannot happen */
+    /* the overlapped GAN step's D(x) ahead: say whether it happens, and why not */
     if (world > 1 && o->dist.overlap && r->m->kind == GT_MODEL_GAN && steps > start)
-        gt_info("dist: %s",
-                r->m->net[1].n_state ? "the next step's D(x) is not computed while G's gradients travel: D keeps "
-                                       "state (batch norm or spectral norm) that it would update out of order"
-                : o->data.readahead == 0 ? "the next step's D(x) is not computed while G's gradients travel: "
-                                           "data.readahead = 0 leaves no next batch at hand (set it to 1 or more)"
-                                         : "the next step's D(x) is computed while G's gradients travel");
+        gt_info("dist: the next step's D(x) %s",
+                !gt_model_can_compute_ahead(r->m)
+                    ? "is not computed while G's gradients travel: D keeps state (batch norm or spectral norm) that "
+                      "it would update out of order"
+                : o->data.readahead == 0 ? "is not computed while G's gradients travel: data.readahead = 0 leaves no "
+                                           "next batch at hand (set it to 1 or more)"
+                                         : "is computed while G's gradients travel");
 
     GT_TRY(train_loop(r, start, steps, stopped));
     gt_run_data_report(r->train, (int64_t)(steps > start ? steps - start : 0) * o->batch, r->data_wait,

@@ -115,10 +115,10 @@ static void real_part(gt_model *m, const float *x, int B, const gt_step_ctx *ctx
 
 /* Whether this step computes the next step's D(x) while G's gradients travel:
  * only when the reductions can progress meanwhile, the next batch is at hand,
- * and D keeps no state (batch norm's statistics, spectral norm's vectors
- * would be updated in another order than in the plain step). */
+ * and D keeps no state (its state would be updated in another order than in
+ * the plain step). */
 static int computes_ahead(const gt_model *m, const gt_step_ctx *ctx) {
-    return ctx->next_x && ctx->progress.fn && m->net[1].n_state == 0;
+    return ctx->next_x && ctx->progress.fn && gt_model_can_compute_ahead(m);
 }
 
 static void train_step(gt_model *m, const float *x, const int *labels, int B, const gt_step_ctx *ctx,

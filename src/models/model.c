@@ -227,6 +227,9 @@ void gt_model_eval_batch(gt_model *m, const float *x, const int *labels, int B, 
 
 int gt_model_generates(const gt_model *m) { return m->info->generate != NULL; }
 
+/* a GAN's net[1] is D */
+int gt_model_can_compute_ahead(const gt_model *m) { return m->kind == GT_MODEL_GAN && m->net[1].n_state == 0; }
+
 void gt_model_generate(gt_model *m, const float *z, int n, float *images) {
     GT_ASSERT(m->info->generate, "a %s model does not generate images", m->info->name);
     m->info->generate(m, z, n, images);
