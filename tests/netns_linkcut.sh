@@ -76,8 +76,8 @@ scenario() {  # NAME N_HOSTS CUT_INDEX
   done
   ncl link "$cut" up
   # `link up` returns once the host reaches the others: one try must do
-  local reached
-  reached=$(ncl reach "$cut" 2>&1) && reached=""
+  local unreached  # what `reach` says it does not reach (empty: every host)
+  unreached=$(ncl reach "$cut" 2>&1) && unreached=""
   if [ -z "$dt_exit" ]; then
     fail "$name: the launcher still runs 60 s after the cut of $cut (left: $left)"
     kill -KILL "$launcher" 2>/dev/null || true; wait "$launcher" 2>/dev/null || true; launcher=""
@@ -94,8 +94,8 @@ scenario() {  # NAME N_HOSTS CUT_INDEX
        "$(grep -A 3 'lost communication' "$dir.log" | grep -o 'Remote daemon.*' | head -n 1)"
   fi
   if grep -q '^done:' "$dir.log" || [ -f "$(final "$dir")" ]; then fail "$name: the run completed despite the cut"; fi
-  if [ -z "$reached" ]; then ok "$name: link of $cut up: it reaches every other host at once"
-  else fail "$name: link of $cut up, but: $reached"; fi
+  if [ -z "$unreached" ]; then ok "$name: link of $cut up: it reaches every other host at once"
+  else fail "$name: link of $cut up, but: $unreached"; fi
   # the same command again, link restored
   if timeout -k 5 300 "$nc" run --prefix "$prefix" --np "$n" --hosts "$hosts" -- "$bin" train "${C[@]}" run.dir="$dir" \
       debug.dump_params="$dir" </dev/null >"$dir.log2" 2>&1 &&
