@@ -3,9 +3,10 @@
 # process (tools/torch_ref.py gentrain_process_settings), so that the bench
 # compares the two programs' steps and not glibc's malloc settings:
 #  1. tools/torch_bench.py (vae, a few steps) says it ran with gentrain's malloc
-#     settings and denormals flushed, and its timed steps fault fewer than a
-#     tenth of the pages that the same steps fault with glibc's defaults
-#     (--malloc glibc), which map and unmap PyTorch's tensors every step;
+#     settings and denormals flushed, and its timed steps (plain and DDP)
+#     fault fewer than a tenth of the pages that the plain step faults with
+#     glibc's defaults (--malloc glibc), which map and unmap PyTorch's tensors
+#     every step (the DDP step's glibc count varies with the heap: printed);
 #  2. after gentrain_process_settings() PyTorch flushes denormals to zero, and
 #     glibc keeps freed memory: three 8 MiB blocks allocated, written and freed
 #     ten times fault (almost) no page, against more than 10000 with glibc's
@@ -32,16 +33,20 @@ if ours.get("malloc") != "gentrain" or glibc.get("malloc") != "glibc":
     errors.append(f"malloc fields {ours.get('malloc')!r}, {glibc.get('malloc')!r}: expected 'gentrain', 'glibc'")
 if ours.get("flush_denormal") is not True:
     errors.append("flush_denormal is not true")
+# glibc's defaults fault the plain step's tensors in anew every step; the DDP
+# step's (bucket views) only until its heap happens to settle: 0 to 2204 per step
+# from run to run, so that count is printed, and both of ours are held to the plain one
+base = glibc["plain_faults_per_step"]
 for path in ("plain", "ddp"):
     a, b = ours[f"{path}_faults_per_step"], glibc[f"{path}_faults_per_step"]
     print(f"{path}: page faults per step {a:.0f} with gentrain's malloc settings, {b:.0f} with glibc's")
-    if not a * 10 <= b:
-        errors.append(f"{path}: {a:.0f} faults per step with gentrain's settings, not a tenth of glibc's {b:.0f}")
+    if not a * 10 <= base:
+        errors.append(f"{path}: {a:.0f} faults per step with gentrain's settings, not a tenth of glibc's plain step's {base:.0f}")
 for e in errors:
     print(e)
 sys.exit(1 if errors else 0)
 PY
-then ok "torch_bench.py: gentrain's malloc settings by default; a tenth of the page faults per step or fewer"
+then ok "torch_bench.py: gentrain's malloc settings by default; a tenth of glibc's plain step's page faults or fewer"
 else fail "torch_bench.py: malloc settings or page faults (above)"; fi
 
 # 2. what gentrain_process_settings sets: denormals flushed; three 8 MiB blocks
