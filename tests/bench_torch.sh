@@ -12,13 +12,14 @@
 #     ten times fault (almost) no page, against more than 10000 with glibc's
 #     defaults (gentrain_process_settings("glibc"));
 #  3. bad values: torch_bench.py --malloc other and BENCH_TORCH_MALLOC=other
-#     exit non-zero naming the value.
+#     exit non-zero naming the value;
+#  4. the bench names OpenBLAS's kernel (tool_sgemm --kernel): one word, the
+#     one OPENBLAS_CORETYPE names where the environment sets it.
 set -euo pipefail
 build=$1 src=$2
 # shellcheck source-path=SCRIPTDIR/.. source=tests/common.bash
 source "$src/tests/common.bash"
 "$py" -c 'import torch' 2>/dev/null || { echo "FAIL: torch missing for $py: apt-get install -y python3-torch"; exit 1; }
-: "$build"
 
 # 1. the bench's PyTorch runs, both malloc settings
 for m in gentrain glibc; do
@@ -94,4 +95,11 @@ if (cd "$src" && BENCH_TORCH_MALLOC=other tools/bench) > "$tmp/bad.out" 2>&1; th
   fail "BENCH_TORCH_MALLOC=other tools/bench: exit 0"
 elif grep -q "BENCH_TORCH_MALLOC.*other" "$tmp/bad.out"; then ok "BENCH_TORCH_MALLOC=other: refused, naming the value"
 else fail "BENCH_TORCH_MALLOC=other: $(cat "$tmp/bad.out")"; fi
+
+# 4. the kernel's name
+kernel=$("$build/tool_sgemm" --kernel)
+if [[ "$kernel" =~ ^[A-Za-z0-9_]+$ ]] &&
+   { [ -z "${OPENBLAS_CORETYPE:-}" ] || [ "${kernel,,}" = "${OPENBLAS_CORETYPE,,}" ]; }; then
+  ok "tool_sgemm --kernel: $kernel (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
+else fail "tool_sgemm --kernel: '$kernel' (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"; fi
 finish bench_torch

@@ -181,6 +181,9 @@ void gt_dsyrk(int trans, int N, int K, double alpha, const double *A, int lda, d
  * symmetric a[n,n] (upper triangle read; overwritten): LAPACK's dsyevd. Returns
  * LAPACK's info (0 = fine). */
 int gt_dsyevd(int vectors, int n, double *a, double *w);
+/* The name of the kernel OpenBLAS runs on this CPU (e.g. "Haswell", "Cooperlake"),
+ * as OPENBLAS_CORETYPE sets or OpenBLAS's own CPU detection picks it. */
+const char *gt_blas_kernel_name(void);
 /* Threads of this process (run.threads): OpenMP threads for the loops of
  * nn, optim and data and for the panels of every GEMM (OpenBLAS itself runs
  * single-threaded). Every parallel loop writes disjoint outputs and every
