@@ -181,7 +181,7 @@ void gt_dsyrk(int trans, int N, int K, double alpha, const double *A, int lda, d
  * symmetric a[n,n] (upper triangle read; overwritten): LAPACK's dsyevd. Returns
  * LAPACK's info (0 = fine). */
 int gt_dsyevd(int vectors, int n, double *a, double *w);
-/* The name of the kernel OpenBLAS runs on this CPU (e.g. "Haswell", "Cooperlake"),
+/* The name of the kernel OpenBLAS runs on this CPU (e.g. "Haswell", "Cooperlake"; "unknown" if it says none),
  * as OPENBLAS_CORETYPE sets or OpenBLAS's own CPU detection picks it. */
 const char *gt_blas_kernel_name(void);
 /* Threads of this process (run.threads): OpenMP threads for the loops of

@@ -65,7 +65,10 @@ void gt_dsyrk(int trans, int N, int K, double alpha, const double *A, int lda, d
     cblas_dsyrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, N, K, alpha, A, lda, beta, C, ldc);
 }
 
-const char *gt_blas_kernel_name(void) { return openblas_get_corename(); }
+const char *gt_blas_kernel_name(void) {
+    const char *name = openblas_get_corename();
+    return name && *name ? name : "unknown";
+}
 
 int gt_dsyevd(int vectors, int n, double *a, double *w) {
     return (int)LAPACKE_dsyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', n, a, n, w);
